@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * hsmcard hardware interface: PCI identity, BAR0 registers, queue entry
+ * layouts, command set and status codes.
+ *
+ * This header is the single source of truth for the host interface of the
+ * hsmcard PCIe HSM.  It is shared verbatim by the Linux driver (driver/) and
+ * by the QEMU device model and its firmware core (qemu-device/).  Both sides
+ * check the layouts with static assertions.  Documentation/hsmcard/hw.rst
+ * describes the semantics.
+ *
+ * All multi-byte fields are little endian.
+ *
+ * Copyright (C) 2026 The hsmcard authors
+ */
+#ifndef HSMCARD_HW_H
+#define HSMCARD_HW_H
+
+#include <linux/types.h>
+
+/* ---- PCI identity (experimental IDs, not allocated by the PCI-SIG) ---- */
+#define HSM_PCI_VENDOR_ID		0x1234
+#define HSM_PCI_DEVICE_ID		0x4853
+#define HSM_PCI_REVISION		0x01
+#define HSM_PCI_CLASS			0x108000 /* encryption controller, other */
+
+#define HSM_BAR_REGS			0	/* 64-bit memory BAR, registers */
+#define HSM_BAR_MSIX			2	/* 64-bit memory BAR, MSI-X */
+#define HSM_BAR0_SIZE			0x4000
+
+/* ---- BAR0 register map ---- */
+#define HSM_REG_CAP		0x00	/* 64-bit RO: capabilities */
+#define HSM_REG_VS		0x08	/* 32-bit RO: interface version */
+#define HSM_REG_CC		0x14	/* 32-bit RW: controller configuration */
+#define HSM_REG_CSTS		0x1c	/* 32-bit RO: controller status */
+#define HSM_REG_AQA		0x24	/* 32-bit RW: admin queue attributes */
+#define HSM_REG_ASQ		0x28	/* 64-bit RW: admin SQ base address */
+#define HSM_REG_ACQ		0x30	/* 64-bit RW: admin CQ base address */
+#define HSM_REG_INTCOAL		0x38	/* 32-bit RW: interrupt coalescing */
+#define HSM_REG_EVTSTS		0x40	/* 32-bit RW1C: pending events */
+#define HSM_REG_EVTMASK		0x44	/* 32-bit RW: event interrupt mask */
+#define HSM_REG_HEALTH		0x48	/* 32-bit RO: health/tamper state */
+#define HSM_REG_TAMPER_CNT	0x4c	/* 32-bit RO: tamper events seen */
+#define HSM_REG_DBS		0x1000	/* doorbells, 4 bytes each */
+
+/* Doorbell of submission queue @qid (tail) and completion queue (head). */
+#define HSM_REG_SQTDBL(qid)	(HSM_REG_DBS + (2 * (qid)) * 4)
+#define HSM_REG_CQHDBL(qid)	(HSM_REG_DBS + (2 * (qid) + 1) * 4)
+
+/* CAP fields */
+#define HSM_CAP_MQES(cap)	((__u32)((cap) & 0xffff))	/* max entries - 1 */
+#define HSM_CAP_MAXQ(cap)	((__u32)(((cap) >> 16) & 0xff))	/* I/O qpairs */
+#define HSM_CAP_TO(cap)		((__u32)(((cap) >> 24) & 0xff))	/* 100 ms */
+#define HSM_CAP_NVEC(cap)	((__u32)(((cap) >> 32) & 0xffff)) /* MSI-X */
+#define HSM_CAP_MKMQES(v)	((__u64)((v) & 0xffff))
+#define HSM_CAP_MKMAXQ(v)	((__u64)((v) & 0xff) << 16)
+#define HSM_CAP_MKTO(v)		((__u64)((v) & 0xff) << 24)
+#define HSM_CAP_MKNVEC(v)	((__u64)((v) & 0xffff) << 32)
+
+/* VS: major in bits 31:16, minor in 15:8 */
+#define HSM_VS(maj, min)	(((maj) << 16) | ((min) << 8))
+#define HSM_VS_CURRENT		HSM_VS(1, 0)
+
+/* CC fields */
+#define HSM_CC_EN		(1u << 0)
+
+/* CSTS fields */
+#define HSM_CSTS_RDY		(1u << 0)
+#define HSM_CSTS_CFS		(1u << 1)	/* controller fatal status */
+#define HSM_CSTS_TAMPER		(1u << 2)	/* card is zeroized */
+
+/* AQA: queue sizes are entries - 1 */
+#define HSM_AQA_ASQS(aqa)	((aqa) & 0xfff)
+#define HSM_AQA_ACQS(aqa)	(((aqa) >> 16) & 0xfff)
+#define HSM_AQA_MK(sq, cq)	((((__u32)(cq) & 0xfff) << 16) | ((__u32)(sq) & 0xfff))
+
+/*
+ * INTCOAL: an I/O completion queue interrupt is raised when THR completions
+ * are pending (0 or 1: every completion) or TIME x 100 us have passed since
+ * the first pending one, whichever comes first.  The admin queue and events
+ * are never coalesced.
+ */
+#define HSM_INTCOAL_THR(v)	((v) & 0xff)
+#define HSM_INTCOAL_TIME(v)	(((v) >> 8) & 0xff)
+#define HSM_INTCOAL_MK(thr, t)	((((__u32)(t) & 0xff) << 8) | ((__u32)(thr) & 0xff))
+
+/* EVTSTS / EVTMASK bits: raised on MSI-X vector HSM_VEC_EVENT */
+#define HSM_EVT_TAMPER		(1u << 0)
+#define HSM_EVT_HEALTH		(1u << 1)
+#define HSM_EVT_FATAL		(1u << 2)
+
+/* HEALTH register */
+#define HSM_HEALTH_OK		0
+#define HSM_HEALTH_TAMPERED	1
+#define HSM_HEALTH_FAILED	2
+
+/* MSI-X vectors: 0 events, 1 admin CQ, 2.. I/O CQs (chosen at creation) */
+#define HSM_VEC_EVENT		0
+#define HSM_VEC_ADMIN		1
+#define HSM_VEC_IO_FIRST	2
+
+/* Queue geometry */
+#define HSM_ADMIN_QID		0
+#define HSM_MAX_IOQ		64
+#define HSM_MIN_QSIZE		2
+#define HSM_MAX_QSIZE		4096
+#define HSM_QUEUE_ALIGN		4096	/* queue base address alignment */
+
+/* ---- Submission queue entry (64 bytes) ---- */
+#define HSM_SQE_SIZE		64
+#define HSM_CQE_SIZE		16
+
+/* sqe.flags */
+#define HSM_SQE_F_SRC_SGL	(1u << 0)	/* src is an SGL, src_nsge entries */
+#define HSM_SQE_F_DST_SGL	(1u << 1)	/* dst is an SGL, dst_nsge entries */
+#define HSM_SQE_F_PREHASHED	(1u << 2)	/* sign/verify: src is a digest */
+
+struct hsm_sqe {
+	__u8	opcode;
+	__u8	flags;
+	__le16	cid;		/* command id, echoed in the completion */
+	__le16	mech;		/* enum hsm_mech, or 0 */
+	__le16	mparam;		/* mechanism parameter (hash, tag length) */
+	__le64	handle;		/* key handle, or command specific */
+	__le64	src;		/* source buffer or SGL address */
+	__le64	dst;		/* destination buffer or SGL address */
+	__le32	src_len;	/* source length in bytes */
+	__le32	dst_len;	/* destination capacity in bytes */
+	__le16	src_nsge;	/* SGL entries when HSM_SQE_F_SRC_SGL */
+	__le16	dst_nsge;	/* SGL entries when HSM_SQE_F_DST_SGL */
+	__le32	aux;		/* command specific (AAD length, cursor...) */
+	union {
+		__u8	iv[16];	/* cipher IV / tweak / nonce */
+		__le32	cdw[4];	/* command specific dwords */
+		__le64	qw[2];
+	};
+};
+
+/* ---- Scatter-gather list entry (16 bytes) ---- */
+#define HSM_SGE_SIZE		16
+#define HSM_MAX_SGE		256
+
+struct hsm_sge {
+	__le64	addr;
+	__le32	len;
+	__le32	rsvd;		/* must be zero */
+};
+
+/* ---- Completion queue entry (16 bytes) ---- */
+struct hsm_cqe {
+	__le64	result;		/* command specific result */
+	__le16	sq_head;	/* SQ head after this command was consumed */
+	__le16	sq_id;
+	__le16	cid;
+	__le16	status;		/* bit 0: phase, bits 15:1: status code */
+};
+
+#define HSM_CQE_PHASE(st)	((st) & 1)
+#define HSM_CQE_STATUS(st)	((st) >> 1)
+
+/* ---- Opcodes ---- */
+enum hsm_admin_opcode {
+	HSM_ADM_IDENTIFY	= 0x01,	/* dst: 4096-byte struct hsm_identify */
+	HSM_ADM_CREATE_IOQ	= 0x02,	/* create an I/O queue pair */
+	HSM_ADM_DELETE_IOQ	= 0x03,	/* delete an I/O queue pair */
+	HSM_ADM_GET_RANDOM	= 0x04,	/* dst: dst_len random bytes */
+	HSM_ADM_KEY_GENERATE	= 0x10,	/* src: attrs; result: handle */
+	HSM_ADM_KEY_IMPORT	= 0x11,	/* src: attrs + clear key (session) */
+	HSM_ADM_KEY_UNWRAP	= 0x12,	/* src: attrs + RFC 5649 blob */
+	HSM_ADM_KEY_WRAP	= 0x13,	/* export wrapped; dst: blob */
+	HSM_ADM_KEY_EXPORT_PUB	= 0x14,	/* dst: DER SubjectPublicKeyInfo */
+	HSM_ADM_KEY_DESTROY	= 0x15,
+	HSM_ADM_KEY_LIST	= 0x16,	/* dst: __le64 handles from aux */
+	HSM_ADM_KEY_GET_ATTRS	= 0x17,	/* dst: struct hsm_key_attrs */
+};
+
+enum hsm_io_opcode {
+	HSM_IO_ENCRYPT		= 0x80,
+	HSM_IO_DECRYPT		= 0x81,
+	HSM_IO_DIGEST		= 0x82,
+	HSM_IO_MAC		= 0x83,	/* HMAC generate */
+	HSM_IO_MAC_VERIFY	= 0x84,	/* dst (input): expected MAC */
+	HSM_IO_SIGN		= 0x85,
+	HSM_IO_VERIFY		= 0x86,	/* dst (input): signature */
+	HSM_IO_GET_RANDOM	= 0x87,
+};
+
+/*
+ * HSM_ADM_CREATE_IOQ: qid in cdw[0] (1..MAXQ), queue size - 1 in cdw[1]
+ * (both queues of the pair have the same size), MSI-X vector in cdw[2],
+ * src = SQ base, dst = CQ base (both HSM_QUEUE_ALIGN aligned).
+ * HSM_ADM_DELETE_IOQ: qid in cdw[0]; commands still queued are discarded.
+ */
+
+/* ---- Mechanisms ---- */
+enum hsm_mech {
+	HSM_MECH_NONE		= 0,
+	HSM_MECH_AES_ECB	= 1,
+	HSM_MECH_AES_CBC	= 2,	/* no padding: lengths are block multiples */
+	HSM_MECH_AES_CTR	= 3,	/* 128-bit big-endian counter in iv */
+	HSM_MECH_AES_XTS	= 4,	/* tweak in iv, key is two AES keys */
+	HSM_MECH_AES_GCM	= 5,	/* 12-byte nonce in iv, mparam: tag len */
+	HSM_MECH_SHA256		= 16,
+	HSM_MECH_SHA384		= 17,
+	HSM_MECH_SHA512		= 18,
+	HSM_MECH_HMAC_SHA256	= 24,
+	HSM_MECH_HMAC_SHA384	= 25,
+	HSM_MECH_HMAC_SHA512	= 26,
+	HSM_MECH_RSA_PKCS1	= 32,	/* sign/verify: mparam = hash mech */
+	HSM_MECH_RSA_PSS	= 33,	/* mparam = hash mech, aux = salt len */
+	HSM_MECH_RSA_OAEP	= 34,	/* mparam = hash mech (MGF1 same) */
+	HSM_MECH_RSA_RAW	= 35,	/* modular exponentiation, no padding */
+	HSM_MECH_ECDSA		= 40,	/* mparam = hash mech, DER signature */
+	HSM_MECH_EDDSA		= 41,	/* Ed25519 (pure), 64-byte signature */
+	HSM_MECH_AES_KWP	= 48,	/* RFC 5649 key wrap with padding */
+	HSM_MECH_MAX		= 64,
+};
+
+/* ---- Key types and attributes ---- */
+enum hsm_key_type {
+	HSM_KEY_AES		= 1,	/* 16, 24, 32 bytes; 32/64 for XTS */
+	HSM_KEY_HMAC		= 2,	/* generic secret, 16..128 bytes */
+	HSM_KEY_RSA		= 3,	/* 2048, 3072, 4096 bits */
+	HSM_KEY_EC_P256		= 4,
+	HSM_KEY_EC_P384		= 5,
+	HSM_KEY_ED25519		= 6,
+	HSM_KEY_TYPE_MAX	= 7,
+};
+
+/* allowed uses */
+#define HSM_USE_ENCRYPT		(1u << 0)
+#define HSM_USE_DECRYPT		(1u << 1)
+#define HSM_USE_SIGN		(1u << 2)
+#define HSM_USE_VERIFY		(1u << 3)
+#define HSM_USE_WRAP		(1u << 4)
+#define HSM_USE_UNWRAP		(1u << 5)
+#define HSM_USE_DERIVE		(1u << 6)
+#define HSM_USE_ALL		0x7fu
+
+/* key flags */
+#define HSM_KEYF_EXTRACTABLE	(1u << 0)	/* may leave wrapped */
+#define HSM_KEYF_SESSION	(1u << 1)	/* volatile, never persisted */
+#define HSM_KEYF_PERSISTENT	(1u << 2)	/* kept in the sealed keystore */
+#define HSM_KEYF_SENSITIVE	(1u << 3)	/* never exported in clear */
+#define HSM_KEYF_ALL		0xfu
+
+#define HSM_LABEL_LEN		64
+#define HSM_DEFAULT_PARTITION	0
+
+/* 128 bytes; input of generate/import/unwrap, output of get-attrs */
+struct hsm_key_attrs {
+	__le64	handle;		/* output only */
+	__le16	type;		/* enum hsm_key_type */
+	__le16	bits;		/* key size in bits */
+	__le32	uses;		/* HSM_USE_* */
+	__le32	flags;		/* HSM_KEYF_* */
+	__le32	partition;
+	__le64	created;	/* seconds since the epoch, output only */
+	__le32	rsvd[8];	/* must be zero */
+	char	label[HSM_LABEL_LEN];	/* NUL padded */
+};
+
+/* ---- Identify data (4096 bytes) ---- */
+#define HSM_IDENTIFY_SIZE	4096
+
+struct hsm_identify {
+	char	serial[32];	/* NUL padded ASCII */
+	char	model[32];
+	char	fw_rev[16];
+	__u8	card_id[16];	/* random per card, stable across resets */
+	__le32	max_ioq;	/* I/O queue pairs supported */
+	__le32	max_qsize;	/* entries per queue */
+	__le32	max_xfer;	/* max bytes per src or dst buffer */
+	__le32	max_sge;	/* max SGL entries per buffer */
+	__le32	max_keys;	/* key store capacity */
+	__le32	nr_keys;	/* keys currently held */
+	__le64	mechs;		/* bit n set: enum hsm_mech n supported */
+	__le32	key_types;	/* bit n set: enum hsm_key_type n */
+	__le32	nr_partitions;
+	__u8	rsvd[3960];
+};
+
+/* ---- Status codes (15 bits) ---- */
+enum hsm_status {
+	HSM_SC_SUCCESS		= 0x00,
+	HSM_SC_INVALID_OPCODE	= 0x01,	/* unknown opcode for this queue */
+	HSM_SC_INVALID_FIELD	= 0x02,	/* reserved or out-of-range field */
+	HSM_SC_DATA_XFER	= 0x03,	/* DMA to/from host memory failed */
+	HSM_SC_INVALID_QID	= 0x04,	/* queue id out of range / in use */
+	HSM_SC_INVALID_QSIZE	= 0x05,
+	HSM_SC_INVALID_VECTOR	= 0x06,
+	HSM_SC_INVALID_SGL	= 0x07,	/* malformed scatter-gather list */
+	HSM_SC_INVALID_LENGTH	= 0x08,	/* bad length for the mechanism */
+	HSM_SC_BUFFER_TOO_SMALL	= 0x09,	/* result: bytes needed */
+	HSM_SC_INVALID_MECH	= 0x0a,	/* unsupported mechanism */
+	HSM_SC_INVALID_HANDLE	= 0x0b,	/* no such key in this partition */
+	HSM_SC_KEY_TYPE		= 0x0c,	/* key type does not fit mechanism */
+	HSM_SC_USE_DENIED	= 0x0d,	/* key attributes forbid the use */
+	HSM_SC_NOT_EXTRACTABLE	= 0x0e,
+	HSM_SC_INVALID_KEY_SIZE	= 0x0f,
+	HSM_SC_KEYSTORE_FULL	= 0x10,
+	HSM_SC_VERIFY_FAILED	= 0x11,	/* signature/MAC/tag mismatch */
+	HSM_SC_DECRYPT_FAILED	= 0x12,	/* padding or unwrap failure */
+	HSM_SC_TAMPERED		= 0x13,	/* card zeroized, re-init needed */
+	HSM_SC_ABORTED		= 0x14,	/* queue deleted or card reset */
+	HSM_SC_RNG_FAILURE	= 0x15,
+	HSM_SC_INTERNAL		= 0x16,	/* internal error, card still sane */
+	HSM_SC_MAX		= 0x17,
+};
+
+#endif /* HSMCARD_HW_H */
