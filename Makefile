@@ -18,7 +18,7 @@ KSRC		:= $(BUILD)/linux-src
 export TOP BUILD KDIR_61 KDIR_612 KSRC
 
 .PHONY: all module modules-all user qemu check check-host check-vm demo \
-	checkpatch bench-engine clean help ksrc-files
+	checkpatch bench-engine clean help ksrc-files vm-tests
 
 all: module user
 
@@ -75,13 +75,17 @@ bench-engine:
 check-host:
 	$(MAKE) -C qemu-device check
 
-check-vm: ksrc-files qemu
+# Guest test programs: selftests/vm/*_test.c -> $(BUILD)/selftests/
+vm-tests: ksrc-files
+	$(MAKE) -C $(TOP)/selftests/vm
+
+check-vm: ksrc-files qemu modules-all vm-tests
 	$(TOP)/selftests/vm/run-vm.sh $(if $(KERNELS),--kernels "$(KERNELS)") $(if $(T),--test "$(T)")
 
 check: ksrc-files
 	$(TOP)/selftests/run-all.sh
 
-demo: ksrc-files qemu
+demo: ksrc-files qemu modules-all vm-tests user
 	$(TOP)/selftests/vm/run-vm.sh --demo
 
 clean:

@@ -16,12 +16,148 @@
 
 #include "../../driver/hsmcard_hw.h"
 
+/* Key partitions: 0 = default user partition, 1 = kernel (crypto API). */
+#define HSM_FW_NR_PARTITIONS	2
+#define HSM_FW_KERNEL_PARTITION	1
+
+/*
+ * Key handles are opaque to the host, but their layout is fixed so that the
+ * driver can check the owner partition before it submits a command:
+ *   bits 23:0  key store slot
+ *   bits 31:24 partition
+ *   bits 63:32 random tag, never 0, drawn anew for every key
+ * A handle whose tag does not match the key now in its slot (destroyed key,
+ * guessed handle) is rejected with HSM_SC_INVALID_HANDLE.  Handle 0 is never
+ * valid.
+ */
+#define HSM_FW_HANDLE_SLOT(h)	((uint32_t)((h) & 0xffffff))
+#define HSM_FW_HANDLE_PART(h)	((uint32_t)(((h) >> 24) & 0xff))
+#define HSM_FW_HANDLE_TAG(h)	((uint32_t)((h) >> 32))
+
+/*
+ * Command semantics of this firmware (Documentation/hsmcard/hw.rst is
+ * written from this).  Common rules:
+ *
+ * - Fields a command does not use are reserved and must be zero, else
+ *   HSM_SC_INVALID_FIELD: that includes flags (SRC_SGL/DST_SGL only with the
+ *   buffer they describe, PREHASHED only on SIGN/VERIFY), src_nsge/dst_nsge
+ *   without the matching SGL flag, and the unused parts of iv/cdw[].
+ * - Buffers: flat (address, length) or, with HSM_SQE_F_SRC_SGL/DST_SGL, an
+ *   array of src_nsge/dst_nsge struct hsm_sge (1..max_sge entries, each
+ *   len > 0 and rsvd 0; source entries add up to src_len exactly,
+ *   destination entries to at least dst_len), else HSM_SC_INVALID_SGL.
+ *   A list or data range the host cannot reach: HSM_SC_DATA_XFER.
+ *   src_len/dst_len above max_xfer (1 MiB): HSM_SC_INVALID_LENGTH.
+ * - result: bytes written to dst unless stated otherwise.  A destination
+ *   that is too small gives HSM_SC_BUFFER_TOO_SMALL with result = bytes
+ *   needed, before any work is done (for ECDSA the maximum signature size,
+ *   for OAEP decryption the actual plaintext size).  On any other error
+ *   result is 0 and nothing is written to dst.
+ * - Checks run in this order, so the first applicable status wins:
+ *   reserved fields, mechanism, key handle (HSM_SC_TAMPERED once tampered,
+ *   else HSM_SC_INVALID_HANDLE), key type (HSM_SC_KEY_TYPE), allowed use
+ *   (HSM_SC_USE_DENIED), key size, lengths, dst capacity, DMA.
+ *
+ * Admin queue:
+ *   IDENTIFY      dst (>= 4096 bytes): struct hsm_identify; result 4096.
+ *   CREATE_IOQ    cdw[0] qid 1..max_ioq (INVALID_QID), cdw[1] size - 1 with
+ *                 size in 2..max_qsize (INVALID_QSIZE), cdw[2] MSI-X vector
+ *                 2..nr_vectors-1 (INVALID_VECTOR), src = SQ, dst = CQ base,
+ *                 non-zero and 4 KiB aligned (INVALID_FIELD), no lengths.
+ *                 An existing qid is refused by the device (INVALID_QID).
+ *   DELETE_IOQ    cdw[0] qid 1..max_ioq.
+ *   GET_RANDOM    dst: dst_len (1..max_xfer) bytes from the DRBG.
+ *   KEY_GENERATE  src = struct hsm_key_attrs (exactly 128 bytes); result =
+ *                 handle.  handle/created must be 0, rsvd 0, label
+ *                 NUL-terminated and NUL-padded, partition 0..1, flags
+ *                 within HSM_KEYF_ALL, uses within the type's (AES:
+ *                 ENCRYPT DECRYPT WRAP UNWRAP; HMAC, EC, Ed25519: SIGN
+ *                 VERIFY; RSA: SIGN VERIFY ENCRYPT DECRYPT; DERIVE: none),
+ *                 else INVALID_FIELD.  uses 0 = ENCRYPT|DECRYPT for AES,
+ *                 SIGN|VERIFY otherwise.  bits: AES 128/192/256/512 (512 =
+ *                 AES-256-XTS; 256 also serves AES-128-XTS), HMAC 128..1024
+ *                 in steps of 8 (0 = 256), RSA 2048/3072/4096 (e = 65537),
+ *                 P-256 256, P-384 384, Ed25519 256 (0 = that size), else
+ *                 INVALID_KEY_SIZE.  PERSISTENT needs a key store and
+ *                 excludes SESSION (INVALID_FIELD).  Full: KEYSTORE_FULL.
+ *   KEY_IMPORT    src = attrs || clear key: raw bytes for AES/HMAC (bits 0
+ *                 = length x 8, else must match), DER PKCS#8 PrivateKeyInfo
+ *                 for RSA/EC/Ed25519 (INVALID_FIELD if malformed or the
+ *                 halves do not match, KEY_TYPE if another algorithm or
+ *                 curve).  Always a session key (SESSION forced, PERSISTENT
+ *                 refused).  An XTS key with equal halves: INVALID_FIELD.
+ *   KEY_UNWRAP    handle = AES-128/192/256 key with USE_UNWRAP, mech 0 or
+ *                 AES_KWP, src = attrs || RFC 5649 blob (>= 16 bytes, a
+ *                 multiple of 8); payload as for KEY_IMPORT.  Integrity
+ *                 failure: DECRYPT_FAILED.  attrs.partition must be the
+ *                 unwrapping key's (INVALID_HANDLE).  result = handle.
+ *   KEY_WRAP      handle = key to export (EXTRACTABLE, else
+ *                 NOT_EXTRACTABLE), qw[0] = AES key with USE_WRAP in the
+ *                 same partition, mech 0 or AES_KWP; dst = RFC 5649 blob of
+ *                 the raw key or its PKCS#8; result = blob length.
+ *   KEY_EXPORT_PUB handle; dst = DER SubjectPublicKeyInfo.  AES/HMAC:
+ *                 KEY_TYPE.
+ *   KEY_DESTROY   handle.  Commands already running on the key finish; the
+ *                 material is wiped when the last one is done.
+ *   KEY_LIST      cdw[0] partition, aux = how many of the partition's keys
+ *                 to skip, dst = room for dst_len / 8 __le64 handles (0 is
+ *                 fine); result = (keys in partition << 32) | written.
+ *   KEY_GET_ATTRS handle; dst = struct hsm_key_attrs (128 bytes).
+ *
+ * I/O queues (handle = key; uses checked on every command):
+ *   ENCRYPT/DECRYPT (USE_ENCRYPT / USE_DECRYPT)
+ *     AES_ECB, AES_CBC  length a multiple of 16, no padding; CBC iv = IV,
+ *                       ECB iv must be 0.
+ *     AES_CTR           any length; iv = 128-bit big-endian counter block.
+ *     AES_XTS           256- or 512-bit key, length >= 16 (ciphertext
+ *                       stealing), iv = tweak.
+ *     AES_GCM           iv[0..11] nonce (iv[12..15] 0), mparam = tag length
+ *                       4..16 (0 = 16), aux = AAD length; src = AAD || data
+ *                       (|| tag to decrypt); encrypt dst = ciphertext ||
+ *                       tag, decrypt dst = plaintext; bad tag:
+ *                       VERIFY_FAILED, nothing written.
+ *     RSA_OAEP          mparam = SHA256/384/512 (MGF1 the same), encrypt
+ *                       src <= k - 2h - 2 bytes, decrypt src = k bytes; bad
+ *                       padding: DECRYPT_FAILED.
+ *     RSA_RAW           src = k bytes; encrypt = public operation (value >=
+ *                       n: INVALID_FIELD), decrypt = private operation.
+ *     mparam/aux only where stated above (else INVALID_FIELD).
+ *   DIGEST      mech SHA256/384/512, no handle, src may be empty.
+ *   MAC         mech HMAC_SHA256/384/512, HMAC key with USE_SIGN, src of
+ *               1..max_xfer bytes; dst = MAC.
+ *   MAC_VERIFY  as MAC with USE_VERIFY; dst/dst_len (input) = expected
+ *               MAC, truncated to no less than half the digest size;
+ *               constant-time compare; mismatch: VERIFY_FAILED.
+ *   SIGN        (USE_SIGN) RSA_PKCS1 and RSA_PSS (aux = salt length, at most
+ *               k - h - 2) with an RSA key, ECDSA (DER signature) with a
+ *               P-256/P-384 key, all with mparam = SHA256/384/512;
+ *               EDDSA (pure Ed25519, 64 bytes) with mparam 0.
+ *               HSM_SQE_F_PREHASHED: src is the mparam digest (exact size;
+ *               not with EDDSA).  dst must hold the maximum signature size
+ *               (k bytes for RSA, 72/104 for ECDSA, 64 for Ed25519).
+ *   VERIFY      as SIGN with USE_VERIFY; dst/dst_len (input, 1..maximum
+ *               signature size) = signature; result 0; VERIFY_FAILED.
+ *   GET_RANDOM  as on the admin queue.
+ *
+ * Tamper: every key is dropped from the store and wiped (keys in use by a
+ * running command are wiped when it ends), the master key and the sealed
+ * store are overwritten and removed; afterwards every command that names
+ * or creates a key returns HSM_SC_TAMPERED.  IDENTIFY, queue management,
+ * GET_RANDOM and DIGEST keep working.
+ *
+ * Partitions: the key's partition is part of its handle (see above).  The
+ * card checks that both keys of WRAP/UNWRAP share a partition; which
+ * partition a host user may name is for the driver to enforce, using
+ * HSM_FW_HANDLE_PART().
+ */
+
 struct hsm_fw;
 
 /**
  * struct hsm_fw_config - static configuration of one card
  * @serial:        serial number reported by IDENTIFY (copied)
- * @keystore_path: backing file of the persistent key store, or NULL
+ * @keystore_path: backing file of the persistent key store, or NULL (no
+ *                 persistent keys); "<path>.mk" holds its master key
  * @max_ioq:       I/O queue pairs the card offers (1..HSM_MAX_IOQ)
  * @max_qsize:     entries per queue (HSM_MIN_QSIZE..HSM_MAX_QSIZE)
  * @max_keys:      key store capacity

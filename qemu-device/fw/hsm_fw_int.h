@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * hsmcard firmware core: internal definitions shared by the core's files.
+ * Not part of the API seen by the QEMU glue, the tests or the benchmark.
+ *
+ * Copyright (C) 2026 The hsmcard authors
+ */
+#ifndef HSM_FW_INT_H
+#define HSM_FW_INT_H
+
+#include <endian.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "hsm_fw.h"
+
+#define HSM_FW_MAX_XFER		(1u << 20)
+#define HSM_FW_FW_REV		"1.0.0"
+#define HSM_FW_MODEL		"hsmcard virtual HSM"
+
+/* Hash functions, indexed by hsm_hash_index() */
+enum {
+	HSM_HASH_SHA256,
+	HSM_HASH_SHA384,
+	HSM_HASH_SHA512,
+	HSM_HASH_NR,
+};
+
+/* AES key sizes, indexed by hsm_aes_index(): 128, 192, 256 bits */
+#define HSM_AES_NR		3
+
+/**
+ * struct hsm_key - one key held by the card
+ * @handle:    the handle the host sees (slot, partition, random tag)
+ * @refcnt:    one reference held by the key store slot, one per user
+ * @type:      enum hsm_key_type
+ * @bits:      key size in bits
+ * @uses:      HSM_USE_* allowed
+ * @flags:     HSM_KEYF_*
+ * @partition: owner partition
+ * @created:   creation time, seconds since the epoch
+ * @label:     NUL padded label
+ * @secret:    raw key bytes of AES and HMAC keys
+ * @secret_len: bytes in @secret
+ * @pkey:      private key of RSA, EC and Ed25519 keys
+ * @hmac:      HMAC contexts already keyed with @secret, one per hash; a
+ *             command duplicates one instead of re-deriving the pads
+ *
+ * Immutable once inserted into the store, so users need no lock; the last
+ * reference frees it and wipes the key material.
+ */
+struct hsm_key {
+	uint64_t handle;
+	uint32_t refcnt;
+	uint16_t type;
+	uint16_t bits;
+	uint32_t uses;
+	uint32_t flags;
+	uint32_t partition;
+	uint64_t created;
+	char label[HSM_LABEL_LEN];
+	unsigned char *secret;
+	size_t secret_len;
+	EVP_PKEY *pkey;
+	EVP_MAC_CTX *hmac[HSM_HASH_NR];
+};
+
+struct hsm_fw {
+	struct hsm_fw_config cfg;
+	char serial[32];
+	uint8_t card_id[16];
+
+	/* algorithm objects, fetched once */
+	EVP_MD *md[HSM_HASH_NR];
+	EVP_CIPHER *aes_ecb[HSM_AES_NR];
+	EVP_CIPHER *aes_cbc[HSM_AES_NR];
+	EVP_CIPHER *aes_ctr[HSM_AES_NR];
+	EVP_CIPHER *aes_gcm[HSM_AES_NR];
+	EVP_CIPHER *aes_kwp[HSM_AES_NR];
+	EVP_CIPHER *aes_xts[2];		/* 128 and 256 */
+	EVP_MAC *hmac;
+
+	/* key store: slots[] and nr_keys are protected by ks_lock */
+	pthread_rwlock_t ks_lock;
+	struct hsm_key **slots;
+	unsigned int nr_keys;
+	unsigned int next_slot;		/* allocation hint */
+	int tampered;			/* atomic */
+
+	/* persistent store (hsm_fw_store.c); store_lock orders file writes */
+	char *ks_path;
+	char *mk_path;
+	uint8_t mk[32];
+	pthread_mutex_t store_lock;
+};
+
+/* A decoded submission entry plus where its results go. */
+struct hsm_cmd {
+	struct hsm_fw *fw;
+	const struct hsm_fw_host *host;
+	uint8_t opcode;
+	uint8_t flags;
+	uint16_t mech;
+	uint16_t mparam;
+	uint64_t handle;
+	uint64_t src;
+	uint64_t dst;
+	uint32_t src_len;
+	uint32_t dst_len;
+	uint16_t src_nsge;
+	uint16_t dst_nsge;
+	uint32_t aux;
+	uint32_t cdw[4];
+	uint64_t qw[2];
+	uint8_t iv[16];
+	uint64_t result;
+};
+
+/* Fields of struct hsm_cmd a command uses; the others must be zero. */
+#define HSM_F_MECH		(1u << 0)
+#define HSM_F_MPARAM		(1u << 1)
+#define HSM_F_HANDLE		(1u << 2)
+#define HSM_F_SRC		(1u << 3)	/* src, src_len, src_nsge */
+#define HSM_F_DST		(1u << 4)	/* dst, dst_len, dst_nsge */
+#define HSM_F_AUX		(1u << 5)
+#define HSM_F_CDW(n)		(1u << (6 + (n)))
+#define HSM_F_IV		(HSM_F_CDW(0) | HSM_F_CDW(1) | \
+				 HSM_F_CDW(2) | HSM_F_CDW(3))
+#define HSM_F_PREHASH		(1u << 10)	/* flag may be set */
+
+uint16_t hsm_cmd_check_fields(const struct hsm_cmd *c, unsigned int used);
+
+/*
+ * A host buffer: one flat range or up to HSM_MAX_SGE ranges taken from an
+ * SGL.  @len is the source length or the destination capacity.
+ */
+struct hsm_xbuf {
+	const struct hsm_fw_host *host;
+	unsigned int nsge;
+	uint64_t len;
+	struct hsm_sge sg[HSM_MAX_SGE];	/* converted to host byte order */
+};
+
+uint16_t hsm_xbuf_src(struct hsm_cmd *c, struct hsm_xbuf *xb);
+uint16_t hsm_xbuf_dst(struct hsm_cmd *c, struct hsm_xbuf *xb);
+uint16_t hsm_xbuf_read(const struct hsm_xbuf *xb, void *buf, size_t len);
+uint16_t hsm_xbuf_write(const struct hsm_xbuf *xb, const void *buf,
+			size_t len);
+
+/* key store (hsm_fw_keys.c) */
+int hsm_fw_keys_init(struct hsm_fw *fw);
+void hsm_fw_keys_fini(struct hsm_fw *fw);
+void hsm_fw_keys_zeroize(struct hsm_fw *fw);
+unsigned int hsm_fw_keys_count(struct hsm_fw *fw);
+uint16_t hsm_key_get(struct hsm_fw *fw, uint64_t handle, struct hsm_key **kp);
+void hsm_key_put(struct hsm_key *k);
+void hsm_key_free(struct hsm_key *k);
+struct hsm_key *hsm_key_remove(struct hsm_fw *fw, uint64_t handle);
+int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k);
+bool hsm_key_attrs_valid(const struct hsm_key *k);
+uint16_t hsm_key_set_material(struct hsm_key *k, const uint8_t *p, size_t len);
+uint16_t hsm_key_get_material(const struct hsm_key *k, unsigned char **outp,
+			      size_t *lenp);
+uint16_t hsm_key_prepare(struct hsm_fw *fw, struct hsm_key *k);
+void hsm_attrs_fill(const struct hsm_key *k, struct hsm_key_attrs *a);
+
+/* persistent store (hsm_fw_store.c) */
+int hsm_store_open(struct hsm_fw *fw, const char *path, char **errp);
+uint16_t hsm_store_save(struct hsm_fw *fw);
+void hsm_store_zeroize(struct hsm_fw *fw);
+void hsm_store_close(struct hsm_fw *fw);
+
+uint16_t hsm_adm_key_generate(struct hsm_cmd *c);
+uint16_t hsm_adm_key_import(struct hsm_cmd *c);
+uint16_t hsm_adm_key_unwrap(struct hsm_cmd *c);
+uint16_t hsm_adm_key_wrap(struct hsm_cmd *c);
+uint16_t hsm_adm_key_export_pub(struct hsm_cmd *c);
+uint16_t hsm_adm_key_destroy(struct hsm_cmd *c);
+uint16_t hsm_adm_key_list(struct hsm_cmd *c);
+uint16_t hsm_adm_key_get_attrs(struct hsm_cmd *c);
+
+/* crypto on I/O queues (hsm_fw_crypto.c) */
+uint16_t hsm_io_cipher(struct hsm_cmd *c, bool encrypt);
+uint16_t hsm_io_digest(struct hsm_cmd *c);
+uint16_t hsm_io_mac(struct hsm_cmd *c, bool verify);
+uint16_t hsm_io_sign(struct hsm_cmd *c, bool verify);
+uint16_t hsm_cmd_random(struct hsm_cmd *c);
+
+int hsm_hash_index(uint16_t mech);
+int hsm_aes_index(unsigned int key_bytes);
+
+static inline bool hsm_fw_is_tampered(struct hsm_fw *fw)
+{
+	return __atomic_load_n(&fw->tampered, __ATOMIC_ACQUIRE);
+}
+
+#endif /* HSM_FW_INT_H */

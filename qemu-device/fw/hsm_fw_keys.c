@@ -1,0 +1,956 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * hsmcard firmware core: key store and key management commands.
+ *
+ * The store is a fixed array of slots under a reader/writer lock.  A key is
+ * immutable once it sits in a slot; users take a reference under the read
+ * lock and drop it when the command is done, so destroying a key while
+ * another queue uses it is safe: the slot empties at once (new commands see
+ * HSM_SC_INVALID_HANDLE) and the key material is wiped when the last user
+ * finishes.
+ *
+ * Copyright (C) 2026 The hsmcard authors
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "hsm_fw_int.h"
+
+#define HSM_ATTRS_SIZE		sizeof(struct hsm_key_attrs)
+#define HSM_HMAC_DEFAULT_BITS	256
+
+/* Uses a key type may have, and what uses == 0 means. */
+static const uint32_t hsm_type_uses[HSM_KEY_TYPE_MAX] = {
+	[HSM_KEY_AES]	  = HSM_USE_ENCRYPT | HSM_USE_DECRYPT | HSM_USE_WRAP |
+			    HSM_USE_UNWRAP,
+	[HSM_KEY_HMAC]	  = HSM_USE_SIGN | HSM_USE_VERIFY,
+	[HSM_KEY_RSA]	  = HSM_USE_SIGN | HSM_USE_VERIFY | HSM_USE_ENCRYPT |
+			    HSM_USE_DECRYPT,
+	[HSM_KEY_EC_P256] = HSM_USE_SIGN | HSM_USE_VERIFY,
+	[HSM_KEY_EC_P384] = HSM_USE_SIGN | HSM_USE_VERIFY,
+	[HSM_KEY_ED25519] = HSM_USE_SIGN | HSM_USE_VERIFY,
+};
+
+static const uint32_t hsm_type_default_uses[HSM_KEY_TYPE_MAX] = {
+	[HSM_KEY_AES]	  = HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
+	[HSM_KEY_HMAC]	  = HSM_USE_SIGN | HSM_USE_VERIFY,
+	[HSM_KEY_RSA]	  = HSM_USE_SIGN | HSM_USE_VERIFY,
+	[HSM_KEY_EC_P256] = HSM_USE_SIGN | HSM_USE_VERIFY,
+	[HSM_KEY_EC_P384] = HSM_USE_SIGN | HSM_USE_VERIFY,
+	[HSM_KEY_ED25519] = HSM_USE_SIGN | HSM_USE_VERIFY,
+};
+
+static bool hsm_type_symmetric(uint16_t type)
+{
+	return type == HSM_KEY_AES || type == HSM_KEY_HMAC;
+}
+
+/* ---- store ---- */
+
+int hsm_fw_keys_init(struct hsm_fw *fw)
+{
+	fw->slots = calloc(fw->cfg.max_keys, sizeof(*fw->slots));
+	if (!fw->slots)
+		return -1;
+	if (pthread_rwlock_init(&fw->ks_lock, NULL)) {
+		free(fw->slots);
+		fw->slots = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void hsm_key_free(struct hsm_key *k)
+{
+	int i;
+
+	if (!k)
+		return;
+	for (i = 0; i < HSM_HASH_NR; i++)
+		EVP_MAC_CTX_free(k->hmac[i]);
+	if (k->secret)
+		OPENSSL_clear_free(k->secret, k->secret_len);
+	EVP_PKEY_free(k->pkey);
+	OPENSSL_cleanse(k, sizeof(*k));
+	free(k);
+}
+
+void hsm_key_put(struct hsm_key *k)
+{
+	if (k && __atomic_sub_fetch(&k->refcnt, 1, __ATOMIC_ACQ_REL) == 0)
+		hsm_key_free(k);
+}
+
+/* Empty every slot; keys still in use are wiped when their user is done. */
+void hsm_fw_keys_zeroize(struct hsm_fw *fw)
+{
+	unsigned int i;
+
+	pthread_rwlock_wrlock(&fw->ks_lock);
+	for (i = 0; i < fw->cfg.max_keys; i++) {
+		hsm_key_put(fw->slots[i]);
+		fw->slots[i] = NULL;
+	}
+	fw->nr_keys = 0;
+	pthread_rwlock_unlock(&fw->ks_lock);
+}
+
+void hsm_fw_keys_fini(struct hsm_fw *fw)
+{
+	if (!fw->slots)
+		return;
+	hsm_fw_keys_zeroize(fw);
+	pthread_rwlock_destroy(&fw->ks_lock);
+	free(fw->slots);
+	fw->slots = NULL;
+}
+
+unsigned int hsm_fw_keys_count(struct hsm_fw *fw)
+{
+	unsigned int n;
+
+	pthread_rwlock_rdlock(&fw->ks_lock);
+	n = fw->nr_keys;
+	pthread_rwlock_unlock(&fw->ks_lock);
+	return n;
+}
+
+/**
+ * hsm_key_get() - look a handle up and take a reference on its key
+ * @fw:     the card
+ * @handle: handle from the host
+ * @kp:     receives the key; release it with hsm_key_put()
+ *
+ * Return: HSM_SC_SUCCESS, HSM_SC_TAMPERED or HSM_SC_INVALID_HANDLE.
+ */
+uint16_t hsm_key_get(struct hsm_fw *fw, uint64_t handle, struct hsm_key **kp)
+{
+	uint32_t slot = HSM_FW_HANDLE_SLOT(handle);
+	struct hsm_key *k = NULL;
+
+	*kp = NULL;
+	if (hsm_fw_is_tampered(fw))
+		return HSM_SC_TAMPERED;
+	if (!HSM_FW_HANDLE_TAG(handle) || slot >= fw->cfg.max_keys)
+		return HSM_SC_INVALID_HANDLE;
+	pthread_rwlock_rdlock(&fw->ks_lock);
+	if (fw->slots[slot] && fw->slots[slot]->handle == handle) {
+		k = fw->slots[slot];
+		__atomic_add_fetch(&k->refcnt, 1, __ATOMIC_RELAXED);
+	}
+	pthread_rwlock_unlock(&fw->ks_lock);
+	if (!k)
+		return HSM_SC_INVALID_HANDLE;
+	*kp = k;
+	return HSM_SC_SUCCESS;
+}
+
+/* Put a fully built key into a free slot; on success the store owns it. */
+static uint16_t hsm_key_insert(struct hsm_fw *fw, struct hsm_key *k)
+{
+	uint32_t tag = 0;
+	unsigned int i, slot;
+	uint16_t st = HSM_SC_KEYSTORE_FULL;
+
+	while (!tag)
+		if (RAND_bytes((unsigned char *)&tag, sizeof(tag)) != 1)
+			return HSM_SC_RNG_FAILURE;
+
+	pthread_rwlock_wrlock(&fw->ks_lock);
+	if (hsm_fw_is_tampered(fw)) {
+		st = HSM_SC_TAMPERED;
+		goto out;
+	}
+	for (i = 0; i < fw->cfg.max_keys; i++) {
+		slot = (fw->next_slot + i) % fw->cfg.max_keys;
+		if (fw->slots[slot])
+			continue;
+		k->handle = ((uint64_t)tag << 32) |
+			    ((uint64_t)k->partition << 24) | slot;
+		k->refcnt = 1;
+		fw->slots[slot] = k;
+		fw->nr_keys++;
+		fw->next_slot = slot + 1;
+		st = HSM_SC_SUCCESS;
+		break;
+	}
+out:
+	pthread_rwlock_unlock(&fw->ks_lock);
+	return st;
+}
+
+/* Put a key loaded from the persistent store back at its handle's slot. */
+int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k)
+{
+	uint32_t slot = HSM_FW_HANDLE_SLOT(k->handle);
+	int ret = -1;
+
+	if (!HSM_FW_HANDLE_TAG(k->handle) || slot >= fw->cfg.max_keys ||
+	    HSM_FW_HANDLE_PART(k->handle) != k->partition)
+		return -1;
+	pthread_rwlock_wrlock(&fw->ks_lock);
+	if (!fw->slots[slot]) {
+		k->refcnt = 1;
+		fw->slots[slot] = k;
+		fw->nr_keys++;
+		ret = 0;
+	}
+	pthread_rwlock_unlock(&fw->ks_lock);
+	return ret;
+}
+
+/* Take a key out of the store; the caller owns the store's reference. */
+struct hsm_key *hsm_key_remove(struct hsm_fw *fw, uint64_t handle)
+{
+	uint32_t slot = HSM_FW_HANDLE_SLOT(handle);
+	struct hsm_key *k = NULL;
+
+	if (!HSM_FW_HANDLE_TAG(handle) || slot >= fw->cfg.max_keys)
+		return NULL;
+	pthread_rwlock_wrlock(&fw->ks_lock);
+	if (fw->slots[slot] && fw->slots[slot]->handle == handle) {
+		k = fw->slots[slot];
+		fw->slots[slot] = NULL;
+		fw->nr_keys--;
+	}
+	pthread_rwlock_unlock(&fw->ks_lock);
+	return k;
+}
+
+/* ---- attributes ---- */
+
+static bool hsm_bits_valid(uint16_t type, unsigned int bits)
+{
+	switch (type) {
+	case HSM_KEY_AES:
+		return bits == 128 || bits == 192 || bits == 256 || bits == 512;
+	case HSM_KEY_HMAC:
+		return bits >= 128 && bits <= 1024 && !(bits % 8);
+	case HSM_KEY_RSA:
+		return bits == 2048 || bits == 3072 || bits == 4096;
+	case HSM_KEY_EC_P256:
+		return bits == 256;
+	case HSM_KEY_EC_P384:
+		return bits == 384;
+	case HSM_KEY_ED25519:
+		return bits == 256;
+	}
+	return false;
+}
+
+/* Attributes of a key loaded from the persistent store are sane. */
+bool hsm_key_attrs_valid(const struct hsm_key *k)
+{
+	if (k->type < HSM_KEY_AES || k->type >= HSM_KEY_TYPE_MAX)
+		return false;
+	return hsm_bits_valid(k->type, k->bits) &&
+	       k->partition < HSM_FW_NR_PARTITIONS &&
+	       !(k->uses & ~hsm_type_uses[k->type]) && k->uses &&
+	       (k->flags & ~HSM_KEYF_ALL) == 0 &&
+	       (k->flags & HSM_KEYF_PERSISTENT) &&
+	       !(k->flags & HSM_KEYF_SESSION) &&
+	       memchr(k->label, 0, sizeof(k->label));
+}
+
+/* Size implied by the type when the host leaves bits at 0 (0: none). */
+static unsigned int hsm_default_bits(uint16_t type)
+{
+	switch (type) {
+	case HSM_KEY_HMAC:
+		return HSM_HMAC_DEFAULT_BITS;
+	case HSM_KEY_EC_P256:
+	case HSM_KEY_ED25519:
+		return 256;
+	case HSM_KEY_EC_P384:
+		return 384;
+	}
+	return 0;
+}
+
+/**
+ * hsm_attrs_parse() - validate host supplied attributes into a new key
+ * @a: attributes as read from host memory
+ * @k: key being built
+ *
+ * The size is not checked here: generation and import check it against
+ * the type (import may also derive it from the key material).  A
+ * persistent key needs a persistent store, and cannot be a session key.
+ *
+ * Return: HSM_SC_SUCCESS or HSM_SC_INVALID_FIELD.
+ */
+static uint16_t hsm_attrs_parse(struct hsm_fw *fw,
+				const struct hsm_key_attrs *a,
+				struct hsm_key *k)
+{
+	const char *nul;
+	size_t i;
+
+	if (a->handle || a->created)
+		return HSM_SC_INVALID_FIELD;
+	for (i = 0; i < sizeof(a->rsvd) / sizeof(a->rsvd[0]); i++)
+		if (a->rsvd[i])
+			return HSM_SC_INVALID_FIELD;
+	nul = memchr(a->label, 0, sizeof(a->label));
+	if (!nul)
+		return HSM_SC_INVALID_FIELD;
+	for (i = nul - a->label; i < sizeof(a->label); i++)
+		if (a->label[i])
+			return HSM_SC_INVALID_FIELD;
+
+	k->type = le16toh(a->type);
+	k->bits = le16toh(a->bits);
+	k->uses = le32toh(a->uses);
+	k->flags = le32toh(a->flags);
+	k->partition = le32toh(a->partition);
+	memcpy(k->label, a->label, sizeof(k->label));
+
+	if (k->type < HSM_KEY_AES || k->type >= HSM_KEY_TYPE_MAX)
+		return HSM_SC_INVALID_FIELD;
+	if (k->partition >= HSM_FW_NR_PARTITIONS)
+		return HSM_SC_INVALID_FIELD;
+	if (k->flags & ~HSM_KEYF_ALL)
+		return HSM_SC_INVALID_FIELD;
+	if ((k->flags & HSM_KEYF_PERSISTENT) &&
+	    (!fw->ks_path || (k->flags & HSM_KEYF_SESSION)))
+		return HSM_SC_INVALID_FIELD;
+	if (!k->uses)
+		k->uses = hsm_type_default_uses[k->type];
+	if (k->uses & ~hsm_type_uses[k->type])
+		return HSM_SC_INVALID_FIELD;
+	k->created = (uint64_t)time(NULL);
+	return HSM_SC_SUCCESS;
+}
+
+void hsm_attrs_fill(const struct hsm_key *k, struct hsm_key_attrs *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->handle = htole64(k->handle);
+	a->type = htole16(k->type);
+	a->bits = htole16(k->bits);
+	a->uses = htole32(k->uses);
+	a->flags = htole32(k->flags);
+	a->partition = htole32(k->partition);
+	a->created = htole64(k->created);
+	memcpy(a->label, k->label, sizeof(a->label));
+}
+
+/* ---- key material ---- */
+
+/* Key the per-hash HMAC templates of an HMAC key. */
+uint16_t hsm_key_prepare(struct hsm_fw *fw, struct hsm_key *k)
+{
+	OSSL_PARAM params[2];
+	int i;
+
+	if (k->type != HSM_KEY_HMAC)
+		return HSM_SC_SUCCESS;
+	for (i = 0; i < HSM_HASH_NR; i++) {
+		params[0] = OSSL_PARAM_construct_utf8_string(
+			OSSL_MAC_PARAM_DIGEST,
+			(char *)EVP_MD_get0_name(fw->md[i]), 0);
+		params[1] = OSSL_PARAM_construct_end();
+		k->hmac[i] = EVP_MAC_CTX_new(fw->hmac);
+		if (!k->hmac[i] ||
+		    !EVP_MAC_init(k->hmac[i], k->secret, k->secret_len, params))
+			return HSM_SC_INTERNAL;
+	}
+	return HSM_SC_SUCCESS;
+}
+
+static uint16_t hsm_key_set_secret(struct hsm_key *k, const void *p,
+				   size_t len)
+{
+	k->secret = OPENSSL_malloc(len);
+	if (!k->secret)
+		return HSM_SC_INTERNAL;
+	k->secret_len = len;
+	if (p)
+		memcpy(k->secret, p, len);
+	else if (RAND_priv_bytes(k->secret, len) != 1)
+		return HSM_SC_RNG_FAILURE;
+	return HSM_SC_SUCCESS;
+}
+
+static uint16_t hsm_key_generate_material(struct hsm_key *k)
+{
+	char bits[8];
+
+	switch (k->type) {
+	case HSM_KEY_AES:
+	case HSM_KEY_HMAC:
+		return hsm_key_set_secret(k, NULL, k->bits / 8);
+	case HSM_KEY_RSA:
+		k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA",
+					    (size_t)k->bits);
+		break;
+	case HSM_KEY_EC_P256:
+	case HSM_KEY_EC_P384:
+		strcpy(bits, k->type == HSM_KEY_EC_P256 ? "P-256" : "P-384");
+		k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", bits);
+		break;
+	case HSM_KEY_ED25519:
+		k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		break;
+	}
+	return k->pkey ? HSM_SC_SUCCESS : HSM_SC_INTERNAL;
+}
+
+/* Key type and size of an OpenSSL key, or type 0 if we do not take it. */
+static uint16_t hsm_pkey_type(EVP_PKEY *pkey, unsigned int *bits)
+{
+	char group[64];
+
+	*bits = 0;
+	if (EVP_PKEY_is_a(pkey, "RSA")) {
+		*bits = EVP_PKEY_get_bits(pkey);
+		return HSM_KEY_RSA;
+	}
+	if (EVP_PKEY_is_a(pkey, "ED25519")) {
+		*bits = 256;
+		return HSM_KEY_ED25519;
+	}
+	if (EVP_PKEY_is_a(pkey, "EC") &&
+	    EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME,
+					   group, sizeof(group), NULL)) {
+		if (!strcmp(group, "prime256v1") || !strcmp(group, "P-256")) {
+			*bits = 256;
+			return HSM_KEY_EC_P256;
+		}
+		if (!strcmp(group, "secp384r1") || !strcmp(group, "P-384")) {
+			*bits = 384;
+			return HSM_KEY_EC_P384;
+		}
+	}
+	return 0;
+}
+
+/**
+ * hsm_key_set_material() - give a new key material from the host
+ * @k:   key with parsed attributes
+ * @p:   raw key bytes (AES, HMAC) or a DER PKCS#8 PrivateKeyInfo
+ * @len: bytes at @p
+ *
+ * A size of 0 in the attributes takes the size of the material.
+ *
+ * Return: HSM_SC_SUCCESS, HSM_SC_INVALID_KEY_SIZE, HSM_SC_KEY_TYPE or
+ * HSM_SC_INVALID_FIELD (malformed or inconsistent private key).
+ */
+uint16_t hsm_key_set_material(struct hsm_key *k, const uint8_t *p, size_t len)
+{
+	const unsigned char *q = p;
+	PKCS8_PRIV_KEY_INFO *p8;
+	unsigned int bits;
+	EVP_PKEY_CTX *ctx;
+	uint16_t type;
+	int ok;
+
+	if (hsm_type_symmetric(k->type)) {
+		if (len > 1024 / 8)
+			return HSM_SC_INVALID_KEY_SIZE;
+		if (!k->bits)
+			k->bits = len * 8;
+		if (k->bits != len * 8 || !hsm_bits_valid(k->type, k->bits))
+			return HSM_SC_INVALID_KEY_SIZE;
+		/* XTS refuses a key made of two equal halves */
+		if (k->type == HSM_KEY_AES && k->bits == 512 &&
+		    !CRYPTO_memcmp(p, p + 32, 32))
+			return HSM_SC_INVALID_FIELD;
+		return hsm_key_set_secret(k, p, len);
+	}
+
+	p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &q, (long)len);
+	if (!p8 || q != p + len) {
+		PKCS8_PRIV_KEY_INFO_free(p8);
+		return HSM_SC_INVALID_FIELD;
+	}
+	k->pkey = EVP_PKCS82PKEY(p8);
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	if (!k->pkey)
+		return HSM_SC_INVALID_FIELD;
+	type = hsm_pkey_type(k->pkey, &bits);
+	if (type != k->type)
+		return HSM_SC_KEY_TYPE;
+	if (!k->bits)
+		k->bits = bits;
+	if (k->bits != bits || !hsm_bits_valid(k->type, k->bits))
+		return HSM_SC_INVALID_KEY_SIZE;
+	/* the private and public halves must belong together */
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+	ok = ctx && EVP_PKEY_pairwise_check(ctx) == 1;
+	EVP_PKEY_CTX_free(ctx);
+	return ok ? HSM_SC_SUCCESS : HSM_SC_INVALID_FIELD;
+}
+
+/* Serialize the private material for wrapping; *outp is freed by caller. */
+uint16_t hsm_key_get_material(const struct hsm_key *k, unsigned char **outp,
+			      size_t *lenp)
+{
+	PKCS8_PRIV_KEY_INFO *p8;
+	unsigned char *buf = NULL;
+	int len;
+
+	if (k->secret) {
+		buf = OPENSSL_malloc(k->secret_len);
+		if (!buf)
+			return HSM_SC_INTERNAL;
+		memcpy(buf, k->secret, k->secret_len);
+		*outp = buf;
+		*lenp = k->secret_len;
+		return HSM_SC_SUCCESS;
+	}
+	p8 = EVP_PKEY2PKCS8(k->pkey);
+	if (!p8)
+		return HSM_SC_INTERNAL;
+	len = i2d_PKCS8_PRIV_KEY_INFO(p8, &buf);
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	if (len <= 0)
+		return HSM_SC_INTERNAL;
+	*outp = buf;
+	*lenp = len;
+	return HSM_SC_SUCCESS;
+}
+
+/* ---- helpers for commands ---- */
+
+/* Read the whole source buffer into a new allocation. */
+static uint16_t hsm_read_src(struct hsm_cmd *c, unsigned char **bufp)
+{
+	struct hsm_xbuf *xb;
+	unsigned char *buf;
+	uint16_t st;
+
+	*bufp = NULL;
+	xb = malloc(sizeof(*xb));
+	buf = OPENSSL_malloc(c->src_len ? c->src_len : 1);
+	if (!xb || !buf) {
+		st = HSM_SC_INTERNAL;
+		goto err;
+	}
+	st = hsm_xbuf_src(c, xb);
+	if (!st)
+		st = hsm_xbuf_read(xb, buf, c->src_len);
+	if (st)
+		goto err;
+	free(xb);
+	*bufp = buf;
+	return HSM_SC_SUCCESS;
+err:
+	free(xb);
+	OPENSSL_clear_free(buf, c->src_len);
+	return st;
+}
+
+/* Write @len bytes to dst, or report the size needed. */
+static uint16_t hsm_write_dst(struct hsm_cmd *c, const void *buf, size_t len)
+{
+	struct hsm_xbuf *xb;
+	uint16_t st;
+
+	if (c->dst_len < len) {
+		c->result = len;
+		return HSM_SC_BUFFER_TOO_SMALL;
+	}
+	xb = malloc(sizeof(*xb));
+	if (!xb)
+		return HSM_SC_INTERNAL;
+	st = hsm_xbuf_dst(c, xb);
+	if (!st)
+		st = hsm_xbuf_write(xb, buf, len);
+	free(xb);
+	if (!st)
+		c->result = len;
+	return st;
+}
+
+/* Build a key from attrs and material (or generate it) and store it. */
+static uint16_t hsm_key_create(struct hsm_cmd *c,
+			       const struct hsm_key_attrs *a,
+			       const uint8_t *material, size_t len,
+			       bool session, const struct hsm_key *kek)
+{
+	struct hsm_key *k;
+	uint16_t st;
+
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return HSM_SC_INTERNAL;
+	st = hsm_attrs_parse(c->fw, a, k);
+	if (st)
+		goto err;
+	if (session && (k->flags & HSM_KEYF_PERSISTENT)) {
+		st = HSM_SC_INVALID_FIELD;
+		goto err;
+	}
+	if (session)
+		k->flags |= HSM_KEYF_SESSION;
+	if (kek && kek->partition != k->partition) {
+		st = HSM_SC_INVALID_HANDLE;
+		goto err;
+	}
+	if (material) {
+		st = hsm_key_set_material(k, material, len);
+	} else {
+		if (!k->bits)
+			k->bits = hsm_default_bits(k->type);
+		if (!hsm_bits_valid(k->type, k->bits))
+			st = HSM_SC_INVALID_KEY_SIZE;
+		else
+			st = hsm_key_generate_material(k);
+	}
+	if (!st)
+		st = hsm_key_prepare(c->fw, k);
+	if (!st)
+		st = hsm_key_insert(c->fw, k);
+	if (st)
+		goto err;
+	/* a persistent key is acknowledged only once it is on disk */
+	if (k->flags & HSM_KEYF_PERSISTENT) {
+		uint64_t handle = k->handle;
+
+		st = hsm_store_save(c->fw);
+		if (st) {
+			hsm_key_put(hsm_key_remove(c->fw, handle));
+			return st;
+		}
+	}
+	c->result = k->handle;
+	return HSM_SC_SUCCESS;
+err:
+	hsm_key_free(k);
+	return st;
+}
+
+/* ---- commands ---- */
+
+/* KEY_GENERATE: src = struct hsm_key_attrs; result = handle. */
+uint16_t hsm_adm_key_generate(struct hsm_cmd *c)
+{
+	unsigned char *buf;
+	uint16_t st;
+
+	st = hsm_cmd_check_fields(c, HSM_F_SRC);
+	if (st)
+		return st;
+	if (hsm_fw_is_tampered(c->fw))
+		return HSM_SC_TAMPERED;
+	if (c->src_len != HSM_ATTRS_SIZE)
+		return HSM_SC_INVALID_LENGTH;
+	st = hsm_read_src(c, &buf);
+	if (st)
+		return st;
+	st = hsm_key_create(c, (const struct hsm_key_attrs *)buf, NULL, 0,
+			    false, NULL);
+	OPENSSL_free(buf);
+	return st;
+}
+
+/* KEY_IMPORT: src = attrs || clear key; always a volatile session key. */
+uint16_t hsm_adm_key_import(struct hsm_cmd *c)
+{
+	unsigned char *buf;
+	uint16_t st;
+
+	st = hsm_cmd_check_fields(c, HSM_F_SRC);
+	if (st)
+		return st;
+	if (hsm_fw_is_tampered(c->fw))
+		return HSM_SC_TAMPERED;
+	if (c->src_len <= HSM_ATTRS_SIZE || c->src_len > HSM_FW_MAX_XFER)
+		return HSM_SC_INVALID_LENGTH;
+	st = hsm_read_src(c, &buf);
+	if (st)
+		return st;
+	st = hsm_key_create(c, (const struct hsm_key_attrs *)buf,
+			    buf + HSM_ATTRS_SIZE, c->src_len - HSM_ATTRS_SIZE,
+			    true, NULL);
+	OPENSSL_clear_free(buf, c->src_len);
+	return st;
+}
+
+/* A key-encryption key for RFC 5649: AES-128/192/256 with @use. */
+static uint16_t hsm_kek_get(struct hsm_cmd *c, uint64_t handle, uint32_t use,
+			    struct hsm_key **kp, EVP_CIPHER **cipher)
+{
+	struct hsm_key *k;
+	uint16_t st;
+	int idx;
+
+	st = hsm_key_get(c->fw, handle, &k);
+	if (st)
+		return st;
+	if (k->type != HSM_KEY_AES) {
+		st = HSM_SC_KEY_TYPE;
+	} else if (!(k->uses & use)) {
+		st = HSM_SC_USE_DENIED;
+	} else {
+		idx = hsm_aes_index(k->secret_len);
+		if (idx < 0)
+			st = HSM_SC_INVALID_KEY_SIZE;
+		else
+			*cipher = c->fw->aes_kwp[idx];
+	}
+	if (st) {
+		hsm_key_put(k);
+		return st;
+	}
+	*kp = k;
+	return HSM_SC_SUCCESS;
+}
+
+/* One RFC 5649 wrap or unwrap; *outp is freed by the caller. */
+static uint16_t hsm_kwp(const struct hsm_key *kek, EVP_CIPHER *cipher,
+			bool wrap, const unsigned char *in, size_t inlen,
+			unsigned char **outp, size_t *outlen)
+{
+	EVP_CIPHER_CTX *ctx;
+	size_t cap = inlen + 16;
+	unsigned char *out;
+	int n1 = 0, n2 = 0;
+	uint16_t st = HSM_SC_SUCCESS;
+
+	out = OPENSSL_malloc(cap);
+	ctx = EVP_CIPHER_CTX_new();
+	if (!out || !ctx) {
+		st = HSM_SC_INTERNAL;
+		goto out;
+	}
+	EVP_CIPHER_CTX_set_flags(ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+	if (!EVP_CipherInit_ex2(ctx, cipher, kek->secret, NULL, wrap, NULL)) {
+		st = HSM_SC_INTERNAL;
+		goto out;
+	}
+	if (!EVP_CipherUpdate(ctx, out, &n1, in, (int)inlen) ||
+	    !EVP_CipherFinal_ex(ctx, out + n1, &n2)) {
+		st = wrap ? HSM_SC_INTERNAL : HSM_SC_DECRYPT_FAILED;
+		goto out;
+	}
+	*outlen = (size_t)n1 + n2;
+	*outp = out;
+	out = NULL;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	OPENSSL_clear_free(out, cap);
+	return st;
+}
+
+/*
+ * KEY_UNWRAP: handle = AES key with USE_UNWRAP, mech = 0 or AES_KWP,
+ * src = attrs || RFC 5649 blob; the new key lands in the unwrapping key's
+ * partition, which attrs.partition must name.  result = handle.
+ */
+uint16_t hsm_adm_key_unwrap(struct hsm_cmd *c)
+{
+	unsigned char *buf = NULL, *key = NULL;
+	struct hsm_key *kek;
+	EVP_CIPHER *cipher = NULL;
+	size_t keylen = 0, bloblen = 0;
+	uint16_t st;
+
+	st = hsm_cmd_check_fields(c, HSM_F_SRC | HSM_F_HANDLE | HSM_F_MECH);
+	if (st)
+		return st;
+	if (c->mech && c->mech != HSM_MECH_AES_KWP)
+		return HSM_SC_INVALID_MECH;
+	st = hsm_kek_get(c, c->handle, HSM_USE_UNWRAP, &kek, &cipher);
+	if (st)
+		return st;
+	if (c->src_len > HSM_FW_MAX_XFER || c->src_len < HSM_ATTRS_SIZE + 16 ||
+	    (c->src_len - HSM_ATTRS_SIZE) % 8) {
+		st = HSM_SC_INVALID_LENGTH;
+		goto out;
+	}
+	bloblen = c->src_len - HSM_ATTRS_SIZE;
+	st = hsm_read_src(c, &buf);
+	if (st)
+		goto out;
+	st = hsm_kwp(kek, cipher, false, buf + HSM_ATTRS_SIZE, bloblen, &key,
+		     &keylen);
+	if (!st)
+		st = hsm_key_create(c, (const struct hsm_key_attrs *)buf, key,
+				    keylen, false, kek);
+out:
+	OPENSSL_clear_free(key, bloblen + 16);
+	OPENSSL_free(buf);
+	hsm_key_put(kek);
+	return st;
+}
+
+/*
+ * KEY_WRAP: handle = key to export (EXTRACTABLE), qw[0] = AES key with
+ * USE_WRAP in the same partition, mech = 0 or AES_KWP, dst = RFC 5649
+ * blob of the raw key (AES, HMAC) or its DER PKCS#8 PrivateKeyInfo.
+ * result = blob length.
+ */
+uint16_t hsm_adm_key_wrap(struct hsm_cmd *c)
+{
+	unsigned char *mat = NULL, *blob = NULL;
+	struct hsm_key *k, *kek = NULL;
+	size_t matlen = 0, bloblen = 0;
+	EVP_CIPHER *cipher = NULL;
+	uint16_t st;
+
+	st = hsm_cmd_check_fields(c, HSM_F_DST | HSM_F_HANDLE | HSM_F_MECH |
+				  HSM_F_CDW(0) | HSM_F_CDW(1));
+	if (st)
+		return st;
+	if (c->mech && c->mech != HSM_MECH_AES_KWP)
+		return HSM_SC_INVALID_MECH;
+	st = hsm_key_get(c->fw, c->handle, &k);
+	if (st)
+		return st;
+	st = hsm_kek_get(c, c->qw[0], HSM_USE_WRAP, &kek, &cipher);
+	if (st)
+		goto out;
+	if (kek->partition != k->partition) {
+		st = HSM_SC_INVALID_HANDLE;
+		goto out;
+	}
+	if (!(k->flags & HSM_KEYF_EXTRACTABLE)) {
+		st = HSM_SC_NOT_EXTRACTABLE;
+		goto out;
+	}
+	st = hsm_key_get_material(k, &mat, &matlen);
+	if (st)
+		goto out;
+	/* RFC 5649: payload padded to 8 bytes plus the 8-byte AIV block */
+	if (c->dst_len < ((matlen + 7) & ~(size_t)7) + 8) {
+		c->result = ((matlen + 7) & ~(size_t)7) + 8;
+		st = HSM_SC_BUFFER_TOO_SMALL;
+		goto out;
+	}
+	st = hsm_kwp(kek, cipher, true, mat, matlen, &blob, &bloblen);
+	if (!st)
+		st = hsm_write_dst(c, blob, bloblen);
+out:
+	OPENSSL_clear_free(mat, matlen);
+	OPENSSL_free(blob);
+	hsm_key_put(kek);
+	hsm_key_put(k);
+	return st;
+}
+
+/* KEY_EXPORT_PUB: dst = DER SubjectPublicKeyInfo; result = its length. */
+uint16_t hsm_adm_key_export_pub(struct hsm_cmd *c)
+{
+	unsigned char *der = NULL;
+	struct hsm_key *k;
+	uint16_t st;
+	int len;
+
+	st = hsm_cmd_check_fields(c, HSM_F_DST | HSM_F_HANDLE);
+	if (st)
+		return st;
+	st = hsm_key_get(c->fw, c->handle, &k);
+	if (st)
+		return st;
+	if (!k->pkey) {
+		st = HSM_SC_KEY_TYPE;
+		goto out;
+	}
+	len = i2d_PUBKEY(k->pkey, &der);
+	if (len <= 0) {
+		st = HSM_SC_INTERNAL;
+		goto out;
+	}
+	st = hsm_write_dst(c, der, len);
+	OPENSSL_free(der);
+out:
+	hsm_key_put(k);
+	return st;
+}
+
+/* KEY_DESTROY: handle. */
+uint16_t hsm_adm_key_destroy(struct hsm_cmd *c)
+{
+	struct hsm_key *k;
+	bool persistent;
+	uint16_t st;
+
+	st = hsm_cmd_check_fields(c, HSM_F_HANDLE);
+	if (st)
+		return st;
+	if (hsm_fw_is_tampered(c->fw))
+		return HSM_SC_TAMPERED;
+	k = hsm_key_remove(c->fw, c->handle);
+	if (!k)
+		return HSM_SC_INVALID_HANDLE;
+	persistent = k->flags & HSM_KEYF_PERSISTENT;
+	hsm_key_put(k);
+	/* the key is gone from the card either way; report a failed rewrite */
+	return persistent ? hsm_store_save(c->fw) : HSM_SC_SUCCESS;
+}
+
+/*
+ * KEY_LIST: cdw[0] = partition, aux = number of the partition's keys to
+ * skip (cursor), dst = room for dst_len / 8 handles (__le64), in slot
+ * order.  result = (keys in the partition << 32) | handles written.
+ */
+uint16_t hsm_adm_key_list(struct hsm_cmd *c)
+{
+	struct hsm_fw *fw = c->fw;
+	uint32_t cap = c->dst_len / 8, count = 0, total = 0;
+	struct hsm_xbuf *xb = NULL;
+	uint64_t *out = NULL;
+	unsigned int i;
+	uint16_t st;
+
+	st = hsm_cmd_check_fields(c, HSM_F_DST | HSM_F_AUX | HSM_F_CDW(0));
+	if (st)
+		return st;
+	if (hsm_fw_is_tampered(fw))
+		return HSM_SC_TAMPERED;
+	if (c->cdw[0] >= HSM_FW_NR_PARTITIONS)
+		return HSM_SC_INVALID_FIELD;
+	if (c->dst_len > HSM_FW_MAX_XFER)
+		return HSM_SC_INVALID_LENGTH;
+	xb = malloc(sizeof(*xb));
+	out = malloc(cap ? cap * sizeof(*out) : 1);
+	if (!xb || !out) {
+		st = HSM_SC_INTERNAL;
+		goto out;
+	}
+	st = hsm_xbuf_dst(c, xb);
+	if (st)
+		goto out;
+	pthread_rwlock_rdlock(&fw->ks_lock);
+	for (i = 0; i < fw->cfg.max_keys; i++) {
+		struct hsm_key *k = fw->slots[i];
+
+		if (!k || k->partition != c->cdw[0])
+			continue;
+		if (total++ >= c->aux && count < cap)
+			out[count++] = htole64(k->handle);
+	}
+	pthread_rwlock_unlock(&fw->ks_lock);
+	st = hsm_xbuf_write(xb, out, count * sizeof(*out));
+	if (!st)
+		c->result = ((uint64_t)total << 32) | count;
+out:
+	free(out);
+	free(xb);
+	return st;
+}
+
+/* KEY_GET_ATTRS: handle; dst = struct hsm_key_attrs. */
+uint16_t hsm_adm_key_get_attrs(struct hsm_cmd *c)
+{
+	struct hsm_key_attrs a;
+	struct hsm_key *k;
+	uint16_t st;
+
+	st = hsm_cmd_check_fields(c, HSM_F_DST | HSM_F_HANDLE);
+	if (st)
+		return st;
+	st = hsm_key_get(c->fw, c->handle, &k);
+	if (st)
+		return st;
+	hsm_attrs_fill(k, &a);
+	hsm_key_put(k);
+	return hsm_write_dst(c, &a, sizeof(a));
+}

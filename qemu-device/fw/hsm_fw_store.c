@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * hsmcard firmware core: the sealed persistent key store.
+ *
+ * Keys with HSM_KEYF_PERSISTENT live in the file named by keystore_path,
+ * sealed with AES-256-GCM under a 256-bit master key kept in the sidecar
+ * file "<keystore_path>.mk" (created with mode 0600 on first use).
+ *
+ * File layout (all integers little endian):
+ *   0  "HSMKSTOR"          magic
+ *   8  le32 version (1)
+ *  12  card_id[16]         the card's identity, kept across restarts
+ *  28  nonce[12]           fresh for every write
+ *  40  le32 n              length of the sealed payload
+ *  44  ciphertext[n]
+ *  44+n tag[16]            GCM tag over bytes 0..43 (AAD) and the payload
+ * Payload: le32 count, then per key: struct hsm_key_attrs (handle, type,
+ * bits, uses, flags, partition, created, label), le32 m, m bytes of key
+ * material (raw AES/HMAC bytes or DER PKCS#8 PrivateKeyInfo).
+ *
+ * Every write goes to "<path>.tmp", is fsync()ed, renamed over the file
+ * and the directory is fsync()ed, so a crash leaves the old or the new
+ * store, never a mix.  A file that is short, long, edited or sealed under
+ * another master key fails the tag check or the parser and is refused as a
+ * whole: the card does not start rather than start with part of its keys.
+ *
+ * Copyright (C) 2026 The hsmcard authors
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "hsm_fw_int.h"
+
+#define HSM_KS_MAGIC		"HSMKSTOR"
+#define HSM_KS_VERSION		1
+#define HSM_KS_HDR		44
+#define HSM_KS_TAG		16
+#define HSM_KS_MAX_FILE		(64u << 20)
+
+static char *hsm_strcat(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = malloc(la + lb + 1);
+
+	if (s) {
+		memcpy(s, a, la);
+		memcpy(s + la, b, lb + 1);
+	}
+	return s;
+}
+
+static void hsm_store_err(char **errp, const char *what, const char *path)
+{
+	char *s;
+
+	if (!errp || *errp)
+		return;
+	s = malloc(strlen(path) + strlen(what) + 16);
+	if (s)
+		sprintf(s, "key store %s: %s", path, what);
+	*errp = s;
+}
+
+static int hsm_read_file(const char *path, uint8_t **bufp, size_t *lenp)
+{
+	struct stat st;
+	uint8_t *buf;
+	ssize_t n;
+	size_t off = 0;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || st.st_size > HSM_KS_MAX_FILE) {
+		close(fd);
+		return -EFBIG;
+	}
+	buf = malloc(st.st_size ? st.st_size : 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (off < (size_t)st.st_size) {
+		n = read(fd, buf + off, st.st_size - off);
+		if (n <= 0) {
+			free(buf);
+			close(fd);
+			return -EIO;
+		}
+		off += n;
+	}
+	close(fd);
+	*bufp = buf;
+	*lenp = off;
+	return 0;
+}
+
+/* Write @buf to @path atomically: temp file, fsync, rename, fsync dir. */
+static int hsm_write_file(const char *path, const void *buf, size_t len)
+{
+	char *tmp = NULL, *dirc = NULL;
+	size_t off = 0;
+	ssize_t n;
+	int fd, dfd, ret = -1;
+
+	tmp = hsm_strcat(path, ".tmp");
+	if (!tmp)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto out;
+	while (off < len) {
+		n = write(fd, (const uint8_t *)buf + off, len - off);
+		if (n <= 0)
+			break;
+		off += n;
+	}
+	if (off != len || fsync(fd)) {
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	close(fd);
+	if (rename(tmp, path)) {
+		unlink(tmp);
+		goto out;
+	}
+	dirc = strdup(path);
+	if (dirc) {
+		dfd = open(dirname(dirc), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	ret = 0;
+out:
+	free(dirc);
+	free(tmp);
+	return ret;
+}
+
+/* Overwrite a file with zeros, flush it and remove it. */
+static void hsm_shred(const char *path)
+{
+	uint8_t zero[64] = { 0 };
+	struct stat st;
+	off_t off;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (!fstat(fd, &st))
+			for (off = 0; off < st.st_size; off += sizeof(zero))
+				if (pwrite(fd, zero, sizeof(zero), off) < 0)
+					break;
+		fsync(fd);
+		close(fd);
+	}
+	unlink(path);
+}
+
+static uint16_t hsm_gcm(struct hsm_fw *fw, const uint8_t *nonce, bool enc,
+			const uint8_t *aad, size_t aadlen, const uint8_t *in,
+			size_t len, uint8_t *out, uint8_t *tag)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	uint16_t st = HSM_SC_INTERNAL;
+	int n = 0;
+
+	if (!ctx ||
+	    !EVP_CipherInit_ex2(ctx, fw->aes_gcm[2], fw->mk, nonce, enc, NULL) ||
+	    !EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aadlen) ||
+	    (len && !EVP_CipherUpdate(ctx, out, &n, in, (int)len)))
+		goto out;
+	if (!enc && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG,
+					 HSM_KS_TAG, tag))
+		goto out;
+	if (!EVP_CipherFinal_ex(ctx, out + n, &n)) {
+		st = HSM_SC_DECRYPT_FAILED;
+		goto out;
+	}
+	if (enc && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG,
+					HSM_KS_TAG, tag))
+		goto out;
+	st = HSM_SC_SUCCESS;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	return st;
+}
+
+/* ---- save ---- */
+
+/* Grow-on-demand byte buffer for the payload; wiped when freed. */
+struct hsm_sbuf {
+	uint8_t *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void hsm_sbuf_add(struct hsm_sbuf *b, const void *data, size_t len)
+{
+	size_t ncap;
+	uint8_t *np;
+
+	if (b->oom)
+		return;
+	if (b->len + len > b->cap) {
+		ncap = (b->len + len) * 2 + 256;
+		np = OPENSSL_malloc(ncap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		if (b->p)
+			memcpy(np, b->p, b->len);
+		OPENSSL_clear_free(b->p, b->cap);
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+}
+
+/**
+ * hsm_store_save() - rewrite the sealed store with the current persistent
+ * keys
+ * @fw: the card
+ *
+ * Return: HSM_SC_SUCCESS, or HSM_SC_INTERNAL if the store could not be
+ * written (the previous file is left intact).
+ */
+uint16_t hsm_store_save(struct hsm_fw *fw)
+{
+	struct hsm_sbuf b = { 0 };
+	struct hsm_key_attrs a;
+	uint8_t *file = NULL, nonce[12];
+	uint32_t count = 0, le;
+	uint16_t st = HSM_SC_INTERNAL;
+	unsigned int i;
+	size_t flen = 0;
+
+	if (!fw->ks_path)
+		return HSM_SC_SUCCESS;
+	pthread_mutex_lock(&fw->store_lock);
+	if (hsm_fw_is_tampered(fw)) {
+		st = HSM_SC_TAMPERED;
+		goto out;
+	}
+	hsm_sbuf_add(&b, &count, sizeof(count));
+	pthread_rwlock_rdlock(&fw->ks_lock);
+	for (i = 0; i < fw->cfg.max_keys; i++) {
+		struct hsm_key *k = fw->slots[i];
+		unsigned char *mat = NULL;
+		size_t mlen = 0;
+
+		if (!k || !(k->flags & HSM_KEYF_PERSISTENT))
+			continue;
+		if (hsm_key_get_material(k, &mat, &mlen)) {
+			b.oom = true;
+			break;
+		}
+		hsm_attrs_fill(k, &a);
+		le = htole32(mlen);
+		hsm_sbuf_add(&b, &a, sizeof(a));
+		hsm_sbuf_add(&b, &le, sizeof(le));
+		hsm_sbuf_add(&b, mat, mlen);
+		OPENSSL_clear_free(mat, mlen);
+		count++;
+	}
+	pthread_rwlock_unlock(&fw->ks_lock);
+	if (b.oom)
+		goto out;
+	le = htole32(count);
+	memcpy(b.p, &le, sizeof(le));
+
+	flen = HSM_KS_HDR + b.len + HSM_KS_TAG;
+	file = malloc(flen);
+	if (!file || RAND_bytes(nonce, sizeof(nonce)) != 1)
+		goto out;
+	memcpy(file, HSM_KS_MAGIC, 8);
+	le = htole32(HSM_KS_VERSION);
+	memcpy(file + 8, &le, 4);
+	memcpy(file + 12, fw->card_id, 16);
+	memcpy(file + 28, nonce, 12);
+	le = htole32(b.len);
+	memcpy(file + 40, &le, 4);
+	st = hsm_gcm(fw, nonce, true, file, HSM_KS_HDR, b.p, b.len,
+		     file + HSM_KS_HDR, file + HSM_KS_HDR + b.len);
+	if (!st && hsm_write_file(fw->ks_path, file, flen))
+		st = HSM_SC_INTERNAL;
+out:
+	pthread_mutex_unlock(&fw->store_lock);
+	OPENSSL_clear_free(b.p, b.cap);
+	free(file);
+	return st;
+}
+
+/* ---- load ---- */
+
+/* Parse every key first; the store only changes if all of them are good. */
+static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len)
+{
+	struct hsm_key **all, *k;
+	struct hsm_key_attrs a;
+	uint32_t count, mlen, i, n = 0;
+	size_t off = 4;
+	int ret = -1;
+
+	if (len < 4)
+		return -1;
+	memcpy(&count, p, 4);
+	count = le32toh(count);
+	if (count > fw->cfg.max_keys)
+		return -1;
+	all = calloc(count ? count : 1, sizeof(*all));
+	if (!all)
+		return -1;
+	for (i = 0; i < count; i++) {
+		if (len - off < sizeof(a) + 4)
+			goto out;
+		memcpy(&a, p + off, sizeof(a));
+		memcpy(&mlen, p + off + sizeof(a), 4);
+		mlen = le32toh(mlen);
+		off += sizeof(a) + 4;
+		if (len - off < mlen)
+			goto out;
+		k = calloc(1, sizeof(*k));
+		if (!k)
+			goto out;
+		all[n++] = k;
+		k->handle = le64toh(a.handle);
+		k->type = le16toh(a.type);
+		k->bits = le16toh(a.bits);
+		k->uses = le32toh(a.uses);
+		k->flags = le32toh(a.flags);
+		k->partition = le32toh(a.partition);
+		k->created = le64toh(a.created);
+		memcpy(k->label, a.label, sizeof(k->label));
+		if (!hsm_key_attrs_valid(k) ||
+		    hsm_key_set_material(k, p + off, mlen) ||
+		    hsm_key_prepare(fw, k))
+			goto out;
+		off += mlen;
+	}
+	if (off != len)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (hsm_key_insert_at(fw, all[i])) {
+			/* two keys claim one slot: take back what went in */
+			hsm_fw_keys_zeroize(fw);
+			goto out;
+		}
+		all[i] = NULL;
+	}
+	ret = 0;
+out:
+	for (i = 0; i < n; i++)
+		hsm_key_free(all[i]);
+	free(all);
+	return ret;
+}
+
+static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
+			  char **errp)
+{
+	uint32_t ver, plen;
+	uint8_t *plain;
+	int ret;
+
+	if (flen < HSM_KS_HDR + HSM_KS_TAG || memcmp(file, HSM_KS_MAGIC, 8)) {
+		hsm_store_err(errp, "not a key store", fw->ks_path);
+		return -1;
+	}
+	memcpy(&ver, file + 8, 4);
+	memcpy(&plen, file + 40, 4);
+	if (le32toh(ver) != HSM_KS_VERSION ||
+	    (size_t)le32toh(plen) != flen - HSM_KS_HDR - HSM_KS_TAG) {
+		hsm_store_err(errp, "bad version or length (torn file?)",
+			      fw->ks_path);
+		return -1;
+	}
+	plen = le32toh(plen);
+	plain = OPENSSL_malloc(plen ? plen : 1);
+	if (!plain)
+		return -1;
+	if (hsm_gcm(fw, file + 28, false, file, HSM_KS_HDR,
+		    file + HSM_KS_HDR, plen, plain,
+		    (uint8_t *)file + HSM_KS_HDR + plen)) {
+		hsm_store_err(errp,
+			      "authentication failed (edited, torn or wrong master key)",
+			      fw->ks_path);
+		OPENSSL_clear_free(plain, plen ? plen : 1);
+		return -1;
+	}
+	ret = hsm_store_parse(fw, plain, plen);
+	OPENSSL_clear_free(plain, plen ? plen : 1);
+	if (ret) {
+		hsm_store_err(errp, "malformed contents", fw->ks_path);
+		return -1;
+	}
+	memcpy(fw->card_id, file + 12, 16);
+	return 0;
+}
+
+/**
+ * hsm_store_open() - attach the persistent store and load its keys
+ * @fw:   the card, key store initialized and empty
+ * @path: store file; "<path>.mk" holds the master key
+ * @errp: receives a message on failure
+ *
+ * A missing store is created (empty, with the card's identity), and a
+ * missing master key with it; a store without its master key is an error.
+ *
+ * Return: 0 or -1.
+ */
+int hsm_store_open(struct hsm_fw *fw, const char *path, char **errp)
+{
+	uint8_t *file = NULL, *mk = NULL;
+	size_t flen = 0, mklen = 0;
+	int ret, fret;
+
+	pthread_mutex_init(&fw->store_lock, NULL);
+	fw->ks_path = strdup(path);
+	fw->mk_path = hsm_strcat(path, ".mk");
+	if (!fw->ks_path || !fw->mk_path) {
+		hsm_store_err(errp, "out of memory", path);
+		return -1;
+	}
+	fret = hsm_read_file(path, &file, &flen);
+	if (fret && fret != -ENOENT) {
+		hsm_store_err(errp, "cannot be read", path);
+		return -1;
+	}
+	ret = hsm_read_file(fw->mk_path, &mk, &mklen);
+	if (ret == -ENOENT && fret == -ENOENT) {
+		if (RAND_priv_bytes(fw->mk, sizeof(fw->mk)) != 1 ||
+		    hsm_write_file(fw->mk_path, fw->mk, sizeof(fw->mk))) {
+			hsm_store_err(errp, "cannot create the master key",
+				      fw->mk_path);
+			return -1;
+		}
+	} else if (ret || mklen != sizeof(fw->mk)) {
+		hsm_store_err(errp, "master key missing or malformed",
+			      fw->mk_path);
+		if (mk)
+			OPENSSL_clear_free(mk, mklen);
+		free(file);
+		return -1;
+	} else {
+		memcpy(fw->mk, mk, sizeof(fw->mk));
+		OPENSSL_clear_free(mk, mklen);
+	}
+
+	if (fret == -ENOENT) {
+		ret = hsm_store_save(fw) ? -1 : 0;
+		if (ret)
+			hsm_store_err(errp, "cannot be written", path);
+		return ret;
+	}
+	ret = hsm_store_load(fw, file, flen, errp);
+	free(file);
+	return ret;
+}
+
+/* Tamper: the master key is wiped, in memory and on disk, with the store. */
+void hsm_store_zeroize(struct hsm_fw *fw)
+{
+	if (!fw->ks_path)
+		return;
+	pthread_mutex_lock(&fw->store_lock);
+	OPENSSL_cleanse(fw->mk, sizeof(fw->mk));
+	hsm_shred(fw->mk_path);
+	hsm_shred(fw->ks_path);
+	pthread_mutex_unlock(&fw->store_lock);
+}
+
+void hsm_store_close(struct hsm_fw *fw)
+{
+	if (!fw->ks_path)
+		return;
+	OPENSSL_cleanse(fw->mk, sizeof(fw->mk));
+	pthread_mutex_destroy(&fw->store_lock);
+	free(fw->ks_path);
+	free(fw->mk_path);
+	fw->ks_path = NULL;
+	fw->mk_path = NULL;
+}

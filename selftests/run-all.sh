@@ -1,0 +1,89 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# What `make check` runs: host unit tests, then QEMU with the card, the module
+# for each kernel, the guest tests and the VM runs on Debian's 6.1 and 6.12.
+# Prints a summary and, as the very last line, "N passed, N failed" (host and
+# guest test counts; a stage that cannot run, a kernel-log problem or a
+# crashed or hung guest counts as a failure).  Exits non-zero on any failure.
+
+set -u
+set -o pipefail
+
+TOP=${TOP:-$(cd "$(dirname "$0")/.." && pwd)}
+BUILD=${BUILD:-$TOP/build}
+KERNELS=${KERNELS:-"6.1 6.12"}
+export TOP BUILD
+
+pass=0
+fail=0
+report=
+
+stage() {
+	echo
+	echo "==== $* ($(date -u +%H:%M:%S))"
+}
+
+# note NAME PASS FAIL: add a stage's counts to the totals
+note() {
+	pass=$((pass + $2))
+	fail=$((fail + $3))
+	report="$report$(printf '  %-24s %5d passed, %d failed' "$1" "$2" "$3")"$'\n'
+}
+
+# last_counts FILE: the last "N passed, N failed" of FILE as "N N"
+last_counts() {
+	grep -a -o -E '[0-9]+ passed, [0-9]+ failed' "$1" | tail -n1 |
+		sed -E 's/([0-9]+) passed, ([0-9]+) failed/\1 \2/'
+}
+
+mkdir -p "$BUILD" || exit 2
+cd "$TOP" || exit 2
+start=$(date +%s)
+
+stage "host unit tests (make check-host)"
+log=$BUILD/check-host.log
+make -C "$TOP" check-host 2>&1 | tee "$log"
+rc=$?
+counts=$(last_counts "$log")
+if [ -n "$counts" ]; then
+	read -r p f <<<"$counts"
+	[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+	note "host" "$p" "$f"
+else
+	echo "run-all: make check-host gave no counts (status $rc)"
+	note "host" 0 1
+fi
+
+stage "QEMU with the card (make qemu)"
+make -C "$TOP" qemu
+qemu_ok=$?
+[ $qemu_ok -eq 0 ] || note "qemu build" 0 1
+
+stage "kernel modules"
+"$TOP/selftests/vm/build-modules.sh" --kernels "$KERNELS" || note "module build" 0 1
+
+stage "guest tests"
+make -C "$TOP/selftests/vm" TOP="$TOP" BUILD="$BUILD" || note "selftest build" 0 1
+
+if [ $qemu_ok -eq 0 ]; then
+	stage "VM tests on $KERNELS"
+	log=$BUILD/check-vm.log
+	"$TOP/selftests/vm/run-vm.sh" --kernels "$KERNELS" 2>&1 | tee "$log"
+	rc=$?
+	counts=$(last_counts "$log")
+	if [ -n "$counts" ]; then
+		read -r p f <<<"$counts"
+		[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+		note "vm" "$p" "$f"
+	else
+		note "vm" 0 1
+	fi
+else
+	echo "run-all: no QEMU, VM tests not run"
+fi
+
+stage "summary ($(( $(date +%s) - start ))s)"
+printf '%s' "$report"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

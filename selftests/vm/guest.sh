@@ -1,0 +1,158 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Runs inside the test guest, chrooted into the host's root file system (see
+# init).  Parameters come from the kernel command line:
+#
+#   hsmvm.top=DIR      source tree (as on the host)
+#   hsmvm.build=DIR    build directory (selftests/, kmod-<kver>/)
+#   hsmvm.mode=M       test | shell | demo
+#   hsmvm.tests=LIST   comma-separated test names, or "all"
+#   hsmvm.timeout=S    per-test-binary timeout in seconds
+#
+# In test mode, structured results go to the second serial port (ttyS1):
+# "=== HSMVM ..." marker lines around each test binary's TAP output, the
+# module load status and a full dmesg dump.  run-vm.sh parses them.
+
+TOP=
+BUILD=
+MODE="test"
+TESTS=all
+TIMEOUT=900
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
+	case "$arg" in
+	hsmvm.top=*) TOP="${arg#*=}" ;;
+	hsmvm.build=*) BUILD="${arg#*=}" ;;
+	hsmvm.mode=*) MODE="${arg#*=}" ;;
+	hsmvm.tests=*) TESTS="${arg#*=}" ;;
+	hsmvm.timeout=*) TIMEOUT="${arg#*=}" ;;
+	esac
+done
+KVER=$(uname -r)
+KO="$BUILD/kmod-$KVER/hsmcard.ko"
+export HSMCARD_TOP="$TOP" HSMCARD_BUILD="$BUILD" HSMCARD_KO="$KO"
+export PATH="$BUILD/tools:$BUILD/selftests:$PATH"
+hostname hsmvm 2>/dev/null
+
+if [ "$MODE" != shell ] && [ -c /dev/ttyS1 ]; then
+	stty -F /dev/ttyS1 raw -echo 2>/dev/null
+	exec 3>/dev/ttyS1
+else
+	exec 3>/dev/null
+fi
+
+res() {
+	echo "=== HSMVM $*" >&3
+}
+
+load_module() {
+	local deps d
+
+	if [ ! -f "$KO" ]; then
+		echo "hsmvm: $KO not found (run make modules-all)"
+		return 1
+	fi
+	# Dependencies come from the running kernel's own module tree.
+	deps=$(modinfo -F depends "$KO" 2>/dev/null | tr ',' ' ')
+	for d in $deps; do
+		modprobe "$d" || echo "hsmvm: modprobe $d failed"
+	done
+	insmod "$KO" || return 1
+	# devtmpfs creates the node when the misc device registers.
+	for _ in $(seq 1 100); do
+		[ -c /dev/hsmcard0 ] && return 0
+		sleep 0.1
+	done
+	echo "hsmvm: /dev/hsmcard0 did not appear"
+	return 0
+}
+
+run_tests() {
+	local t name rc list
+
+	if [ "$TESTS" = all ]; then
+		list=$(ls "$BUILD"/selftests/*_test 2>/dev/null)
+	else
+		list=
+		for t in ${TESTS//,/ }; do
+			t=${t%_test}_test
+			list="$list $BUILD/selftests/$t"
+		done
+	fi
+	[ -n "$list" ] || echo "hsmvm: no test binaries in $BUILD/selftests"
+	for t in $list; do
+		name=$(basename "$t")
+		res "TEST $name BEGIN"
+		echo "hsmvm: running $name"
+		if [ -x "$t" ]; then
+			(cd /tmp && timeout -k 10 "$TIMEOUT" "$t") 2>&1 | tee /dev/fd/3
+			rc=${PIPESTATUS[0]}
+		else
+			echo "hsmvm: $t not found or not executable" | tee /dev/fd/3
+			rc=127
+		fi
+		[ "$rc" -ne 124 ] || echo "hsmvm: $name timed out after ${TIMEOUT}s" | tee /dev/fd/3
+		res "TEST $name END rc=$rc"
+	done
+}
+
+demo() {
+	local d
+
+	if [ -x "$TOP/selftests/vm/demo.sh" ]; then
+		"$TOP/selftests/vm/demo.sh"
+		return
+	fi
+	echo "== lspci"
+	lspci -nnk -d 1234:4853
+	echo "== driver"
+	lsmod | grep -E '^(Module|hsmcard)'
+	ls -l /dev/hsmcard* 2>/dev/null
+	for d in /sys/bus/pci/drivers/hsmcard/0000:*; do
+		[ -d "$d" ] || continue
+		echo "== sysfs $d"
+		grep -H . "$d"/* 2>/dev/null | grep -v -e '/config:' -e '/resource'
+	done
+	echo "== hwrng"
+	cat /sys/class/misc/hw_random/rng_available /sys/class/misc/hw_random/rng_current 2>/dev/null
+	echo "== crypto algorithms"
+	grep -B1 -A5 'driver .*hsm' /proc/crypto | grep -E '^(name|driver|priority|selftest)'
+	echo "== kernel log"
+	dmesg | grep -i hsm
+}
+
+res "BEGIN $KVER"
+echo "hsmvm: kernel $KVER, mode $MODE"
+if load_module; then
+	res "MODULE rc=0"
+else
+	echo "hsmvm: loading $KO failed"
+	res "MODULE rc=1"
+fi
+
+case "$MODE" in
+test)
+	run_tests
+	;;
+demo)
+	demo
+	res "DEMO rc=$?"
+	;;
+shell)
+	echo "hsmvm: shell in the guest (chrooted into the host root, read-only); exit to power off"
+	cd "$TOP" || cd /
+	setsid -c /bin/bash -i </dev/ttyS0 >/dev/ttyS0 2>&1
+	;;
+*)
+	echo "hsmvm: unknown mode $MODE"
+	;;
+esac
+
+# Let deferred work (hung-task, RCU, self-tests) reach the log first.
+sleep 1
+res "DMESG BEGIN"
+dmesg --color=never >&3
+res "DMESG END"
+res "DONE"
+exit 0

@@ -1,0 +1,408 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Boot Debian 12 kernels under the project's QEMU with the hsmcard device and
+# run the guest tests; or give an interactive shell / demo in such a guest.
+# See Documentation/hsmcard/testing.rst.
+
+set -u
+set -o pipefail
+
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+BUILD=${BUILD:-$TOP/build}
+KERNELS="6.1 6.12"
+TESTS=
+MODE="test"
+TIMEOUT=${HSMVM_TIMEOUT:-900}
+TEST_TIMEOUT=${HSMVM_TEST_TIMEOUT:-600}
+VERBOSE=0
+QEMU=${QEMU:-}
+NO_CARD=${HSMVM_NO_CARD:-0}
+EXTRA_ARGS=${HSMVM_QEMU_ARGS:-}
+MEM=2G
+SMP=2
+
+usage() {
+	cat <<EOF
+Usage: $0 [options]
+
+Boot each kernel under QEMU (TCG, q35, ${SMP} vCPUs, ${MEM}) with the hsmcard
+device, the host root shared read-only over virtio-9p, load
+\$BUILD/kmod-<kver>/hsmcard.ko and run the guest tests
+(\$BUILD/selftests/*_test).
+
+Options:
+  --kernels "LIST"  kernels to boot: "6.1", "6.12" or full versions as in
+                    /boot/vmlinuz-<kver> (default: "$KERNELS")
+  --test NAME       run only this test (repeatable, or comma-separated);
+                    NAME is e.g. hsmcard_bind or hsmcard_bind_test
+  --shell           interactive shell in the guest (first kernel only)
+  --demo            boot one kernel and run selftests/vm/demo.sh
+  --timeout SEC     kill a guest after SEC seconds (default: $TIMEOUT)
+  --test-timeout S  per test binary timeout inside the guest (default: $TEST_TIMEOUT)
+  -v, --verbose     copy the guest console to stdout
+  -h, --help        this text
+
+Environment: BUILD (default \$TOP/build), QEMU (QEMU binary; default:
+qemu-device/build-qemu.sh --print-path), HSMVM_QEMU_ARGS (extra QEMU
+arguments, split at white space).
+
+Logs: \$BUILD/vm-<kver>.log (serial console: kernel log and test output),
+\$BUILD/vm-<kver>.results (TAP output and dmesg as seen by the harness).
+Exit status: 0 if every test passed and the kernel logs are clean.
+EOF
+}
+
+die() {
+	echo "run-vm: $*" >&2
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernels) [ $# -ge 2 ] || die "$1 needs an argument"; KERNELS=$2; shift ;;
+	--kernels=*) KERNELS=${1#*=} ;;
+	--test|-t) [ $# -ge 2 ] || die "$1 needs an argument"; TESTS="$TESTS${TESTS:+,}$2"; shift ;;
+	--test=*) TESTS="$TESTS${TESTS:+,}${1#*=}" ;;
+	--shell) MODE=shell ;;
+	--demo) MODE=demo ;;
+	--timeout) [ $# -ge 2 ] || die "$1 needs an argument"; TIMEOUT=$2; shift ;;
+	--test-timeout) [ $# -ge 2 ] || die "$1 needs an argument"; TEST_TIMEOUT=$2; shift ;;
+	-v|--verbose) VERBOSE=1 ;;
+	-h|--help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+	shift
+done
+TESTS=${TESTS// /,}
+case "$TIMEOUT$TEST_TIMEOUT" in
+*[!0-9]*) die "timeouts must be whole seconds" ;;
+esac
+case "$TOP$BUILD$TESTS" in
+*[[:space:]]*) die "paths and test names must not contain white space" ;;
+esac
+# The guest sees the host's root, but with its own tmpfs on these.
+for d in "$TOP" "$BUILD"; do
+	case "$d/" in
+	/tmp/*|/var/tmp/*|/run/*|/root/*|/proc/*|/sys/*|/dev/*)
+		die "$d is hidden from the guest; use a directory elsewhere" ;;
+	esac
+done
+
+# ---- helpers ----
+
+# kernel_version SPEC: "6.1" -> 6.1.0-56-amd64 (newest installed match)
+kernel_version() {
+	local spec=$1 f v best=
+
+	if [ -f "/boot/vmlinuz-$spec" ]; then
+		echo "$spec"
+		return 0
+	fi
+	for f in /boot/vmlinuz-"$spec".*-amd64 /boot/vmlinuz-"$spec"-*; do
+		[ -f "$f" ] || continue
+		v=${f#/boot/vmlinuz-}
+		best=$(printf '%s\n%s\n' "$best" "$v" | sed '/^$/d' | sort -V | tail -n1)
+	done
+	[ -n "$best" ] || return 1
+	echo "$best"
+}
+
+# module_closure KVER NAME...: module files (relative to /lib/modules/KVER)
+# in load order, dependencies first; built-in modules are skipped.
+module_closure() {
+	local kver=$1 dep=/lib/modules/$1/modules.dep
+	shift
+	awk -v want="$*" '
+	function base(p) { sub(/.*\//, "", p); sub(/\.ko(\.[a-z]+)?$/, "", p); gsub(/-/, "_", p); return p }
+	function visit(m,   n, parts, i) {
+		if (m in seen) return
+		seen[m] = 1
+		if (!(m in path)) return
+		n = split(deps[m], parts, " ")
+		for (i = 1; i <= n; i++) visit(base(parts[i]))
+		print path[m]
+	}
+	{
+		f = $1; sub(/:$/, "", f)
+		m = base(f)
+		path[m] = f
+		d = ""
+		for (i = 2; i <= NF; i++) d = d " " $i
+		deps[m] = d
+	}
+	END {
+		n = split(want, w, " ")
+		for (i = 1; i <= n; i++) {
+			m = w[i]; gsub(/-/, "_", m)
+			visit(m)
+		}
+	}' "$dep"
+}
+
+# build_initramfs KVER: prints the path of a cached initramfs for KVER
+build_initramfs() {
+	local kver=$1 mods key out tmp m f
+	local dir=$BUILD/vm-initramfs
+
+	mods=$(module_closure "$kver" virtio_pci 9pnet_virtio 9p) || return 1
+	[ -n "$mods" ] || { echo "run-vm: no 9p modules for $kver" >&2; return 1; }
+	key=$( { echo "$kver"; echo "$mods"; cat "$TOP/selftests/vm/init";
+		 sha256sum /bin/busybox; } | sha256sum | cut -c1-16)
+	out=$dir/initramfs-$kver-$key.cpio.gz
+	if [ -f "$out" ]; then
+		echo "$out"
+		return 0
+	fi
+	mkdir -p "$dir" || return 1
+	tmp=$(mktemp -d "$dir/tmp.XXXXXX") || return 1
+	mkdir -p "$tmp"/{bin,dev,proc,sys,modules,newroot}
+	cp /bin/busybox "$tmp/bin/busybox"
+	cp "$TOP/selftests/vm/init" "$tmp/init"
+	chmod 0755 "$tmp/init" "$tmp/bin/busybox"
+	: >"$tmp/modules/order"
+	for m in $mods; do
+		f=/lib/modules/$kver/$m
+		case "$f" in
+		*.ko.xz) xz -dc "$f" >"$tmp/modules/$(basename "$m" .xz)" ;;
+		*.ko.zst) zstd -qdc "$f" >"$tmp/modules/$(basename "$m" .zst)" ;;
+		*.ko.gz) gzip -dc "$f" >"$tmp/modules/$(basename "$m" .gz)" ;;
+		*) cp "$f" "$tmp/modules/" ;;
+		esac || { rm -rf "$tmp"; return 1; }
+		basename "${m%.xz}" | sed -e 's/\.zst$//' -e 's/\.gz$//' >>"$tmp/modules/order"
+	done
+	(cd "$tmp" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) \
+		>"$out.tmp" || { rm -rf "$tmp" "$out.tmp"; return 1; }
+	rm -rf "$tmp"
+	rm -f "$dir/initramfs-$kver-"*.cpio.gz
+	mv "$out.tmp" "$out"
+	echo "$out"
+}
+
+find_qemu() {
+	if [ -n "$QEMU" ]; then
+		echo "$QEMU"
+		return
+	fi
+	"$TOP/qemu-device/build-qemu.sh" --print-path 2>/dev/null
+}
+
+# Kernel-log lines that fail a run.
+BAD_RE='BUG:|kernel BUG at|WARNING:|Oops|alg: .*fail|blocked for more than|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage|general protection fault|KASAN|UBSAN|Kernel panic|list_(add|del) corruption|refcount_t: |stack-protector|double fault|soft lockup|hard LOCKUP'
+
+# check_kernel_log RESULTS CONSOLE: print offending kernel-log lines
+check_kernel_log() {
+	local res=$1 con=$2
+
+	if grep -q '^=== HSMVM DMESG END' "$res" 2>/dev/null; then
+		sed -n '/^=== HSMVM DMESG BEGIN/,/^=== HSMVM DMESG END/p' "$res"
+	else
+		# No dump (crash or hang): fall back to the console.
+		grep -a -E '^\[ *[0-9]+\.[0-9]+\]' "$con" 2>/dev/null
+	fi | grep -a -E "$BAD_RE"
+}
+
+# parse_results RESULTS: prints "pass fail skip" and one line per problem
+# on stderr.
+parse_results() {
+	awk '
+	function finish(   missing) {
+		if (name == "") return
+		if (!ended) {
+			printf "  %s: no end marker (guest crashed or hung)\n", name > "/dev/stderr"
+			fail++
+		} else if (rc != 0 && nfail == 0) {
+			printf "  %s: exited with status %d\n", name, rc > "/dev/stderr"
+			fail++
+		}
+		missing = plan - (npass + nfail + nskip)
+		if (plan > 0 && missing > 0) {
+			printf "  %s: %d planned tests did not report\n", name, missing > "/dev/stderr"
+			fail += missing
+		}
+		name = ""
+	}
+	/^=== HSMVM TEST .* BEGIN/ {
+		finish(); name = $4; ended = 0; rc = 0; plan = 0
+		npass = nfail = nskip = 0; next
+	}
+	/^=== HSMVM TEST .* END rc=/ {
+		rc = $6; sub(/rc=/, "", rc); rc += 0; ended = 1; finish(); next
+	}
+	/^=== HSMVM MODULE rc=1/ { printf "  hsmcard.ko failed to load\n" > "/dev/stderr"; fail++; next }
+	/^=== HSMVM DMESG BEGIN/ { finish(); indmesg = 1; next }
+	/^=== HSMVM DMESG END/ { indmesg = 0; next }
+	/^=== HSMVM DONE/ { done = 1; next }
+	indmesg || name == "" { next }
+	/^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; next }
+	/^not ok [0-9]+/ { nfail++; fail++; printf "  %s: %s\n", name, $0 > "/dev/stderr"; next }
+	/^ok [0-9]+.*# *[Ss][Kk][Ii][Pp]/ { nskip++; skip++; next }
+	/^ok [0-9]+/ { npass++; pass++; next }
+	END {
+		finish()
+		if (!done) { printf "  guest did not finish\n" > "/dev/stderr"; fail++ }
+		printf "%d %d %d\n", pass, fail, skip
+	}' "$1"
+}
+
+# ---- main ----
+
+QEMU_BIN=$(find_qemu)
+if [ -z "$QEMU_BIN" ] || [ ! -x "$QEMU_BIN" ]; then
+	die "no QEMU with the hsmcard device (run make qemu, or set QEMU=)"
+fi
+
+if [ "$MODE" != test ]; then
+	KERNELS=${KERNELS%% *}
+	[ -n "$TESTS" ] && echo "run-vm: --test is ignored with --shell/--demo" >&2
+fi
+
+mkdir -p "$BUILD" || die "cannot create $BUILD"
+
+qpid=
+tpid=
+log=
+res=
+cleanup() {
+	[ -z "$qpid" ] || kill "$qpid" 2>/dev/null
+	[ -z "$tpid" ] || kill "$tpid" 2>/dev/null
+	[ -z "$log" ] || rm -f "$BUILD"/vm-*.log.$$ "$BUILD"/vm-*.results.$$
+}
+trap 'cleanup; exit 130' INT TERM
+total_pass=0
+total_fail=0
+summary=
+
+for spec in $KERNELS; do
+	kver=$(kernel_version "$spec") || {
+		echo "run-vm: no /boot/vmlinuz for kernel $spec" >&2
+		total_fail=$((total_fail + 1))
+		summary="$summary$spec: 0 passed, 1 failed (kernel not installed)\n"
+		continue
+	}
+	initrd=$(build_initramfs "$kver") || {
+		echo "run-vm: cannot build the initramfs for $kver" >&2
+		total_fail=$((total_fail + 1))
+		summary="$summary$kver: 0 passed, 1 failed (no initramfs)\n"
+		continue
+	}
+	[ -f "$BUILD/kmod-$kver/hsmcard.ko" ] ||
+		echo "run-vm: warning: $BUILD/kmod-$kver/hsmcard.ko missing (make modules-all)" >&2
+
+	# Runs may overlap (several shells, make -j): each writes its own
+	# files and renames them into place when its guest is done.
+	final_log=$BUILD/vm-$kver.log
+	final_res=$BUILD/vm-$kver.results
+	[ "$MODE" = test ] || final_log=$BUILD/vm-$kver-$MODE.log
+	[ "$MODE" = test ] || final_res=$BUILD/vm-$kver-$MODE.results
+	log=$final_log.$$
+	res=$final_res.$$
+	rm -f "$log" "$res"
+
+	append="console=ttyS0 panic=-1 oops=panic mitigations=off"
+	append="$append hsmvm.top=$TOP hsmvm.build=$BUILD hsmvm.mode=$MODE"
+	append="$append hsmvm.tests=${TESTS:-all} hsmvm.timeout=$TEST_TIMEOUT"
+	[ "$MODE" = demo ] && append="$append quiet"
+
+	args=(-machine q35 -accel tcg -cpu max -smp "$SMP" -m "$MEM"
+	      -L /usr/share/seabios -L /usr/share/qemu
+	      -nographic -no-reboot -nodefaults
+	      -kernel "/boot/vmlinuz-$kver" -initrd "$initrd" -append "$append"
+	      -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
+	      -device "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot")
+	[ "$NO_CARD" = 1 ] || args+=(-device hsmcard)
+	# shellcheck disable=SC2206
+	[ -z "$EXTRA_ARGS" ] || args+=($EXTRA_ARGS)
+
+	case "$MODE" in
+	shell)
+		# shellcheck disable=SC2054 # commas inside one QEMU option
+		args+=(-chardev "stdio,id=con,mux=on,signal=off,logfile=$log"
+		       -serial chardev:con -mon chardev=con,mode=readline)
+		echo "run-vm: booting $kver (shell); Ctrl-A x quits QEMU, log: $final_log"
+		"$QEMU_BIN" "${args[@]}"
+		rc=$?
+		mv -f "$log" "$final_log"
+		exit $rc
+		;;
+	demo)
+		args+=(-chardev "stdio,id=con,logfile=$log"
+		       -serial chardev:con
+		       -chardev "file,id=res,path=$res" -serial chardev:res
+		       -monitor none)
+		echo "run-vm: booting $kver with the card (demo; log: $final_log)"
+		timeout -k 10 "$TIMEOUT" "$QEMU_BIN" "${args[@]}" </dev/null
+		qrc=$?
+		tr -d '\r' <"$res" >"$res.tmp" && mv "$res.tmp" "$res"
+		rc=0
+		grep -q '^=== HSMVM MODULE rc=0' "$res" ||
+			{ echo "run-vm: demo: hsmcard.ko did not load"; rc=1; }
+		grep -q '^=== HSMVM DEMO rc=0' "$res" ||
+			{ echo "run-vm: demo: failed (QEMU status $qrc)"; rc=1; }
+		bad=$(check_kernel_log "$res" "$log")
+		[ -z "$bad" ] ||
+			{ echo "run-vm: demo: kernel log problems:"; echo "$bad"; rc=1; }
+		[ $rc -ne 0 ] || echo "run-vm: demo: OK"
+		mv -f "$log" "$final_log"
+		mv -f "$res" "$final_res"
+		exit $rc
+		;;
+	esac
+
+	if [ "$VERBOSE" = 1 ]; then
+		args+=(-chardev "stdio,id=con,logfile=$log" -serial chardev:con)
+	else
+		args+=(-chardev "file,id=con,path=$log" -serial chardev:con)
+	fi
+	args+=(-chardev "file,id=res,path=$res" -serial chardev:res -monitor none)
+
+	echo "run-vm: $kver: booting (log: $final_log)"
+	start=$(date +%s)
+	: >"$res"
+	if [ "$VERBOSE" = 1 ]; then
+		timeout -k 10 "$TIMEOUT" "$QEMU_BIN" "${args[@]}" </dev/null
+		qrc=$?
+	else
+		timeout -k 10 "$TIMEOUT" "$QEMU_BIN" "${args[@]}" </dev/null &
+		qpid=$!
+		# Show test verdicts as they arrive.
+		tail -n +1 -s 1 -f --pid="$qpid" "$res" 2>/dev/null | tr -d '\r' |
+			grep --line-buffered -E '^(not )?ok [0-9]|^=== HSMVM TEST .* BEGIN|^# Totals' |
+			sed -u -e "s/^=== HSMVM TEST \(.*\) BEGIN/  -- \1/" -e 's/^/  /' &
+		tpid=$!
+		wait "$qpid"
+		qrc=$?
+		wait "$tpid" 2>/dev/null
+		qpid=
+		tpid=
+	fi
+	secs=$(( $(date +%s) - start ))
+	tr -d '\r' <"$res" >"$res.tmp" && mv "$res.tmp" "$res"
+
+	problems=$(parse_results "$res" 2>&1 >/dev/null)
+	read -r pass fail skip < <(parse_results "$res" 2>/dev/null)
+	if [ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ]; then
+		problems="$problems${problems:+$'\n'}  guest killed after ${TIMEOUT}s timeout"
+		fail=$((fail + 1))
+	elif [ "$qrc" -ne 0 ]; then
+		problems="$problems${problems:+$'\n'}  QEMU exited with status $qrc"
+		fail=$((fail + 1))
+	fi
+	bad=$(check_kernel_log "$res" "$log")
+	if [ -n "$bad" ]; then
+		problems="$problems${problems:+$'\n'}  kernel log problems:"$'\n'"$(echo "$bad" | head -n 40 | sed 's/^/    /')"
+		fail=$((fail + 1))
+	fi
+	[ -z "$problems" ] || echo "$problems"
+	mv -f "$log" "$final_log"
+	mv -f "$res" "$final_res"
+	echo "$kver: $pass passed, $fail failed ($skip skipped, ${secs}s)"
+	summary="$summary$kver: $pass passed, $fail failed\n"
+	total_pass=$((total_pass + pass))
+	total_fail=$((total_fail + fail))
+done
+
+echo "run-vm: summary"
+printf '%b' "$summary" | sed 's/^/  /'
+echo "vm: $total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

@@ -1,0 +1,2541 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * hsmctl - manage and use hsmcard PCIe HSMs from the command line.
+ *
+ * The file has three layers:
+ *
+ *   1. the device backend (hsmdev_*): the only code that knows how a request
+ *      reaches the card (today: ioctls on /dev/hsmcardN, see uapi/hsmcard.h);
+ *   2. helpers: files, hex, JSON, names of mechanisms, key types and uses;
+ *   3. the commands (cmd_*), which only talk to the backend API.
+ *
+ * Exit status: 0 success, 1 the operation ran and said "no" (signature or
+ * MAC mismatch, authentication tag failure), 2 usage error, 3 device or card
+ * error, 4 local file error.
+ *
+ * Copyright (C) 2026 The hsmcard authors
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <hsmcard.h>
+
+#define HSMCTL_VERSION	"1.0"
+
+enum {
+	EX_OK		= 0,
+	EX_FAIL		= 1,	/* verification said no */
+	EX_USAGE	= 2,
+	EX_DEVICE	= 3,
+	EX_FILE		= 4,
+};
+
+static const char *progname = "hsmctl";
+
+static void __attribute__((format(printf, 1, 2)))
+err_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ======================================================================
+ * 1. Device backend
+ *
+ * Everything below this line up to "2. Helpers" is the only code that
+ * knows the transport.  Functions return 0 or a negative errno; on failure
+ * errno-style codes carry the card's verdict (see Documentation/hsmcard/
+ * uapi.rst for the mapping of card statuses to errnos).
+ * ======================================================================
+ */
+
+#define HSMDEV_LABEL_LEN	64
+
+struct hsmdev {
+	int fd;
+	char path[PATH_MAX];
+};
+
+struct hsmdev_info {
+	char serial[33];
+	char model[33];
+	char fw_rev[17];
+	uint8_t card_id[16];
+	uint32_t max_ioq;
+	uint32_t max_qsize;
+	uint32_t max_xfer;
+	uint32_t max_sge;
+	uint32_t max_keys;
+	uint32_t nr_keys;
+	uint32_t nr_queues;
+	uint32_t nr_partitions;
+	uint32_t key_types;
+	uint64_t mechs;
+	uint32_t state;
+};
+
+struct hsmdev_key_attrs {
+	uint64_t handle;
+	uint32_t type;
+	uint32_t bits;
+	uint32_t uses;
+	uint32_t flags;
+	uint32_t partition;
+	uint64_t created;
+	char label[HSMDEV_LABEL_LEN + 1];
+};
+
+enum hsmdev_opcode {
+	HSMDEV_OP_ENCRYPT,
+	HSMDEV_OP_DECRYPT,
+	HSMDEV_OP_SIGN,
+	HSMDEV_OP_VERIFY,
+	HSMDEV_OP_DIGEST,
+	HSMDEV_OP_MAC,
+	HSMDEV_OP_MAC_VERIFY,
+};
+
+/*
+ * One single-shot operation.  @in is the message (for GCM: the data, with
+ * the AAD separate); @out receives the result (capacity @out_len, bytes
+ * produced written back), or holds the signature/MAC to check for the
+ * verify operations.  @out_len is set to the size needed when the call
+ * fails with -ENOSPC and the transport reports it.
+ */
+struct hsmdev_op {
+	uint64_t handle;
+	uint32_t mech;
+	uint32_t mparam;
+	uint32_t aux;
+	uint32_t flags;		/* HSMDEV_OPF_* */
+	const uint8_t *iv;
+	size_t iv_len;
+	const uint8_t *aad;
+	size_t aad_len;
+	const uint8_t *in;
+	size_t in_len;
+	uint8_t *out;
+	size_t out_len;
+};
+
+#define HSMDEV_OPF_PREHASHED	(1u << 0)
+
+static int hsmdev_open(struct hsmdev *d, const char *path)
+{
+	snprintf(d->path, sizeof(d->path), "%s", path);
+	d->fd = open(path, O_RDWR | O_CLOEXEC);
+	return d->fd < 0 ? -errno : 0;
+}
+
+static void hsmdev_close(struct hsmdev *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+}
+
+static int hsmdev_ioctl(struct hsmdev *d, unsigned long req, void *arg)
+{
+	int ret;
+
+	do {
+		ret = ioctl(d->fd, req, arg);
+	} while (ret < 0 && errno == EINTR);
+	return ret < 0 ? -errno : 0;
+}
+
+static const char *hsmdev_state_name(uint32_t state)
+{
+	switch (state) {
+	case HSMCARD_STATE_LIVE:
+		return "live";
+	case HSMCARD_STATE_RESETTING:
+		return "resetting";
+	case HSMCARD_STATE_TAMPERED:
+		return "tampered";
+	case HSMCARD_STATE_DEAD:
+		return "dead";
+	default:
+		return "unknown";
+	}
+}
+
+/* Copy a fixed-size, possibly unterminated string field. */
+static void copy_str(char *dst, size_t dst_size, const char *src,
+		     size_t src_size)
+{
+	size_t n = strnlen(src, src_size);
+
+	if (n >= dst_size)
+		n = dst_size - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static int hsmdev_info(struct hsmdev *d, struct hsmdev_info *info)
+{
+	struct hsmcard_info ci = { };
+	int ret = hsmdev_ioctl(d, HSMCARD_IOC_INFO, &ci);
+
+	if (ret)
+		return ret;
+	memset(info, 0, sizeof(*info));
+	copy_str(info->serial, sizeof(info->serial), ci.serial,
+		 sizeof(ci.serial));
+	copy_str(info->model, sizeof(info->model), ci.model, sizeof(ci.model));
+	copy_str(info->fw_rev, sizeof(info->fw_rev), ci.fw_version,
+		 sizeof(ci.fw_version));
+	memcpy(info->card_id, ci.card_id, sizeof(info->card_id));
+	info->max_ioq = ci.max_ioq;
+	info->max_qsize = ci.max_qsize;
+	info->max_xfer = ci.max_xfer;
+	info->max_sge = ci.max_sge;
+	info->max_keys = ci.max_keys;
+	info->nr_keys = ci.nr_keys;
+	info->nr_queues = ci.nr_queues;
+	info->nr_partitions = ci.nr_partitions;
+	info->key_types = ci.key_types;
+	info->mechs = ci.mechs;
+	info->state = ci.state;
+	return 0;
+}
+
+static void attrs_from_uapi(struct hsmdev_key_attrs *a,
+			    const struct hsmcard_key_attrs *k)
+{
+	memset(a, 0, sizeof(*a));
+	a->handle = k->handle;
+	a->type = k->type;
+	a->bits = k->bits;
+	a->uses = k->uses;
+	a->flags = k->flags;
+	a->partition = k->partition;
+	a->created = k->created;
+	copy_str(a->label, sizeof(a->label), k->label, sizeof(k->label));
+}
+
+static void attrs_to_uapi(struct hsmcard_key_attrs *k,
+			  const struct hsmdev_key_attrs *a)
+{
+	memset(k, 0, sizeof(*k));
+	k->type = (__u16)a->type;
+	k->bits = (__u16)a->bits;
+	k->uses = a->uses;
+	k->flags = a->flags;
+	k->partition = HSMCARD_PARTITION_USER;
+	/* NUL padded (memset above), always NUL terminated */
+	memcpy(k->label, a->label,
+	       strnlen(a->label, sizeof(k->label) - 1));
+}
+
+static int hsmdev_keygen(struct hsmdev *d, const struct hsmdev_key_attrs *a,
+			 uint64_t *handle)
+{
+	struct hsmcard_key_attrs k;
+	int ret;
+
+	attrs_to_uapi(&k, a);
+	ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_GENERATE, &k);
+	if (!ret)
+		*handle = k.handle;
+	return ret;
+}
+
+static int hsmdev_import(struct hsmdev *d, const struct hsmdev_key_attrs *a,
+			 const uint8_t *key, size_t key_len, uint64_t *handle)
+{
+	struct hsmcard_key_import ki = { };
+	int ret;
+
+	if (key_len > UINT32_MAX)
+		return -E2BIG;
+	attrs_to_uapi(&ki.attrs, a);
+	ki.key = (uintptr_t)key;
+	ki.key_len = (__u32)key_len;
+	ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_IMPORT, &ki);
+	if (!ret)
+		*handle = ki.attrs.handle;
+	return ret;
+}
+
+/* All handles of the user partition, in a new array. */
+static int hsmdev_key_list(struct hsmdev *d, uint64_t **handlesp, size_t *np)
+{
+	uint64_t *all = NULL;
+	size_t n = 0, cap = 0;
+	struct hsmcard_key_list kl = { };
+	int ret;
+
+	for (;;) {
+		if (cap - n < 64) {
+			uint64_t *na = realloc(all, (cap + 256) * sizeof(*all));
+
+			if (!na) {
+				free(all);
+				return -ENOMEM;
+			}
+			all = na;
+			cap += 256;
+		}
+		kl.handles = (uintptr_t)(all + n);
+		kl.max = (__u32)(cap - n);
+		kl.count = 0;
+		ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_LIST, &kl);
+		if (ret) {
+			free(all);
+			return ret;
+		}
+		if (kl.count > cap - n) {	/* never trust a count */
+			free(all);
+			return -EPROTO;
+		}
+		n += kl.count;
+		if (!kl.count || kl.cursor >= kl.total)
+			break;
+	}
+	*handlesp = all;
+	*np = n;
+	return 0;
+}
+
+static int hsmdev_key_attrs(struct hsmdev *d, uint64_t handle,
+			    struct hsmdev_key_attrs *a)
+{
+	struct hsmcard_key_get_attrs ga = { .handle = handle };
+	int ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_ATTRS, &ga);
+
+	if (!ret)
+		attrs_from_uapi(a, &ga.attrs);
+	return ret;
+}
+
+static int hsmdev_export_pub(struct hsmdev *d, uint64_t handle, uint8_t *buf,
+			     size_t *len)
+{
+	struct hsmcard_key_pubkey kp = {
+		.handle = handle,
+		.buf = (uintptr_t)buf,
+		.len = *len > UINT32_MAX ? UINT32_MAX : (__u32)*len,
+	};
+	int ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_PUBKEY, &kp);
+
+	if (!ret && kp.len > *len)
+		return -EPROTO;
+	if (!ret || ret == -ENOSPC)
+		*len = kp.len;
+	return ret;
+}
+
+static int hsmdev_destroy(struct hsmdev *d, uint64_t handle)
+{
+	struct hsmcard_key_handle kh = { .handle = handle };
+
+	return hsmdev_ioctl(d, HSMCARD_IOC_KEY_DESTROY, &kh);
+}
+
+static int hsmdev_random(struct hsmdev *d, uint8_t *buf, size_t len)
+{
+	struct hsmcard_random r = {
+		.buf = (uintptr_t)buf,
+		.len = (__u32)len,
+	};
+
+	if (len > UINT32_MAX)
+		return -E2BIG;
+	return hsmdev_ioctl(d, HSMCARD_IOC_RANDOM, &r);
+}
+
+static int hsmdev_op(struct hsmdev *d, enum hsmdev_opcode opc,
+		     struct hsmdev_op *o)
+{
+	static const unsigned long reqs[] = {
+		[HSMDEV_OP_ENCRYPT]	= HSMCARD_IOC_ENCRYPT,
+		[HSMDEV_OP_DECRYPT]	= HSMCARD_IOC_DECRYPT,
+		[HSMDEV_OP_SIGN]	= HSMCARD_IOC_SIGN,
+		[HSMDEV_OP_VERIFY]	= HSMCARD_IOC_VERIFY,
+		[HSMDEV_OP_DIGEST]	= HSMCARD_IOC_DIGEST,
+		[HSMDEV_OP_MAC]		= HSMCARD_IOC_MAC,
+		[HSMDEV_OP_MAC_VERIFY]	= HSMCARD_IOC_MAC_VERIFY,
+	};
+	struct hsmcard_op op = {
+		.handle = o->handle,
+		.mech = (__u16)o->mech,
+		.mparam = (__u16)o->mparam,
+		.salt_len = o->aux,
+	};
+	uint8_t *in = (uint8_t *)o->in;
+	size_t in_len = o->in_len;
+	int ret;
+
+	if (o->iv_len > sizeof(op.iv) || o->out_len > UINT32_MAX)
+		return -EINVAL;
+	if (o->flags & HSMDEV_OPF_PREHASHED)
+		op.flags |= HSMCARD_OP_F_PREHASHED;
+	if (o->iv_len)
+		memcpy(op.iv, o->iv, o->iv_len);
+	if (o->aad_len) {
+		/* The ioctl takes AAD || data in one buffer. */
+		if (o->aad_len > UINT32_MAX - o->in_len)
+			return -E2BIG;
+		in_len = o->aad_len + o->in_len;
+		in = malloc(in_len);
+		if (!in)
+			return -ENOMEM;
+		memcpy(in, o->aad, o->aad_len);
+		if (o->in_len)
+			memcpy(in + o->aad_len, o->in, o->in_len);
+		op.aad_len = (__u32)o->aad_len;
+	}
+	if (in_len > UINT32_MAX) {
+		ret = -E2BIG;
+		goto out;
+	}
+	op.in = (uintptr_t)in;
+	op.in_len = (__u32)in_len;
+	op.out = (uintptr_t)o->out;
+	op.out_len = (__u32)o->out_len;
+	ret = hsmdev_ioctl(d, reqs[opc], &op);
+	if (!ret && opc != HSMDEV_OP_VERIFY && opc != HSMDEV_OP_MAC_VERIFY &&
+	    op.out_len > o->out_len)
+		ret = -EPROTO;
+	else if (!ret || ret == -ENOSPC)
+		o->out_len = op.out_len;
+out:
+	if (in != o->in)
+		free(in);
+	return ret;
+}
+
+/* ======================================================================
+ * 2. Helpers
+ * ======================================================================
+ */
+
+#define HSMCTL_MAX_INPUT	(64u << 20)	/* refuse to slurp more than 64 MiB */
+
+/* Read all of @path ("-" = stdin) into a new buffer. */
+static int read_input(const char *path, uint8_t **bufp, size_t *lenp)
+{
+	bool is_stdin = !path || !strcmp(path, "-");
+	FILE *f = is_stdin ? stdin : fopen(path, "rb");
+	size_t cap = 4096, len = 0;
+	uint8_t *buf;
+
+	if (!f) {
+		err_msg("cannot open %s: %s", path, strerror(errno));
+		return EX_FILE;
+	}
+	buf = malloc(cap);
+	if (!buf)
+		goto oom;
+	for (;;) {
+		size_t n;
+
+		if (len == cap) {
+			uint8_t *nb;
+
+			if (cap >= HSMCTL_MAX_INPUT) {
+				err_msg("%s: input larger than %u MiB",
+					is_stdin ? "stdin" : path,
+					HSMCTL_MAX_INPUT >> 20);
+				free(buf);
+				if (!is_stdin)
+					fclose(f);
+				return EX_FILE;
+			}
+			nb = realloc(buf, cap * 2);
+			if (!nb)
+				goto oom;
+			buf = nb;
+			cap *= 2;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		err_msg("cannot read %s: %s", is_stdin ? "stdin" : path,
+			strerror(errno));
+		free(buf);
+		if (!is_stdin)
+			fclose(f);
+		return EX_FILE;
+	}
+	if (!is_stdin)
+		fclose(f);
+	*bufp = buf;
+	*lenp = len;
+	return EX_OK;
+oom:
+	err_msg("out of memory");
+	free(buf);
+	if (!is_stdin)
+		fclose(f);
+	return EX_FILE;
+}
+
+/* Write @len bytes to @path ("-" or NULL = stdout). */
+static int write_output(const char *path, const void *buf, size_t len)
+{
+	bool is_stdout = !path || !strcmp(path, "-");
+	FILE *f = is_stdout ? stdout : fopen(path, "wb");
+
+	if (!f) {
+		err_msg("cannot create %s: %s", path, strerror(errno));
+		return EX_FILE;
+	}
+	if ((len && fwrite(buf, 1, len, f) != len) || fflush(f)) {
+		err_msg("cannot write %s: %s", is_stdout ? "stdout" : path,
+			strerror(errno));
+		if (!is_stdout)
+			fclose(f);
+		return EX_FILE;
+	}
+	if (!is_stdout && fclose(f)) {
+		err_msg("cannot write %s: %s", path, strerror(errno));
+		return EX_FILE;
+	}
+	return EX_OK;
+}
+
+static void print_hex(FILE *f, const uint8_t *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		fprintf(f, "%02x", buf[i]);
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Parse a hex string (optional 0x, no separators) into a new buffer. */
+static int parse_hex(const char *s, uint8_t **bufp, size_t *lenp)
+{
+	size_t n;
+	uint8_t *buf;
+
+	if (!strncmp(s, "0x", 2) || !strncmp(s, "0X", 2))
+		s += 2;
+	n = strlen(s);
+	if (n % 2)
+		return -1;
+	buf = malloc(n / 2 + 1);
+	if (!buf)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			free(buf);
+			return -1;
+		}
+		buf[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*bufp = buf;
+	*lenp = n / 2;
+	return 0;
+}
+
+/* A key handle: hexadecimal, with or without 0x. */
+static int parse_handle(const char *s, uint64_t *h)
+{
+	const char *p = s;
+	char *end;
+
+	if (!strncmp(p, "0x", 2) || !strncmp(p, "0X", 2))
+		p += 2;
+	if (!*p || strlen(p) > 16 || !isxdigit((unsigned char)*p))
+		goto bad;
+	errno = 0;
+	*h = strtoull(p, &end, 16);
+	if (errno || *end)
+		goto bad;
+	return 0;
+bad:
+	err_msg("invalid key handle '%s' (expected hex, e.g. 0x1a2b3c4d5e6f7081)",
+		s);
+	return -1;
+}
+
+static int parse_uint(const char *what, const char *s, unsigned long max,
+		      unsigned long *v)
+{
+	char *end;
+
+	errno = 0;
+	if (!isdigit((unsigned char)*s))
+		goto bad;
+	*v = strtoul(s, &end, 0);
+	if (errno || *end || *v > max)
+		goto bad;
+	return 0;
+bad:
+	err_msg("invalid %s '%s' (expected a number up to %lu)", what, s, max);
+	return -1;
+}
+
+/* ---- JSON output (tiny emitter: objects, arrays, strings, numbers) ---- */
+
+struct json {
+	FILE *f;
+	int depth;
+	bool need_comma;
+};
+
+static void json_indent(struct json *j)
+{
+	fputc('\n', j->f);
+	for (int i = 0; i < j->depth; i++)
+		fputs("  ", j->f);
+}
+
+static void json_sep(struct json *j)
+{
+	if (j->need_comma)
+		fputc(',', j->f);
+	if (j->depth)
+		json_indent(j);
+	j->need_comma = true;
+}
+
+static void json_str_raw(struct json *j, const char *s)
+{
+	fputc('"', j->f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(j->f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", j->f);
+		else if (c == '\t')
+			fputs("\\t", j->f);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(j->f, "\\u%04x", c);
+		else
+			fputc(c, j->f);
+	}
+	fputc('"', j->f);
+}
+
+static void json_key(struct json *j, const char *key)
+{
+	json_sep(j);
+	if (key) {
+		json_str_raw(j, key);
+		fputs(": ", j->f);
+	}
+}
+
+static void json_open(struct json *j, const char *key, char c)
+{
+	json_key(j, key);
+	fputc(c, j->f);
+	j->depth++;
+	j->need_comma = false;
+}
+
+static void json_close(struct json *j, char c)
+{
+	bool empty = !j->need_comma;
+
+	j->depth--;
+	if (!empty)
+		json_indent(j);
+	fputc(c, j->f);
+	j->need_comma = true;
+	if (!j->depth)
+		fputc('\n', j->f);
+}
+
+static void json_string(struct json *j, const char *key, const char *val)
+{
+	json_key(j, key);
+	json_str_raw(j, val);
+}
+
+static void json_u64(struct json *j, const char *key, uint64_t val)
+{
+	json_key(j, key);
+	fprintf(j->f, "%" PRIu64, val);
+}
+
+static void json_bool(struct json *j, const char *key, bool val)
+{
+	json_key(j, key);
+	fputs(val ? "true" : "false", j->f);
+}
+
+static void json_hex(struct json *j, const char *key, const uint8_t *buf,
+		     size_t len)
+{
+	json_key(j, key);
+	fputc('"', j->f);
+	print_hex(j->f, buf, len);
+	fputc('"', j->f);
+}
+
+static void json_handle(struct json *j, const char *key, uint64_t h)
+{
+	char s[24];
+
+	snprintf(s, sizeof(s), "0x%016" PRIx64, h);
+	json_string(j, key, s);
+}
+
+/* ---- names ---- */
+
+struct name_val {
+	const char *name;
+	uint32_t val;
+};
+
+static const struct name_val key_type_names[] = {
+	{ "aes",	HSMCARD_KEY_AES },
+	{ "hmac",	HSMCARD_KEY_HMAC },
+	{ "rsa",	HSMCARD_KEY_RSA },
+	{ "ec-p256",	HSMCARD_KEY_EC_P256 },
+	{ "ec-p384",	HSMCARD_KEY_EC_P384 },
+	{ "ed25519",	HSMCARD_KEY_ED25519 },
+	{ }
+};
+
+static const struct name_val use_names[] = {
+	{ "encrypt",	HSMCARD_USE_ENCRYPT },
+	{ "decrypt",	HSMCARD_USE_DECRYPT },
+	{ "sign",	HSMCARD_USE_SIGN },
+	{ "verify",	HSMCARD_USE_VERIFY },
+	{ "wrap",	HSMCARD_USE_WRAP },
+	{ "unwrap",	HSMCARD_USE_UNWRAP },
+	{ "derive",	HSMCARD_USE_DERIVE },
+	{ }
+};
+
+static const struct name_val flag_names[] = {
+	{ "extractable", HSMCARD_KEYF_EXTRACTABLE },
+	{ "session",	HSMCARD_KEYF_SESSION },
+	{ "persistent",	HSMCARD_KEYF_PERSISTENT },
+	{ "sensitive",	HSMCARD_KEYF_SENSITIVE },
+	{ }
+};
+
+static const char *name_of(const struct name_val *t, uint32_t val)
+{
+	for (; t->name; t++)
+		if (t->val == val)
+			return t->name;
+	return NULL;
+}
+
+static const char *key_type_name(uint32_t type)
+{
+	const char *n = name_of(key_type_names, type);
+
+	return n ? n : "unknown";
+}
+
+/* "sign,verify" for a bit mask; unknown bits as hex. */
+static void mask_names(const struct name_val *t, uint32_t mask, char *buf,
+		       size_t size)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (; t->name; t++) {
+		if (!(mask & t->val))
+			continue;
+		off += snprintf(buf + off, size - off, "%s%s", off ? "," : "",
+				t->name);
+		mask &= ~t->val;
+		if (off >= size)
+			return;
+	}
+	if (mask)
+		snprintf(buf + off, size - off, "%s0x%x", off ? "," : "", mask);
+}
+
+static void json_mask(struct json *j, const char *key,
+		      const struct name_val *t, uint32_t mask)
+{
+	json_open(j, key, '[');
+	for (; t->name; t++) {
+		if (mask & t->val)
+			json_string(j, NULL, t->name);
+		mask &= ~t->val;
+	}
+	if (mask) {
+		char s[16];
+
+		snprintf(s, sizeof(s), "0x%x", mask);
+		json_string(j, NULL, s);
+	}
+	json_close(j, ']');
+}
+
+static int parse_uses(const char *s, uint32_t *uses)
+{
+	char *copy = strdup(s), *tok, *save = NULL;
+	int ret = 0;
+
+	if (!copy)
+		return -1;
+	*uses = 0;
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		const struct name_val *t;
+
+		if (!strcmp(tok, "all")) {
+			*uses |= HSMCARD_USE_ALL;
+			continue;
+		}
+		for (t = use_names; t->name; t++)
+			if (!strcmp(tok, t->name))
+				break;
+		if (!t->name) {
+			err_msg("unknown key use '%s' (known: encrypt, decrypt, sign, verify, wrap, unwrap, derive, all)",
+				tok);
+			ret = -1;
+			break;
+		}
+		*uses |= t->val;
+	}
+	free(copy);
+	if (!ret && !*uses) {
+		err_msg("empty --uses list");
+		ret = -1;
+	}
+	return ret;
+}
+
+/* ---- mechanisms ---- */
+
+enum mech_class {
+	MC_CIPHER,	/* encrypt/decrypt */
+	MC_SIGN,	/* sign/verify */
+	MC_MAC,		/* HMAC through sign/verify/mac */
+	MC_DIGEST,
+};
+
+struct mech_desc {
+	const char *name;
+	uint32_t mech;
+	enum mech_class cls;
+	uint32_t iv_len;	/* required IV length, 0 = none */
+	bool hashed;		/* takes --hash (mparam = hash mechanism) */
+	uint32_t out_len;	/* digest/MAC size */
+	const char *help;
+};
+
+static const struct mech_desc mechs[] = {
+	{ "aes-ecb", HSMCARD_MECH_AES_ECB, MC_CIPHER, 0, false, 0,
+	  "AES-ECB, length a multiple of 16" },
+	{ "aes-cbc", HSMCARD_MECH_AES_CBC, MC_CIPHER, 16, false, 0,
+	  "AES-CBC without padding, 16-byte IV" },
+	{ "aes-ctr", HSMCARD_MECH_AES_CTR, MC_CIPHER, 16, false, 0,
+	  "AES-CTR, 16-byte big-endian counter block" },
+	{ "aes-xts", HSMCARD_MECH_AES_XTS, MC_CIPHER, 16, false, 0,
+	  "AES-XTS, 16-byte tweak, length >= 16" },
+	{ "aes-gcm", HSMCARD_MECH_AES_GCM, MC_CIPHER, 12, false, 0,
+	  "AES-GCM, 12-byte nonce, output ciphertext||tag" },
+	{ "rsa-oaep", HSMCARD_MECH_RSA_OAEP, MC_CIPHER, 0, true, 0,
+	  "RSA-OAEP with MGF1 of the same hash" },
+	{ "rsa-raw", HSMCARD_MECH_RSA_RAW, MC_CIPHER, 0, false, 0,
+	  "RSA without padding, input as long as the modulus" },
+	{ "rsa-pkcs1", HSMCARD_MECH_RSA_PKCS1, MC_SIGN, 0, true, 0,
+	  "RSASSA-PKCS1-v1_5" },
+	{ "rsa-pss", HSMCARD_MECH_RSA_PSS, MC_SIGN, 0, true, 0,
+	  "RSASSA-PSS, MGF1 of the same hash" },
+	{ "ecdsa", HSMCARD_MECH_ECDSA, MC_SIGN, 0, true, 0,
+	  "ECDSA, DER-encoded signature" },
+	{ "ed25519", HSMCARD_MECH_EDDSA, MC_SIGN, 0, false, 0,
+	  "Ed25519 (pure), 64-byte signature" },
+	{ "hmac-sha256", HSMCARD_MECH_HMAC_SHA256, MC_MAC, 0, false, 32,
+	  "HMAC-SHA-256" },
+	{ "hmac-sha384", HSMCARD_MECH_HMAC_SHA384, MC_MAC, 0, false, 48,
+	  "HMAC-SHA-384" },
+	{ "hmac-sha512", HSMCARD_MECH_HMAC_SHA512, MC_MAC, 0, false, 64,
+	  "HMAC-SHA-512" },
+	{ "sha256", HSMCARD_MECH_SHA256, MC_DIGEST, 0, false, 32, "SHA-256" },
+	{ "sha384", HSMCARD_MECH_SHA384, MC_DIGEST, 0, false, 48, "SHA-384" },
+	{ "sha512", HSMCARD_MECH_SHA512, MC_DIGEST, 0, false, 64, "SHA-512" },
+	{ }
+};
+
+static const struct mech_desc *find_mech(const char *name)
+{
+	for (const struct mech_desc *m = mechs; m->name; m++)
+		if (!strcmp(m->name, name))
+			return m;
+	if (!strcmp(name, "eddsa"))
+		return find_mech("ed25519");
+	return NULL;
+}
+
+static const struct mech_desc *find_mech_val(uint32_t mech)
+{
+	for (const struct mech_desc *m = mechs; m->name; m++)
+		if (m->mech == mech)
+			return m;
+	return NULL;
+}
+
+static const struct mech_desc *lookup_mech(const char *name,
+					   enum mech_class c1,
+					   enum mech_class c2)
+{
+	const struct mech_desc *m = find_mech(name);
+
+	if (!m || (m->cls != c1 && m->cls != c2)) {
+		err_msg("%s mechanism '%s'; see 'hsmctl mechs'",
+			m ? "unsuitable" : "unknown", name);
+		return NULL;
+	}
+	return m;
+}
+
+/* Hashes usable as --hash, by digest mechanism. */
+static int parse_hash(const char *s, uint32_t *mech)
+{
+	const struct mech_desc *m = find_mech(s);
+
+	if (!m || m->cls != MC_DIGEST) {
+		err_msg("unknown hash '%s' (sha256, sha384, sha512)", s);
+		return -1;
+	}
+	*mech = m->mech;
+	return 0;
+}
+
+static uint32_t digest_len(uint32_t hash_mech)
+{
+	const struct mech_desc *m = find_mech_val(hash_mech);
+
+	return m ? m->out_len : 0;
+}
+
+/* errno from the backend -> message; EX_FAIL for a "no" from the card. */
+static int dev_error(const char *what, int err)
+{
+	const char *why;
+
+	err = -err;
+	switch (err) {
+	case ENOENT:
+	case ENODEV:
+	case ENXIO:
+		why = "no such device, or the card is gone";
+		break;
+	case ENOKEY:
+		why = "no such key handle";
+		break;
+	case EACCES:
+	case EPERM:
+		why = "operation not permitted (key attributes or privileges)";
+		break;
+	case EBADMSG:
+		why = "verification failed";
+		break;
+	case ENOSPC:
+		why = "result buffer too small";
+		break;
+	case E2BIG:
+		why = "data too large for the card";
+		break;
+	case EKEYREJECTED:
+		why = "key type does not fit the mechanism";
+		break;
+	case EOPNOTSUPP:
+		why = "mechanism or key type not supported by the card";
+		break;
+	case EDQUOT:
+		why = "key store full";
+		break;
+	case ETIMEDOUT:
+		why = "the card did not answer (it is being reset)";
+		break;
+	case ENOTRECOVERABLE:
+		why = "the card is tampered and zeroized; it must be re-initialised";
+		break;
+	case ECANCELED:
+		why = "the command was aborted by a card reset";
+		break;
+	case EINVAL:
+		why = "invalid argument (length, key size or field the card refused)";
+		break;
+	case EIO:
+		why = "card I/O error";
+		break;
+	default:
+		why = strerror(err);
+		break;
+	}
+	err_msg("%s: %s (%s)", what, why, strerrorname_np(err) ?: "?");
+	return err == EBADMSG ? EX_FAIL : EX_DEVICE;
+}
+
+/* ======================================================================
+ * 3. Commands
+ * ======================================================================
+ */
+
+/* Options; each command states which it accepts. */
+enum opt_id {
+	O_DEVICE	= 'd',
+	O_JSON		= 'j',
+	O_HELP		= 'h',
+	O_TYPE		= 't',
+	O_BITS		= 'b',
+	O_CURVE		= 'c',
+	O_LABEL		= 'l',
+	O_USES		= 'u',
+	O_MECH		= 'm',
+	O_HASH		= 'H',
+	O_IN		= 'i',
+	O_OUT		= 'o',
+	O_SIG		= 's',
+	O_EXTRACTABLE	= 256,
+	O_SESSION,
+	O_PERSISTENT,
+	O_SENSITIVE,
+	O_IV,
+	O_AAD,
+	O_AAD_FILE,
+	O_TAG_LEN,
+	O_SALT_LEN,
+	O_PREHASHED,
+	O_DER,
+	O_RAW,
+};
+
+struct opts {
+	const char *device;
+	bool json;
+	const char *type;
+	const char *bits;
+	const char *curve;
+	const char *label;
+	const char *uses;
+	const char *mech;
+	const char *hash;
+	const char *in;
+	const char *out;
+	const char *sig;
+	const char *iv;
+	const char *aad;
+	const char *aad_file;
+	const char *tag_len;
+	const char *salt_len;
+	uint32_t keyflags;
+	bool prehashed;
+	bool der;
+	bool raw;
+	int argc;		/* positional arguments */
+	char **argv;
+};
+
+static const struct option long_opts[] = {
+	{ "device",	required_argument, NULL, O_DEVICE },
+	{ "json",	no_argument,	   NULL, O_JSON },
+	{ "help",	no_argument,	   NULL, O_HELP },
+	{ "type",	required_argument, NULL, O_TYPE },
+	{ "bits",	required_argument, NULL, O_BITS },
+	{ "curve",	required_argument, NULL, O_CURVE },
+	{ "label",	required_argument, NULL, O_LABEL },
+	{ "uses",	required_argument, NULL, O_USES },
+	{ "mech",	required_argument, NULL, O_MECH },
+	{ "hash",	required_argument, NULL, O_HASH },
+	{ "in",		required_argument, NULL, O_IN },
+	{ "out",	required_argument, NULL, O_OUT },
+	{ "sig",	required_argument, NULL, O_SIG },
+	{ "extractable", no_argument,	   NULL, O_EXTRACTABLE },
+	{ "session",	no_argument,	   NULL, O_SESSION },
+	{ "persistent",	no_argument,	   NULL, O_PERSISTENT },
+	{ "sensitive",	no_argument,	   NULL, O_SENSITIVE },
+	{ "iv",		required_argument, NULL, O_IV },
+	{ "aad",	required_argument, NULL, O_AAD },
+	{ "aad-file",	required_argument, NULL, O_AAD_FILE },
+	{ "tag-len",	required_argument, NULL, O_TAG_LEN },
+	{ "salt-len",	required_argument, NULL, O_SALT_LEN },
+	{ "prehashed",	no_argument,	   NULL, O_PREHASHED },
+	{ "der",	no_argument,	   NULL, O_DER },
+	{ "raw",	no_argument,	   NULL, O_RAW },
+	{ }
+};
+
+struct command {
+	const char *name;
+	int (*fn)(const struct opts *o);
+	const char *args;	/* positional synopsis */
+	const char *summary;
+	const char *help;	/* option help, one per line */
+	const char *shortopts;	/* short options accepted besides -d -j -h */
+	int min_args, max_args;
+	uint64_t longmask;	/* long-only options accepted */
+};
+
+static const struct command *find_command(const char *name);
+static void command_usage(FILE *f, const struct command *c);
+
+static const char *default_device(const struct opts *o)
+{
+	const char *env = getenv("HSMCARD_DEVICE");
+
+	if (o->device)
+		return o->device;
+	return env && *env ? env : "/dev/hsmcard0";
+}
+
+static int open_dev(const struct opts *o, struct hsmdev *d)
+{
+	const char *path = default_device(o);
+	int ret = hsmdev_open(d, path);
+
+	if (ret) {
+		err_msg("cannot open %s: %s", path, strerror(-ret));
+		return EX_DEVICE;
+	}
+	return EX_OK;
+}
+
+/* ---- list ---- */
+
+/* Read a one-line sysfs attribute; "" if absent. */
+static void sysfs_read(const char *dir, const char *attr, char *buf,
+		       size_t size)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", dir, attr);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (!fgets(buf, (int)size, f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	const char *x = *(const char * const *)a, *y = *(const char * const *)b;
+	size_t lx = strlen(x), ly = strlen(y);
+
+	/* hsmcard2 before hsmcard10 */
+	return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
+}
+
+static int cmd_list(const struct opts *o)
+{
+	struct json j = { .f = stdout };
+	char *names[256];
+	int n = 0;
+	struct dirent *de;
+	DIR *dir = opendir("/dev");
+
+	if (!dir) {
+		err_msg("cannot read /dev: %s", strerror(errno));
+		return EX_FILE;
+	}
+	while ((de = readdir(dir)) && n < 256) {
+		const char *p = de->d_name;
+
+		if (strncmp(p, "hsmcard", 7) || !p[7] ||
+		    strspn(p + 7, "0123456789") != strlen(p + 7))
+			continue;
+		names[n] = strdup(p);
+		if (names[n])
+			n++;
+	}
+	closedir(dir);
+	qsort(names, n, sizeof(names[0]), cmp_str);
+
+	if (o->json)
+		json_open(&j, NULL, '[');
+	else if (n)
+		printf("%-16s %-14s %-18s %-8s %-9s %s\n", "DEVICE", "PCI",
+		       "SERIAL", "FW", "STATE", "QUEUES");
+	else
+		fprintf(stderr, "no hsmcard devices found\n");
+
+	for (int i = 0; i < n; i++) {
+		char sysdir[PATH_MAX], link[PATH_MAX], devpath[PATH_MAX + 8];
+		char serial[64], fw[64], state[64], queues[16], *bdf;
+		ssize_t len;
+
+		snprintf(sysdir, sizeof(sysdir), "/sys/class/misc/%s/device",
+			 names[i]);
+		len = readlink(sysdir, link, sizeof(link) - 1);
+		link[len > 0 ? len : 0] = '\0';
+		bdf = strrchr(link, '/');
+		bdf = bdf ? bdf + 1 : link;
+		sysfs_read(sysdir, "serial", serial, sizeof(serial));
+		sysfs_read(sysdir, "firmware_version", fw, sizeof(fw));
+		sysfs_read(sysdir, "state", state, sizeof(state));
+		sysfs_read(sysdir, "queue_count", queues, sizeof(queues));
+		snprintf(devpath, sizeof(devpath), "/dev/%s", names[i]);
+
+		if (o->json) {
+			json_open(&j, NULL, '{');
+			json_string(&j, "device", devpath);
+			json_string(&j, "pci", bdf);
+			json_string(&j, "serial", serial);
+			json_string(&j, "firmware_version", fw);
+			json_string(&j, "state", state);
+			json_u64(&j, "queue_count", strtoul(queues, NULL, 10));
+			json_close(&j, '}');
+		} else {
+			printf("%-16s %-14s %-18s %-8s %-9s %s\n", devpath,
+			       *bdf ? bdf : "-", *serial ? serial : "-",
+			       *fw ? fw : "-", *state ? state : "-",
+			       *queues ? queues : "-");
+		}
+		free(names[i]);
+	}
+	if (o->json)
+		json_close(&j, ']');
+	return EX_OK;
+}
+
+/* ---- info ---- */
+
+static int cmd_info(const struct opts *o)
+{
+	struct hsmdev d;
+	struct hsmdev_info in;
+	struct json j = { .f = stdout };
+	char types[128] = "", mlist[512] = "";
+	size_t off = 0;
+	int ret;
+
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = hsmdev_info(&d, &in);
+	hsmdev_close(&d);
+	if (ret)
+		return dev_error("info", ret);
+
+	for (const struct name_val *t = key_type_names; t->name; t++)
+		if (in.key_types & (1u << t->val))
+			off += snprintf(types + off, sizeof(types) - off,
+					"%s%s", off ? "," : "", t->name);
+	off = 0;
+	for (const struct mech_desc *m = mechs; m->name; m++)
+		if (m->mech < 64 && (in.mechs & (1ull << m->mech)))
+			off += snprintf(mlist + off, sizeof(mlist) - off,
+					"%s%s", off ? "," : "", m->name);
+
+	if (o->json) {
+		json_open(&j, NULL, '{');
+		json_string(&j, "device", d.path);
+		json_string(&j, "serial", in.serial);
+		json_string(&j, "model", in.model);
+		json_string(&j, "firmware_version", in.fw_rev);
+		json_hex(&j, "card_id", in.card_id, sizeof(in.card_id));
+		json_string(&j, "state", hsmdev_state_name(in.state));
+		json_u64(&j, "queue_count", in.nr_queues);
+		json_u64(&j, "max_queues", in.max_ioq);
+		json_u64(&j, "max_queue_size", in.max_qsize);
+		json_u64(&j, "max_transfer", in.max_xfer);
+		json_u64(&j, "max_sge", in.max_sge);
+		json_u64(&j, "max_keys", in.max_keys);
+		json_u64(&j, "keys", in.nr_keys);
+		json_u64(&j, "partitions", in.nr_partitions);
+		json_open(&j, "key_types", '[');
+		for (const struct name_val *t = key_type_names; t->name; t++)
+			if (in.key_types & (1u << t->val))
+				json_string(&j, NULL, t->name);
+		json_close(&j, ']');
+		json_open(&j, "mechanisms", '[');
+		for (const struct mech_desc *m = mechs; m->name; m++)
+			if (m->mech < 64 && (in.mechs & (1ull << m->mech)))
+				json_string(&j, NULL, m->name);
+		json_close(&j, ']');
+		json_close(&j, '}');
+		return EX_OK;
+	}
+	printf("Device:           %s\n", d.path);
+	printf("Model:            %s\n", in.model);
+	printf("Serial:           %s\n", in.serial);
+	printf("Firmware:         %s\n", in.fw_rev);
+	printf("Card ID:          ");
+	print_hex(stdout, in.card_id, sizeof(in.card_id));
+	printf("\nState:            %s\n", hsmdev_state_name(in.state));
+	printf("I/O queues:       %u in use, %u supported, %u entries max\n",
+	       in.nr_queues, in.max_ioq, in.max_qsize);
+	printf("Max transfer:     %u bytes, %u SG entries\n", in.max_xfer,
+	       in.max_sge);
+	printf("Keys:             %u of %u\n", in.nr_keys, in.max_keys);
+	printf("Partitions:       %u\n", in.nr_partitions);
+	printf("Key types:        %s\n", types);
+	printf("Mechanisms:       %s\n", mlist);
+	return EX_OK;
+}
+
+/* ---- keygen ---- */
+
+static int cmd_keygen(const struct opts *o)
+{
+	struct hsmdev_key_attrs a = { };
+	struct hsmdev d;
+	unsigned long bits = 0, want;
+	const char *t = o->type;
+	int ret;
+
+	if (o->bits && parse_uint("key size", o->bits, 65535, &bits))
+		return EX_USAGE;
+	if (!strcmp(t, "aes")) {
+		a.type = HSMCARD_KEY_AES;
+		a.bits = bits ? bits : 256;
+	} else if (!strcmp(t, "hmac")) {
+		a.type = HSMCARD_KEY_HMAC;
+		a.bits = bits ? bits : 256;
+	} else if (!strcmp(t, "rsa")) {
+		a.type = HSMCARD_KEY_RSA;
+		a.bits = bits ? bits : 2048;
+	} else if (!strcmp(t, "ec") || !strcmp(t, "ecdsa")) {
+		const char *c = o->curve;
+
+		if (!c)
+			c = bits == 384 ? "p384" : "p256";
+		if (!strcmp(c, "p256") || !strcmp(c, "prime256v1") ||
+		    !strcmp(c, "secp256r1")) {
+			a.type = HSMCARD_KEY_EC_P256;
+			want = 256;
+		} else if (!strcmp(c, "p384") || !strcmp(c, "secp384r1")) {
+			a.type = HSMCARD_KEY_EC_P384;
+			want = 384;
+		} else {
+			err_msg("unknown curve '%s' (p256, p384)", c);
+			return EX_USAGE;
+		}
+		if (bits && bits != want) {
+			err_msg("--bits %lu does not match curve %s", bits, c);
+			return EX_USAGE;
+		}
+	} else if (!strcmp(t, "ed25519")) {
+		a.type = HSMCARD_KEY_ED25519;
+		if (bits && bits != 256) {
+			err_msg("Ed25519 keys have 256 bits");
+			return EX_USAGE;
+		}
+	} else {
+		err_msg("unknown key type '%s' (aes, hmac, rsa, ec, ed25519)",
+			t);
+		return EX_USAGE;
+	}
+	if (o->curve && a.type != HSMCARD_KEY_EC_P256 &&
+	    a.type != HSMCARD_KEY_EC_P384) {
+		err_msg("--curve only applies to EC keys");
+		return EX_USAGE;
+	}
+	if (o->uses && parse_uses(o->uses, &a.uses))
+		return EX_USAGE;
+	a.flags = o->keyflags;
+	if (o->label) {
+		if (strlen(o->label) >= HSMDEV_LABEL_LEN) {
+			err_msg("label longer than %d characters",
+				HSMDEV_LABEL_LEN - 1);
+			return EX_USAGE;
+		}
+		snprintf(a.label, sizeof(a.label), "%s", o->label);
+	}
+
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = hsmdev_keygen(&d, &a, &a.handle);
+	hsmdev_close(&d);
+	if (ret)
+		return dev_error("keygen", ret);
+	if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_open(&j, NULL, '{');
+		json_handle(&j, "handle", a.handle);
+		json_close(&j, '}');
+	} else {
+		printf("0x%016" PRIx64 "\n", a.handle);
+	}
+	return EX_OK;
+}
+
+/* ---- keys, attrs ---- */
+
+static void format_time(uint64_t t, char *buf, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!t || !gmtime_r(&tt, &tm) ||
+	    !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, size, "-");
+}
+
+static void json_key_attrs(struct json *j, const struct hsmdev_key_attrs *a)
+{
+	char when[32];
+
+	format_time(a->created, when, sizeof(when));
+	json_open(j, NULL, '{');
+	json_handle(j, "handle", a->handle);
+	json_string(j, "type", key_type_name(a->type));
+	json_u64(j, "bits", a->bits);
+	json_mask(j, "uses", use_names, a->uses);
+	json_mask(j, "flags", flag_names, a->flags);
+	json_u64(j, "partition", a->partition);
+	json_u64(j, "created", a->created);
+	json_string(j, "created_utc", when);
+	json_string(j, "label", a->label);
+	json_close(j, '}');
+}
+
+static int cmd_keys(const struct opts *o)
+{
+	struct json j = { .f = stdout };
+	struct hsmdev d;
+	uint64_t *handles = NULL;
+	size_t n = 0;
+	int ret;
+
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = hsmdev_key_list(&d, &handles, &n);
+	if (ret) {
+		hsmdev_close(&d);
+		return dev_error("key list", ret);
+	}
+	if (o->json)
+		json_open(&j, NULL, '[');
+	else if (n)
+		printf("%-18s %-8s %5s  %-26s %-20s %s\n", "HANDLE", "TYPE",
+		       "BITS", "USES", "FLAGS", "LABEL");
+	else
+		fprintf(stderr, "no keys\n");
+	for (size_t i = 0; i < n; i++) {
+		struct hsmdev_key_attrs a;
+		char uses[96], flags[96];
+
+		ret = hsmdev_key_attrs(&d, handles[i], &a);
+		if (ret == -ENOKEY)	/* destroyed meanwhile */
+			continue;
+		if (ret) {
+			ret = dev_error("key attributes", ret);
+			goto out;
+		}
+		if (o->json) {
+			json_key_attrs(&j, &a);
+			continue;
+		}
+		mask_names(use_names, a.uses, uses, sizeof(uses));
+		mask_names(flag_names, a.flags, flags, sizeof(flags));
+		printf("0x%016" PRIx64 " %-8s %5u  %-26s %-20s %s\n", a.handle,
+		       key_type_name(a.type), a.bits, uses,
+		       *flags ? flags : "-", a.label);
+	}
+	if (o->json)
+		json_close(&j, ']');
+	ret = EX_OK;
+out:
+	free(handles);
+	hsmdev_close(&d);
+	return ret;
+}
+
+static int cmd_attrs(const struct opts *o)
+{
+	struct hsmdev_key_attrs a;
+	struct hsmdev d;
+	uint64_t h;
+	char uses[96], flags[96], when[32];
+	int ret;
+
+	if (parse_handle(o->argv[0], &h))
+		return EX_USAGE;
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = hsmdev_key_attrs(&d, h, &a);
+	hsmdev_close(&d);
+	if (ret)
+		return dev_error(o->argv[0], ret);
+	if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_key_attrs(&j, &a);
+		return EX_OK;
+	}
+	mask_names(use_names, a.uses, uses, sizeof(uses));
+	mask_names(flag_names, a.flags, flags, sizeof(flags));
+	format_time(a.created, when, sizeof(when));
+	printf("Handle:     0x%016" PRIx64 "\n", a.handle);
+	printf("Type:       %s\n", key_type_name(a.type));
+	printf("Bits:       %u\n", a.bits);
+	printf("Uses:       %s\n", uses);
+	printf("Flags:      %s\n", *flags ? flags : "-");
+	printf("Partition:  %u\n", a.partition);
+	printf("Created:    %s\n", when);
+	printf("Label:      %s\n", a.label);
+	return EX_OK;
+}
+
+static int cmd_destroy(const struct opts *o)
+{
+	struct hsmdev d;
+	int ret, status = EX_OK;
+
+	for (int i = 0; i < o->argc; i++) {
+		uint64_t h;
+
+		if (parse_handle(o->argv[i], &h))
+			return EX_USAGE;
+	}
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	for (int i = 0; i < o->argc; i++) {
+		uint64_t h;
+
+		parse_handle(o->argv[i], &h);
+		ret = hsmdev_destroy(&d, h);
+		if (ret)
+			status = dev_error(o->argv[i], ret);
+	}
+	hsmdev_close(&d);
+	return status;
+}
+
+/* ---- pubkey ---- */
+
+static int cmd_pubkey(const struct opts *o)
+{
+	uint8_t der[8192];
+	size_t len = sizeof(der);
+	const unsigned char *p = der;
+	struct hsmdev d;
+	EVP_PKEY *pkey;
+	BIO *bio;
+	char *pem;
+	long pem_len;
+	uint64_t h;
+	int ret;
+
+	if (parse_handle(o->argv[0], &h))
+		return EX_USAGE;
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = hsmdev_export_pub(&d, h, der, &len);
+	hsmdev_close(&d);
+	if (ret)
+		return dev_error(o->argv[0], ret);
+
+	/* Never pass on what the card returned without parsing it. */
+	pkey = d2i_PUBKEY(NULL, &p, (long)len);
+	if (!pkey || p != der + len) {
+		EVP_PKEY_free(pkey);
+		err_msg("%s: the card returned a malformed public key",
+			o->argv[0]);
+		return EX_DEVICE;
+	}
+	if (o->der) {
+		EVP_PKEY_free(pkey);
+		return write_output(o->out, der, len);
+	}
+	bio = BIO_new(BIO_s_mem());
+	if (!bio || !PEM_write_bio_PUBKEY(bio, pkey)) {
+		BIO_free(bio);
+		EVP_PKEY_free(pkey);
+		err_msg("PEM encoding failed");
+		return EX_FILE;
+	}
+	EVP_PKEY_free(pkey);
+	pem_len = BIO_get_mem_data(bio, &pem);
+	ret = write_output(o->out, pem, (size_t)pem_len);
+	BIO_free(bio);
+	return ret;
+}
+
+/* ---- sign, verify, mac ---- */
+
+/*
+ * Pick the mechanism for @o on key @h: --mech if given, else the natural
+ * one for the key type.  Fills @op's mech/mparam/aux.
+ */
+static int choose_mech(struct hsmdev *d, const struct opts *o, uint64_t h,
+		       bool cipher, const struct mech_desc **mp,
+		       struct hsmdev_op *op)
+{
+	const struct mech_desc *m = NULL;
+	uint32_t hash = 0;
+	uint32_t key_type = 0;
+
+	if (o->mech) {
+		m = cipher ? lookup_mech(o->mech, MC_CIPHER, MC_CIPHER) :
+			     lookup_mech(o->mech, MC_SIGN, MC_MAC);
+		if (!m)
+			return EX_USAGE;
+	}
+	/* The key type picks the default mechanism and the default hash. */
+	if (!m || (m->hashed && !o->hash)) {
+		struct hsmdev_key_attrs a;
+		int ret = hsmdev_key_attrs(d, h, &a);
+
+		if (ret)
+			return dev_error(o->argv[0], ret);
+		key_type = a.type;
+	}
+	if (!m) {
+		const char *name = NULL;
+
+		switch (key_type) {
+		case HSMCARD_KEY_AES:
+			name = cipher ? "aes-gcm" : NULL;
+			break;
+		case HSMCARD_KEY_RSA:
+			name = cipher ? "rsa-oaep" : "rsa-pkcs1";
+			break;
+		case HSMCARD_KEY_EC_P256:
+		case HSMCARD_KEY_EC_P384:
+			name = cipher ? NULL : "ecdsa";
+			break;
+		case HSMCARD_KEY_ED25519:
+			name = cipher ? NULL : "ed25519";
+			break;
+		case HSMCARD_KEY_HMAC:
+			name = cipher ? NULL : "hmac-sha256";
+			break;
+		}
+		if (!name) {
+			err_msg("%s: no default mechanism for a %s key here; use --mech",
+				o->argv[0], key_type_name(key_type));
+			return EX_USAGE;
+		}
+		m = find_mech(name);
+	}
+
+	if (o->hash) {
+		if (!m->hashed) {
+			err_msg("--hash does not apply to %s", m->name);
+			return EX_USAGE;
+		}
+		if (parse_hash(o->hash, &hash))
+			return EX_USAGE;
+	} else if (m->hashed) {
+		hash = key_type == HSMCARD_KEY_EC_P384 ? HSMCARD_MECH_SHA384 :
+							 HSMCARD_MECH_SHA256;
+	}
+	op->mech = m->mech;
+	op->mparam = hash;
+	if (m->mech == HSMCARD_MECH_RSA_PSS) {
+		unsigned long salt = digest_len(hash);
+
+		if (o->salt_len &&
+		    parse_uint("salt length", o->salt_len, 1024, &salt))
+			return EX_USAGE;
+		op->aux = (uint32_t)salt;
+	} else if (o->salt_len) {
+		err_msg("--salt-len only applies to rsa-pss");
+		return EX_USAGE;
+	}
+	if (o->prehashed) {
+		if (m->cls != MC_SIGN || m->mech == HSMCARD_MECH_EDDSA) {
+			err_msg("--prehashed needs an RSA or ECDSA mechanism");
+			return EX_USAGE;
+		}
+		op->flags |= HSMDEV_OPF_PREHASHED;
+	}
+	*mp = m;
+	return EX_OK;
+}
+
+/* Run @opc, growing the output buffer once if the card asks for more. */
+static int run_op(struct hsmdev *d, enum hsmdev_opcode opc,
+		  struct hsmdev_op *op, size_t cap)
+{
+	int ret;
+
+	for (int tries = 0; tries < 2; tries++) {
+		op->out = malloc(cap ? cap : 1);
+		if (!op->out)
+			return -ENOMEM;
+		op->out_len = cap;
+		ret = hsmdev_op(d, opc, op);
+		if (ret != -ENOSPC || op->out_len <= cap ||
+		    op->out_len > HSMCTL_MAX_INPUT + 4096)
+			break;
+		cap = op->out_len;
+		free(op->out);
+		op->out = NULL;
+	}
+	if (ret) {
+		free(op->out);
+		op->out = NULL;
+	}
+	return ret;
+}
+
+static int cmd_sign(const struct opts *o)
+{
+	struct hsmdev_op op = { };
+	const struct mech_desc *m;
+	struct hsmdev d;
+	uint8_t *in = NULL;
+	size_t in_len;
+	uint64_t h;
+	int ret;
+
+	if (parse_handle(o->argv[0], &h))
+		return EX_USAGE;
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = choose_mech(&d, o, h, false, &m, &op);
+	if (ret)
+		goto out;
+	ret = read_input(o->in, &in, &in_len);
+	if (ret)
+		goto out;
+	op.handle = h;
+	op.in = in;
+	op.in_len = in_len;
+	ret = run_op(&d, m->cls == MC_MAC ? HSMDEV_OP_MAC : HSMDEV_OP_SIGN,
+		     &op, 1024);
+	if (ret) {
+		ret = dev_error(o->argv[0], ret);
+		goto out;
+	}
+	ret = write_output(o->out, op.out, op.out_len);
+out:
+	free(op.out);
+	free(in);
+	hsmdev_close(&d);
+	return ret;
+}
+
+static int cmd_verify(const struct opts *o)
+{
+	struct hsmdev_op op = { };
+	const struct mech_desc *m;
+	struct hsmdev d;
+	uint8_t *in = NULL, *sig = NULL;
+	size_t in_len, sig_len;
+	uint64_t h;
+	int ret;
+
+	if (parse_handle(o->argv[0], &h))
+		return EX_USAGE;
+	if (o->in && !strcmp(o->in, "-") && !strcmp(o->sig, "-")) {
+		err_msg("the message and the signature cannot both be stdin");
+		return EX_USAGE;
+	}
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = choose_mech(&d, o, h, false, &m, &op);
+	if (ret)
+		goto out;
+	ret = read_input(o->sig, &sig, &sig_len);
+	if (ret)
+		goto out;
+	ret = read_input(o->in, &in, &in_len);
+	if (ret)
+		goto out;
+	op.handle = h;
+	op.in = in;
+	op.in_len = in_len;
+	op.out = sig;
+	op.out_len = sig_len;
+	ret = hsmdev_op(&d, m->cls == MC_MAC ? HSMDEV_OP_MAC_VERIFY :
+					       HSMDEV_OP_VERIFY, &op);
+	if (ret && ret != -EBADMSG) {
+		ret = dev_error(o->argv[0], ret);
+		goto out;
+	}
+	if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_open(&j, NULL, '{');
+		json_bool(&j, "valid", !ret);
+		json_close(&j, '}');
+	} else if (!ret) {
+		printf("Verified OK\n");
+	} else {
+		printf("Verification FAILED\n");
+	}
+	ret = ret ? EX_FAIL : EX_OK;
+out:
+	free(sig);
+	free(in);
+	hsmdev_close(&d);
+	return ret;
+}
+
+/* ---- encrypt, decrypt ---- */
+
+static int do_crypt(const struct opts *o, bool enc)
+{
+	struct hsmdev_op op = { };
+	const struct mech_desc *m;
+	struct hsmdev d;
+	uint8_t *in = NULL, *iv = NULL, *aad = NULL;
+	size_t in_len, iv_len = 0, aad_len = 0;
+	unsigned long tag_len = 16;
+	uint64_t h;
+	int ret;
+
+	if (parse_handle(o->argv[0], &h))
+		return EX_USAGE;
+	if (o->aad && o->aad_file) {
+		err_msg("--aad and --aad-file are exclusive");
+		return EX_USAGE;
+	}
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = choose_mech(&d, o, h, true, &m, &op);
+	if (ret)
+		goto out;
+	ret = EX_USAGE;
+	if (o->iv && parse_hex(o->iv, &iv, &iv_len)) {
+		err_msg("invalid --iv (expected hex)");
+		goto out;
+	}
+	if (m->iv_len && !o->iv) {
+		err_msg("%s needs --iv with %u bytes in hex", m->name,
+			m->iv_len);
+		goto out;
+	}
+	if (iv && iv_len != m->iv_len) {
+		if (!m->iv_len)
+			err_msg("%s takes no IV", m->name);
+		else
+			err_msg("%s needs a %u-byte IV, got %zu", m->name,
+				m->iv_len, iv_len);
+		goto out;
+	}
+	if ((o->aad || o->aad_file || o->tag_len) &&
+	    m->mech != HSMCARD_MECH_AES_GCM) {
+		err_msg("--aad, --aad-file and --tag-len are for aes-gcm");
+		goto out;
+	}
+	if (o->tag_len &&
+	    (parse_uint("tag length", o->tag_len, 16, &tag_len) ||
+	     tag_len < 4)) {
+		err_msg("the GCM tag length is 4..16 bytes");
+		goto out;
+	}
+	if (o->aad && parse_hex(o->aad, &aad, &aad_len)) {
+		err_msg("invalid --aad (expected hex)");
+		goto out;
+	}
+	if (o->aad_file) {
+		ret = read_input(o->aad_file, &aad, &aad_len);
+		if (ret)
+			goto out;
+	}
+	ret = read_input(o->in, &in, &in_len);
+	if (ret)
+		goto out;
+
+	op.handle = h;
+	op.iv = iv;
+	op.iv_len = iv_len;
+	op.aad = aad;
+	op.aad_len = aad_len;
+	op.in = in;
+	op.in_len = in_len;
+	if (m->mech == HSMCARD_MECH_AES_GCM)
+		op.mparam = (uint32_t)tag_len;
+	ret = run_op(&d, enc ? HSMDEV_OP_ENCRYPT : HSMDEV_OP_DECRYPT, &op,
+		     in_len + 1024);
+	if (ret == -EBADMSG) {
+		err_msg("%s: authentication failed: data or tag corrupt, or wrong key/IV/AAD",
+			o->argv[0]);
+		ret = EX_FAIL;
+		goto out;
+	}
+	if (ret) {
+		ret = dev_error(o->argv[0], ret);
+		goto out;
+	}
+	ret = write_output(o->out, op.out, op.out_len);
+out:
+	free(op.out);
+	free(in);
+	free(iv);
+	free(aad);
+	hsmdev_close(&d);
+	return ret;
+}
+
+static int cmd_encrypt(const struct opts *o)
+{
+	return do_crypt(o, true);
+}
+
+static int cmd_decrypt(const struct opts *o)
+{
+	return do_crypt(o, false);
+}
+
+/* ---- digest ---- */
+
+static int cmd_digest(const struct opts *o)
+{
+	struct hsmdev_op op = { };
+	const struct mech_desc *m;
+	struct hsmdev d;
+	uint8_t *in = NULL;
+	size_t in_len;
+	int ret;
+
+	m = lookup_mech(o->mech ? o->mech : "sha256", MC_DIGEST, MC_DIGEST);
+	if (!m)
+		return EX_USAGE;
+	ret = read_input(o->in, &in, &in_len);
+	if (ret)
+		return ret;
+	ret = open_dev(o, &d);
+	if (ret) {
+		free(in);
+		return ret;
+	}
+	op.mech = m->mech;
+	op.in = in;
+	op.in_len = in_len;
+	ret = run_op(&d, HSMDEV_OP_DIGEST, &op, 64);
+	hsmdev_close(&d);
+	free(in);
+	if (ret)
+		return dev_error("digest", ret);
+	if (op.out_len != m->out_len) {
+		err_msg("digest: the card returned %zu bytes for %s", op.out_len,
+			m->name);
+		ret = EX_DEVICE;
+	} else if (o->out) {
+		ret = write_output(o->out, op.out, op.out_len);
+	} else if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_open(&j, NULL, '{');
+		json_string(&j, "mech", m->name);
+		json_hex(&j, "digest", op.out, op.out_len);
+		json_close(&j, '}');
+	} else {
+		print_hex(stdout, op.out, op.out_len);
+		printf("  %s\n", o->in ? o->in : "-");
+	}
+	free(op.out);
+	return ret;
+}
+
+/* ---- random ---- */
+
+static int cmd_random(const struct opts *o)
+{
+	struct hsmdev_info info;
+	unsigned long n;
+	struct hsmdev d;
+	size_t chunk;
+	uint8_t *buf;
+	int ret;
+
+	if (parse_uint("byte count", o->argv[0], HSMCTL_MAX_INPUT, &n) || !n) {
+		if (!n)
+			err_msg("byte count must be at least 1");
+		return EX_USAGE;
+	}
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = hsmdev_info(&d, &info);
+	if (ret) {
+		hsmdev_close(&d);
+		return dev_error("random", ret);
+	}
+	chunk = info.max_xfer ? info.max_xfer : 4096;
+	buf = malloc(n);
+	if (!buf) {
+		hsmdev_close(&d);
+		err_msg("out of memory");
+		return EX_FILE;
+	}
+	for (size_t off = 0; off < n; off += chunk) {
+		size_t len = n - off < chunk ? n - off : chunk;
+
+		ret = hsmdev_random(&d, buf + off, len);
+		if (ret)
+			break;
+	}
+	hsmdev_close(&d);
+	if (ret) {
+		free(buf);
+		return dev_error("random", ret);
+	}
+	if (o->out || o->raw) {
+		ret = write_output(o->out, buf, n);
+	} else if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_open(&j, NULL, '{');
+		json_hex(&j, "random", buf, n);
+		json_close(&j, '}');
+	} else {
+		print_hex(stdout, buf, n);
+		putchar('\n');
+	}
+	free(buf);
+	return ret;
+}
+
+/* ---- import ---- */
+
+/* A private key file (PEM or DER, any format OpenSSL reads) to PKCS#8 DER. */
+static int load_private_key(const uint8_t *buf, size_t len, int want_type,
+			    uint8_t **derp, size_t *der_len, uint32_t *bits)
+{
+	BIO *bio = BIO_new_mem_buf(buf, (int)len);
+	const unsigned char *p = buf;
+	PKCS8_PRIV_KEY_INFO *p8;
+	EVP_PKEY *pkey = NULL;
+	unsigned char *der = NULL;
+	int der_n, ret = -1;
+
+	if (!bio)
+		return -1;
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	if (!pkey)
+		pkey = d2i_AutoPrivateKey(NULL, &p, (long)len);
+	if (!pkey) {
+		err_msg("cannot parse the private key (PEM or DER expected)");
+		return -1;
+	}
+	switch (want_type) {
+	case HSMCARD_KEY_RSA:
+		ret = EVP_PKEY_is_a(pkey, "RSA") ? 0 : -1;
+		break;
+	case HSMCARD_KEY_EC_P256:
+	case HSMCARD_KEY_EC_P384: {
+		char group[32] = "";
+
+		if (EVP_PKEY_is_a(pkey, "EC"))
+			EVP_PKEY_get_utf8_string_param(pkey, "group", group,
+						       sizeof(group), NULL);
+		ret = !strcmp(group, want_type == HSMCARD_KEY_EC_P256 ?
+				     "prime256v1" : "secp384r1") ? 0 : -1;
+		break;
+	}
+	case HSMCARD_KEY_ED25519:
+		ret = EVP_PKEY_is_a(pkey, "ED25519") ? 0 : -1;
+		break;
+	}
+	if (ret) {
+		err_msg("the private key is not of the requested type");
+		goto out;
+	}
+	p8 = EVP_PKEY2PKCS8(pkey);
+	der_n = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	if (der_n <= 0) {
+		err_msg("cannot encode the private key as PKCS#8");
+		ret = -1;
+		goto out;
+	}
+	*derp = der;
+	*der_len = (size_t)der_n;
+	*bits = want_type == HSMCARD_KEY_RSA ? (uint32_t)EVP_PKEY_get_bits(pkey) :
+					       0;
+out:
+	EVP_PKEY_free(pkey);
+	return ret;
+}
+
+static int cmd_import(const struct opts *o)
+{
+	struct hsmdev_key_attrs a = { };
+	const struct name_val *t;
+	uint8_t *buf = NULL, *der = NULL;
+	size_t len, der_len = 0;
+	struct hsmdev d;
+	int ret;
+
+	for (t = key_type_names; t->name; t++)
+		if (!strcmp(t->name, o->type))
+			break;
+	if (!t->name) {
+		err_msg("unknown key type '%s' (aes, hmac, rsa, ec-p256, ec-p384, ed25519)",
+			o->type);
+		return EX_USAGE;
+	}
+	a.type = t->val;
+	if (o->uses && parse_uses(o->uses, &a.uses))
+		return EX_USAGE;
+	a.flags = o->keyflags;
+	if (o->label) {
+		if (strlen(o->label) >= HSMDEV_LABEL_LEN) {
+			err_msg("label longer than %d characters",
+				HSMDEV_LABEL_LEN - 1);
+			return EX_USAGE;
+		}
+		snprintf(a.label, sizeof(a.label), "%s", o->label);
+	}
+	ret = read_input(o->in, &buf, &len);
+	if (ret)
+		return ret;
+	if (a.type == HSMCARD_KEY_AES || a.type == HSMCARD_KEY_HMAC) {
+		if (!len || len > 8191) {
+			err_msg("a secret key of %zu bytes makes no sense", len);
+			ret = EX_USAGE;
+			goto out;
+		}
+		a.bits = (uint32_t)len * 8;
+	} else if (load_private_key(buf, len, (int)a.type, &der, &der_len,
+				    &a.bits)) {
+		ret = EX_USAGE;
+		goto out;
+	}
+	ret = open_dev(o, &d);
+	if (ret)
+		goto out;
+	ret = hsmdev_import(&d, &a, der ? der : buf, der ? der_len : len,
+			    &a.handle);
+	hsmdev_close(&d);
+	if (ret) {
+		ret = dev_error("import", ret);
+		goto out;
+	}
+	if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_open(&j, NULL, '{');
+		json_handle(&j, "handle", a.handle);
+		json_close(&j, '}');
+	} else {
+		printf("0x%016" PRIx64 "\n", a.handle);
+	}
+out:
+	OPENSSL_clear_free(der, der_len);
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	return ret;
+}
+
+/* ---- mechs ---- */
+
+static int cmd_mechs(const struct opts *o)
+{
+	static const char *const cls[] = {
+		[MC_CIPHER] = "encrypt/decrypt",
+		[MC_SIGN] = "sign/verify",
+		[MC_MAC] = "sign/verify (MAC)",
+		[MC_DIGEST] = "digest",
+	};
+	struct json j = { .f = stdout };
+
+	if (o->json)
+		json_open(&j, NULL, '[');
+	for (const struct mech_desc *m = mechs; m->name; m++) {
+		if (o->json) {
+			json_open(&j, NULL, '{');
+			json_string(&j, "name", m->name);
+			json_u64(&j, "id", m->mech);
+			json_string(&j, "operations", cls[m->cls]);
+			json_u64(&j, "iv_len", m->iv_len);
+			json_bool(&j, "hash", m->hashed);
+			json_string(&j, "description", m->help);
+			json_close(&j, '}');
+		} else {
+			printf("%-12s %-18s %s%s\n", m->name, cls[m->cls],
+			       m->help, m->hashed ? " (--hash)" : "");
+		}
+	}
+	if (o->json)
+		json_close(&j, ']');
+	return EX_OK;
+}
+
+/* ---- command table, help, main ---- */
+
+#define L(o)	(1ull << ((o) - O_EXTRACTABLE))
+
+static int cmd_help(const struct opts *o);
+
+static const struct command commands[] = {
+	{ "list", cmd_list, "", "list the cards and their driver state",
+	  "", "", 0, 0, 0 },
+	{ "info", cmd_info, "", "show what a card is and can do",
+	  "", "", 0, 0, 0 },
+	{ "keygen", cmd_keygen, "",
+	  "generate a key inside the card; prints its handle",
+	  "  -t, --type TYPE      aes, hmac, rsa, ec or ed25519 (required)\n"
+	  "  -b, --bits N         key size: aes 128/192/256 (default 256; 512 for\n"
+	  "                       an XTS key pair), hmac 128..1024 (256),\n"
+	  "                       rsa 2048/3072/4096 (2048)\n"
+	  "  -c, --curve CURVE    ec: p256 (default) or p384\n"
+	  "  -l, --label TEXT     label, up to 63 characters\n"
+	  "  -u, --uses LIST      allowed uses: encrypt,decrypt,sign,verify,wrap,\n"
+	  "                       unwrap,derive or all (default: the card's\n"
+	  "                       default for the key type)\n"
+	  "      --extractable    the key may later leave the card wrapped\n"
+	  "      --session        volatile key, gone at the next power cycle\n"
+	  "      --persistent     keep the key in the card's sealed key store\n"
+	  "      --sensitive      never exportable in clear\n",
+	  "t:b:c:l:u:", 0, 0,
+	  L(O_EXTRACTABLE) | L(O_SESSION) | L(O_PERSISTENT) | L(O_SENSITIVE) },
+	{ "import", cmd_import, "",
+	  "import a clear key as a volatile session key; prints its handle",
+	  "  -t, --type TYPE      aes, hmac (raw key bytes), rsa, ec-p256,\n"
+	  "                       ec-p384, ed25519 (private key, PEM or DER)\n"
+	  "  -i, --in FILE        the key (default: stdin)\n"
+	  "  -l, --label TEXT     label, up to 63 characters\n"
+	  "  -u, --uses LIST      allowed uses (see keygen)\n"
+	  "      --extractable, --sensitive  as for keygen\n",
+	  "t:i:l:u:", 0, 0, L(O_EXTRACTABLE) | L(O_SENSITIVE) },
+	{ "keys", cmd_keys, "", "list the keys of the user partition",
+	  "", "", 0, 0, 0 },
+	{ "attrs", cmd_attrs, "HANDLE", "show the attributes of a key",
+	  "", "", 1, 1, 0 },
+	{ "destroy", cmd_destroy, "HANDLE...", "destroy keys",
+	  "", "", 1, 1000, 0 },
+	{ "pubkey", cmd_pubkey, "HANDLE",
+	  "export the public key of an RSA, EC or Ed25519 key (PEM)",
+	  "  -o, --out FILE       output file (default: stdout)\n"
+	  "      --der            write DER SubjectPublicKeyInfo instead of PEM\n",
+	  "o:", 1, 1, L(O_DER) },
+	{ "sign", cmd_sign, "HANDLE", "sign (or MAC) a message",
+	  "  -m, --mech MECH      rsa-pkcs1, rsa-pss, ecdsa, ed25519 or\n"
+	  "                       hmac-sha256/384/512 (default: from the key type)\n"
+	  "  -H, --hash HASH      sha256, sha384 or sha512 for RSA and ECDSA\n"
+	  "                       (default: sha384 for P-384 keys, else sha256)\n"
+	  "      --salt-len N     rsa-pss salt length (default: hash length)\n"
+	  "      --prehashed      the input is already a digest of HASH\n"
+	  "  -i, --in FILE        message (default: stdin)\n"
+	  "  -o, --out FILE       signature (default: stdout)\n",
+	  "m:H:i:o:", 1, 1, L(O_SALT_LEN) | L(O_PREHASHED) },
+	{ "verify", cmd_verify, "HANDLE",
+	  "verify a signature or MAC; exit status 1 if it does not match",
+	  "  -s, --sig FILE       signature or MAC to check (required)\n"
+	  "  -i, --in FILE        message (default: stdin)\n"
+	  "  -m, -H, --salt-len, --prehashed   as for sign\n",
+	  "s:m:H:i:", 1, 1, L(O_SALT_LEN) | L(O_PREHASHED) },
+	{ "mac", cmd_sign, "HANDLE", "compute an HMAC (same as sign on an HMAC key)",
+	  "  -m, --mech MECH      hmac-sha256 (default), hmac-sha384, hmac-sha512\n"
+	  "  -i, --in FILE        message (default: stdin)\n"
+	  "  -o, --out FILE       MAC (default: stdout)\n",
+	  "m:i:o:", 1, 1, 0 },
+	{ "encrypt", cmd_encrypt, "HANDLE", "encrypt data",
+	  "  -m, --mech MECH      aes-ecb, aes-cbc, aes-ctr, aes-xts, aes-gcm,\n"
+	  "                       rsa-oaep, rsa-raw (default: aes-gcm for AES\n"
+	  "                       keys, rsa-oaep for RSA keys)\n"
+	  "      --iv HEX         IV / counter block / tweak (16 bytes) or GCM\n"
+	  "                       nonce (12 bytes)\n"
+	  "      --aad HEX        GCM additional authenticated data\n"
+	  "      --aad-file FILE  GCM additional authenticated data from a file\n"
+	  "      --tag-len N      GCM tag length, 4..16 (default 16)\n"
+	  "  -H, --hash HASH      rsa-oaep hash (default sha256)\n"
+	  "  -i, --in FILE        input (default: stdin)\n"
+	  "  -o, --out FILE       output (default: stdout); GCM: ciphertext||tag\n",
+	  "m:H:i:o:", 1, 1, L(O_IV) | L(O_AAD) | L(O_AAD_FILE) | L(O_TAG_LEN) },
+	{ "decrypt", cmd_decrypt, "HANDLE",
+	  "decrypt data; exit status 1 if a GCM tag does not match",
+	  "  options as for encrypt; GCM input is ciphertext||tag, and nothing\n"
+	  "  is written when the tag does not match\n",
+	  "m:H:i:o:", 1, 1, L(O_IV) | L(O_AAD) | L(O_AAD_FILE) | L(O_TAG_LEN) },
+	{ "digest", cmd_digest, "", "hash data in the card",
+	  "  -m, --mech MECH      sha256 (default), sha384, sha512\n"
+	  "  -i, --in FILE        input (default: stdin)\n"
+	  "  -o, --out FILE       write the binary digest here instead of hex\n",
+	  "m:i:o:", 0, 0, 0 },
+	{ "random", cmd_random, "N", "N random bytes from the card's RNG, in hex",
+	  "  -o, --out FILE       write the bytes (binary) to FILE\n"
+	  "      --raw            write the bytes (binary) to stdout\n",
+	  "o:", 1, 1, L(O_RAW) },
+	{ "mechs", cmd_mechs, "", "list the mechanism names hsmctl knows",
+	  "", "", 0, 0, 0 },
+	{ "help", cmd_help, "[COMMAND]", "show help for hsmctl or a command",
+	  "", "", 0, 1, 0 },
+	{ }
+};
+
+static const struct command *find_command(const char *name)
+{
+	for (const struct command *c = commands; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+static void main_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s [-d DEVICE] [--json] COMMAND [ARGS...]\n"
+		"\n"
+		"Manage and use hsmcard hardware security modules.\n"
+		"\n"
+		"Commands:\n", progname);
+	for (const struct command *c = commands; c->name; c++)
+		fprintf(f, "  %-9s %-10s %s\n", c->name, c->args, c->summary);
+	fprintf(f,
+		"\n"
+		"Common options (before or after the command):\n"
+		"  -d, --device DEV     card to use (default: $HSMCARD_DEVICE or\n"
+		"                       /dev/hsmcard0)\n"
+		"  -j, --json           machine-readable output\n"
+		"  -h, --help           help (\"%s COMMAND --help\" for a command)\n"
+		"      --version        print the version\n"
+		"\n"
+		"Key handles are printed and read in hex (0x...).\n"
+		"Exit status: 0 success, 1 verification or authentication failed,\n"
+		"2 usage error, 3 device or card error, 4 file error.\n",
+		progname);
+}
+
+static void command_usage(FILE *f, const struct command *c)
+{
+	fprintf(f, "Usage: %s %s [OPTIONS]%s%s\n\n%c%s.\n", progname,
+		c->name, *c->args ? " " : "", c->args,
+		toupper((unsigned char)c->summary[0]), c->summary + 1);
+	if (*c->help)
+		fprintf(f, "\nOptions:\n%s", c->help);
+	fprintf(f,
+		"\nCommon options: -d/--device DEV, -j/--json, -h/--help\n");
+}
+
+static int cmd_help(const struct opts *o)
+{
+	const struct command *c;
+
+	if (!o->argc) {
+		main_usage(stdout);
+		return EX_OK;
+	}
+	c = find_command(o->argv[0]);
+	if (!c) {
+		err_msg("unknown command '%s'", o->argv[0]);
+		return EX_USAGE;
+	}
+	command_usage(stdout, c);
+	return EX_OK;
+}
+
+/* Parse one option for command @c (NULL: global options only). */
+static int take_option(const struct command *c, int opt, struct opts *o)
+{
+	if (opt >= O_EXTRACTABLE) {
+		if (!c || !(c->longmask & L(opt)))
+			return -1;
+	} else if (opt != O_DEVICE && opt != O_JSON &&
+		   (!c || !strchr(c->shortopts, opt))) {
+		return -1;
+	}
+	switch (opt) {
+	case O_DEVICE:
+		o->device = optarg;
+		break;
+	case O_JSON:
+		o->json = true;
+		break;
+	case O_TYPE:
+		o->type = optarg;
+		break;
+	case O_BITS:
+		o->bits = optarg;
+		break;
+	case O_CURVE:
+		o->curve = optarg;
+		break;
+	case O_LABEL:
+		o->label = optarg;
+		break;
+	case O_USES:
+		o->uses = optarg;
+		break;
+	case O_MECH:
+		o->mech = optarg;
+		break;
+	case O_HASH:
+		o->hash = optarg;
+		break;
+	case O_IN:
+		o->in = optarg;
+		break;
+	case O_OUT:
+		o->out = optarg;
+		break;
+	case O_SIG:
+		o->sig = optarg;
+		break;
+	case O_IV:
+		o->iv = optarg;
+		break;
+	case O_AAD:
+		o->aad = optarg;
+		break;
+	case O_AAD_FILE:
+		o->aad_file = optarg;
+		break;
+	case O_TAG_LEN:
+		o->tag_len = optarg;
+		break;
+	case O_SALT_LEN:
+		o->salt_len = optarg;
+		break;
+	case O_EXTRACTABLE:
+		o->keyflags |= HSMCARD_KEYF_EXTRACTABLE;
+		break;
+	case O_SESSION:
+		o->keyflags |= HSMCARD_KEYF_SESSION;
+		break;
+	case O_PERSISTENT:
+		o->keyflags |= HSMCARD_KEYF_PERSISTENT;
+		break;
+	case O_SENSITIVE:
+		o->keyflags |= HSMCARD_KEYF_SENSITIVE;
+		break;
+	case O_PREHASHED:
+		o->prehashed = true;
+		break;
+	case O_DER:
+		o->der = true;
+		break;
+	case O_RAW:
+		o->raw = true;
+		break;
+	default:
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option global_opts[] = {
+		{ "device",	required_argument, NULL, O_DEVICE },
+		{ "json",	no_argument,	   NULL, O_JSON },
+		{ "help",	no_argument,	   NULL, O_HELP },
+		{ "version",	no_argument,	   NULL, 'V' },
+		{ }
+	};
+	const struct command *c;
+	struct opts o = { };
+	char shortopts[64];
+	int opt;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+d:jh", global_opts,
+				  NULL)) != -1) {
+		if (opt == O_HELP) {
+			main_usage(stdout);
+			return EX_OK;
+		}
+		if (opt == 'V') {
+			printf("hsmctl %s\n", HSMCTL_VERSION);
+			return EX_OK;
+		}
+		if (opt == '?' || take_option(NULL, opt, &o)) {
+			err_msg("invalid option '%s'; try '%s --help'",
+				argv[optind - 1], progname);
+			return EX_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		main_usage(stderr);
+		return EX_USAGE;
+	}
+	c = find_command(argv[optind]);
+	if (!c) {
+		err_msg("unknown command '%s'; try '%s --help'", argv[optind],
+			progname);
+		return EX_USAGE;
+	}
+
+	/* The command's own options; argv[optind] plays argv[0]. */
+	argc -= optind;
+	argv += optind;
+	optind = 0;	/* 0: glibc re-initialises getopt for the new optstring */
+	snprintf(shortopts, sizeof(shortopts), "d:jh%s", c->shortopts);
+	for (;;) {
+		int li = -1;
+
+		opt = getopt_long(argc, argv, shortopts, long_opts, &li);
+		if (opt == -1)
+			break;
+		if (opt == O_HELP) {
+			command_usage(stdout, c);
+			return EX_OK;
+		}
+		if (opt != '?' && !take_option(c, opt, &o))
+			continue;
+		if (opt != '?' && li >= 0)
+			err_msg("%s: option '--%s' does not apply", c->name,
+				long_opts[li].name);
+		else if (opt != '?')
+			err_msg("%s: option '-%c' does not apply", c->name, opt);
+		else if (optopt > 0 && optopt < 128 &&
+			 strchr(shortopts, optopt))
+			err_msg("%s: option '-%c' needs a value", c->name,
+				optopt);
+		else if (optopt > 0 && optopt < 128)
+			err_msg("%s: unknown option '-%c'", c->name, optopt);
+		else
+			err_msg("%s: unknown option or missing value: '%s'",
+				c->name, argv[optind - 1]);
+		fprintf(stderr, "Try '%s %s --help'.\n", progname, c->name);
+		return EX_USAGE;
+	}
+	o.argc = argc - optind;
+	o.argv = argv + optind;
+	if (o.argc < c->min_args || o.argc > c->max_args) {
+		err_msg("%s: expected %s%s", c->name,
+			*c->args ? "arguments " : "no arguments",
+			c->args);
+		command_usage(stderr, c);
+		return EX_USAGE;
+	}
+	if ((c->fn == cmd_keygen || c->fn == cmd_import) && !o.type) {
+		err_msg("%s: --type is required", c->name);
+		return EX_USAGE;
+	}
+	if (c->fn == cmd_verify && !o.sig) {
+		err_msg("verify: --sig FILE is required");
+		return EX_USAGE;
+	}
+	return c->fn(&o);
+}

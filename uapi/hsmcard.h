@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * hsmcard: user-space interface of the hsmcard PCIe HSM driver.
+ *
+ * Every card is a character device /dev/hsmcardN.  All requests are
+ * ioctl()s taking a fixed-size structure; user buffers are passed as __u64
+ * pointers so that the layout is identical for 32-bit and 64-bit callers.
+ * Reserved fields and unknown flags must be zero (-EINVAL otherwise).
+ * Documentation/hsmcard/uapi.rst describes the semantics and the errno
+ * returned for every card status.
+ *
+ * Copyright (C) 2026 The hsmcard authors
+ */
+#ifndef _UAPI_LINUX_HSMCARD_H
+#define _UAPI_LINUX_HSMCARD_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define HSMCARD_IOC_MAGIC	'H'
+
+/* Mechanisms (values are the card's). */
+enum hsmcard_mech {
+	HSMCARD_MECH_NONE		= 0,
+	HSMCARD_MECH_AES_ECB		= 1,
+	HSMCARD_MECH_AES_CBC		= 2,	/* no padding */
+	HSMCARD_MECH_AES_CTR		= 3,	/* 128-bit BE counter in iv */
+	HSMCARD_MECH_AES_XTS		= 4,	/* tweak in iv */
+	HSMCARD_MECH_AES_GCM		= 5,	/* nonce in iv[0..11] */
+	HSMCARD_MECH_SHA256		= 16,
+	HSMCARD_MECH_SHA384		= 17,
+	HSMCARD_MECH_SHA512		= 18,
+	HSMCARD_MECH_HMAC_SHA256	= 24,
+	HSMCARD_MECH_HMAC_SHA384	= 25,
+	HSMCARD_MECH_HMAC_SHA512	= 26,
+	HSMCARD_MECH_RSA_PKCS1		= 32,	/* mparam: hash mechanism */
+	HSMCARD_MECH_RSA_PSS		= 33,	/* mparam: hash, salt_len */
+	HSMCARD_MECH_RSA_OAEP		= 34,	/* mparam: hash (and MGF1) */
+	HSMCARD_MECH_RSA_RAW		= 35,
+	HSMCARD_MECH_ECDSA		= 40,	/* mparam: hash; DER signature */
+	HSMCARD_MECH_EDDSA		= 41,	/* Ed25519 pure, 64-byte sig */
+	HSMCARD_MECH_AES_KWP		= 48,	/* RFC 5649 */
+	HSMCARD_MECH_MAX		= 64,
+};
+
+/* Key types (values are the card's). */
+enum hsmcard_key_type {
+	HSMCARD_KEY_AES			= 1,
+	HSMCARD_KEY_HMAC		= 2,
+	HSMCARD_KEY_RSA			= 3,
+	HSMCARD_KEY_EC_P256		= 4,
+	HSMCARD_KEY_EC_P384		= 5,
+	HSMCARD_KEY_ED25519		= 6,
+	HSMCARD_KEY_TYPE_MAX		= 7,
+};
+
+/* Allowed uses of a key (struct hsmcard_key_attrs.uses). */
+#define HSMCARD_USE_ENCRYPT		0x1U
+#define HSMCARD_USE_DECRYPT		0x2U
+#define HSMCARD_USE_SIGN		0x4U
+#define HSMCARD_USE_VERIFY		0x8U
+#define HSMCARD_USE_WRAP		0x10U
+#define HSMCARD_USE_UNWRAP		0x20U
+#define HSMCARD_USE_DERIVE		0x40U
+#define HSMCARD_USE_ALL			0x7fU
+
+/* Key flags (struct hsmcard_key_attrs.flags). */
+#define HSMCARD_KEYF_EXTRACTABLE	0x1U
+#define HSMCARD_KEYF_SESSION		0x2U
+#define HSMCARD_KEYF_PERSISTENT		0x4U
+#define HSMCARD_KEYF_SENSITIVE		0x8U
+#define HSMCARD_KEYF_ALL		0xfU
+
+/* Key partitions: user space owns partition 0; 1 belongs to the kernel. */
+#define HSMCARD_PARTITION_USER		0
+#define HSMCARD_PARTITION_KERNEL	1
+
+#define HSMCARD_LABEL_LEN		64
+
+/* Driver's view of the card (struct hsmcard_info.state, sysfs "state"). */
+enum hsmcard_state {
+	HSMCARD_STATE_LIVE		= 0,	/* commands accepted */
+	HSMCARD_STATE_RESETTING		= 1,	/* controller being reset */
+	HSMCARD_STATE_TAMPERED		= 2,	/* zeroized: no key commands */
+	HSMCARD_STATE_DEAD		= 3,	/* failed: no commands */
+};
+
+/**
+ * struct hsmcard_info - HSMCARD_IOC_INFO
+ * @flags:         in: must be 0
+ * @state:         out: enum hsmcard_state
+ * @serial:        out: NUL-terminated serial number
+ * @model:         out: NUL-terminated model name
+ * @fw_version:    out: NUL-terminated firmware revision
+ * @card_id:       out: random identifier, stable for the card's life
+ * @hw_version:    out: interface version (major << 16 | minor << 8)
+ * @nr_queues:     out: I/O queue pairs the driver uses
+ * @max_ioq:       out: I/O queue pairs the card supports
+ * @max_qsize:     out: entries per queue the card supports
+ * @max_xfer:      out: largest buffer (bytes) of one request
+ * @max_sge:       out: scatter-gather entries per buffer
+ * @max_keys:      out: key store capacity
+ * @nr_keys:       out: keys currently held (all partitions)
+ * @nr_partitions: out: key partitions
+ * @key_types:     out: bit n set: enum hsmcard_key_type n supported
+ * @mechs:         out: bit n set: enum hsmcard_mech n supported
+ * @rsvd:          out: zero
+ */
+struct hsmcard_info {
+	__u32	flags;
+	__u32	state;
+	char	serial[32];
+	char	model[32];
+	char	fw_version[16];
+	__u8	card_id[16];
+	__u32	hw_version;
+	__u32	nr_queues;
+	__u32	max_ioq;
+	__u32	max_qsize;
+	__u32	max_xfer;
+	__u32	max_sge;
+	__u32	max_keys;
+	__u32	nr_keys;
+	__u32	nr_partitions;
+	__u32	key_types;
+	__u64	mechs;
+	__u64	rsvd[4];
+};
+
+/**
+ * struct hsmcard_key_attrs - attributes of a key
+ * @handle:    out: opaque key handle (in for HSMCARD_IOC_KEY_ATTRS via
+ *             struct hsmcard_key_get_attrs); must be 0 on input otherwise
+ * @type:      enum hsmcard_key_type
+ * @bits:      key size in bits (AES: 128/192/256, 512 = XTS double key;
+ *             HMAC: 128..1024; RSA: 2048/3072/4096; EC/Ed25519: 0 or the
+ *             curve size)
+ * @uses:      HSMCARD_USE_*; 0 selects the card's default for the type
+ * @flags:     HSMCARD_KEYF_*
+ * @partition: HSMCARD_PARTITION_USER (kernel partition: -EPERM)
+ * @created:   out: creation time, seconds since the epoch; 0 on input
+ * @label:     NUL-terminated, NUL-padded label
+ * @rsvd:      must be zero
+ */
+struct hsmcard_key_attrs {
+	__u64	handle;
+	__u16	type;
+	__u16	bits;
+	__u32	uses;
+	__u32	flags;
+	__u32	partition;
+	__u64	created;
+	char	label[HSMCARD_LABEL_LEN];
+	__u64	rsvd[2];
+};
+
+/**
+ * struct hsmcard_key_import - HSMCARD_IOC_KEY_IMPORT
+ * @attrs:   in: attributes as for generation; out: attributes of the key.
+ *           The key always becomes a volatile session key.
+ * @key:     in: user pointer to the clear key (raw bytes for AES/HMAC,
+ *           PKCS#8 DER PrivateKeyInfo for RSA/EC/Ed25519)
+ * @key_len: in: bytes at @key (1..max_xfer - 128)
+ * @flags:   in: must be 0
+ */
+struct hsmcard_key_import {
+	struct hsmcard_key_attrs attrs;
+	__u64	key;
+	__u32	key_len;
+	__u32	flags;
+};
+
+/**
+ * struct hsmcard_key_list - HSMCARD_IOC_KEY_LIST
+ * @handles: in: user pointer to an array of @max __u64 handles
+ * @max:     in: capacity of @handles (>= 1; clamped to max_xfer / 8)
+ * @count:   out: handles stored
+ * @cursor:  in: index of the first key to return (0 to start);
+ *           out: cursor for the next call (@cursor + @count)
+ * @total:   out: keys in the user partition
+ * @flags:   in: must be 0
+ * @rsvd:    must be zero
+ */
+struct hsmcard_key_list {
+	__u64	handles;
+	__u32	max;
+	__u32	count;
+	__u32	cursor;
+	__u32	total;
+	__u32	flags;
+	__u32	rsvd;
+};
+
+/**
+ * struct hsmcard_key_get_attrs - HSMCARD_IOC_KEY_ATTRS
+ * @handle: in: key handle
+ * @flags:  in: must be 0
+ * @rsvd:   must be zero
+ * @attrs:  out: the key's attributes (ignored on input)
+ */
+struct hsmcard_key_get_attrs {
+	__u64	handle;
+	__u32	flags;
+	__u32	rsvd;
+	struct hsmcard_key_attrs attrs;
+};
+
+/**
+ * struct hsmcard_key_pubkey - HSMCARD_IOC_KEY_PUBKEY
+ * @handle: in: handle of an RSA, EC or Ed25519 key
+ * @buf:    in: user pointer receiving the DER SubjectPublicKeyInfo
+ * @len:    in: capacity of @buf (>= 1; clamped to max_xfer);
+ *          out: bytes written, or bytes needed with -ENOSPC
+ * @flags:  in: must be 0
+ */
+struct hsmcard_key_pubkey {
+	__u64	handle;
+	__u64	buf;
+	__u32	len;
+	__u32	flags;
+};
+
+/**
+ * struct hsmcard_key_handle - HSMCARD_IOC_KEY_DESTROY
+ * @handle: in: key handle
+ * @flags:  in: must be 0
+ * @rsvd:   must be zero
+ */
+struct hsmcard_key_handle {
+	__u64	handle;
+	__u32	flags;
+	__u32	rsvd;
+};
+
+/* struct hsmcard_op.flags */
+#define HSMCARD_OP_F_PREHASHED		0x1U	/* sign/verify a digest */
+#define HSMCARD_OP_F_ALL		0x1U
+
+/**
+ * struct hsmcard_op - one synchronous cryptographic operation
+ * @handle:   in: key handle (0 for HSMCARD_IOC_DIGEST)
+ * @mech:     in: enum hsmcard_mech
+ * @mparam:   in: mechanism parameter: hash mechanism for RSA/ECDSA, tag
+ *            length for AES-GCM (0 = 16), otherwise 0
+ * @flags:    in: HSMCARD_OP_F_*
+ * @in:       in: user pointer to the input (AES-GCM: AAD || data, plus the
+ *            tag when decrypting)
+ * @in_len:   in: bytes at @in (0..max_xfer; -E2BIG above)
+ * @out_len:  in: capacity of @out (clamped to max_xfer), or for VERIFY and
+ *            MAC_VERIFY the length of the signature/MAC at @out;
+ *            out: bytes written, or bytes needed with -ENOSPC
+ * @out:      in: user pointer to the output buffer (VERIFY, MAC_VERIFY:
+ *            to the signature/MAC to check)
+ * @aad_len:  in: AES-GCM only: bytes of AAD at the start of @in
+ * @salt_len: in: RSA-PSS only: salt length in bytes
+ * @iv:       in: IV, counter block, XTS tweak or GCM nonce; zero for
+ *            mechanisms without one
+ * @rsvd:     must be zero
+ */
+struct hsmcard_op {
+	__u64	handle;
+	__u16	mech;
+	__u16	mparam;
+	__u32	flags;
+	__u64	in;
+	__u32	in_len;
+	__u32	out_len;
+	__u64	out;
+	__u32	aad_len;
+	__u32	salt_len;
+	__u8	iv[16];
+	__u64	rsvd[2];
+};
+
+/**
+ * struct hsmcard_random - HSMCARD_IOC_RANDOM
+ * @buf:   in: user pointer receiving the random bytes
+ * @len:   in: bytes wanted (1..max_xfer)
+ * @flags: in: must be 0
+ */
+struct hsmcard_random {
+	__u64	buf;
+	__u32	len;
+	__u32	flags;
+};
+
+#define HSMCARD_IOC_INFO	_IOWR(HSMCARD_IOC_MAGIC, 0x00, struct hsmcard_info)
+#define HSMCARD_IOC_KEY_GENERATE _IOWR(HSMCARD_IOC_MAGIC, 0x01, struct hsmcard_key_attrs)
+#define HSMCARD_IOC_KEY_IMPORT	_IOWR(HSMCARD_IOC_MAGIC, 0x02, struct hsmcard_key_import)
+#define HSMCARD_IOC_KEY_LIST	_IOWR(HSMCARD_IOC_MAGIC, 0x03, struct hsmcard_key_list)
+#define HSMCARD_IOC_KEY_ATTRS	_IOWR(HSMCARD_IOC_MAGIC, 0x04, struct hsmcard_key_get_attrs)
+#define HSMCARD_IOC_KEY_PUBKEY	_IOWR(HSMCARD_IOC_MAGIC, 0x05, struct hsmcard_key_pubkey)
+#define HSMCARD_IOC_KEY_DESTROY	_IOWR(HSMCARD_IOC_MAGIC, 0x06, struct hsmcard_key_handle)
+#define HSMCARD_IOC_ENCRYPT	_IOWR(HSMCARD_IOC_MAGIC, 0x10, struct hsmcard_op)
+#define HSMCARD_IOC_DECRYPT	_IOWR(HSMCARD_IOC_MAGIC, 0x11, struct hsmcard_op)
+#define HSMCARD_IOC_DIGEST	_IOWR(HSMCARD_IOC_MAGIC, 0x12, struct hsmcard_op)
+#define HSMCARD_IOC_MAC		_IOWR(HSMCARD_IOC_MAGIC, 0x13, struct hsmcard_op)
+#define HSMCARD_IOC_MAC_VERIFY	_IOWR(HSMCARD_IOC_MAGIC, 0x14, struct hsmcard_op)
+#define HSMCARD_IOC_SIGN	_IOWR(HSMCARD_IOC_MAGIC, 0x15, struct hsmcard_op)
+#define HSMCARD_IOC_VERIFY	_IOWR(HSMCARD_IOC_MAGIC, 0x16, struct hsmcard_op)
+#define HSMCARD_IOC_RANDOM	_IOWR(HSMCARD_IOC_MAGIC, 0x17, struct hsmcard_random)
+
+#endif /* _UAPI_LINUX_HSMCARD_H */
