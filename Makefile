@@ -73,7 +73,7 @@ bench-engine:
 
 # ---- tests ----
 check-host:
-	$(MAKE) -C qemu-device check
+	$(MAKE) --no-print-directory -C qemu-device check
 
 # Guest test programs: selftests/vm/*_test.c -> $(BUILD)/selftests/
 vm-tests: ksrc-files

@@ -25,6 +25,13 @@
 
 #define HSMCARD_DRV_NAME	"hsmcard"
 
+/*
+ * Owner partition of a key handle.  Handles are opaque to user space, but
+ * the card fixes their layout (slot in bits 23:0, partition in 31:24, tag in
+ * 63:32) so that the driver can keep users out of the kernel's partition.
+ */
+#define HSMCARD_HANDLE_PART(h)	((u32)(((h) >> 24) & 0xff))
+
 /* Admin queue depth; I/O queue depth comes from a module parameter. */
 #define HSMCARD_ADMIN_DEPTH	32
 
@@ -183,7 +190,6 @@ struct hsm_limits {
  * @reset_work:  controller reset and recovery
  * @reset_lock:  serialises controller bring-up/teardown
  * @resets:      controller resets performed
- * @timeout_ms:  command timeout
  * @ctrl_to_ms:  enable/disable handshake timeout (CAP.TO)
  * @limits:      IDENTIFY data
  * @adminq:      admin queue
@@ -215,7 +221,6 @@ struct hsm_dev {
 	struct work_struct reset_work;
 	struct mutex reset_lock; /* controller bring-up and teardown */
 	unsigned int resets;
-	unsigned int timeout_ms;
 	unsigned int ctrl_to_ms;
 	struct hsm_limits limits;
 	struct hsm_queue adminq;
@@ -291,6 +296,7 @@ void hsm_buf_sqe_dst(const struct hsm_buf *b, struct hsm_sqe *sqe);
 
 /* hsmcard_main.c */
 void hsm_dev_put(struct hsm_dev *hdev);
+unsigned int hsm_cmd_timeout_ms(void);
 void hsm_schedule_reset(struct hsm_dev *hdev, const char *why);
 void hsm_ctrl_halt(struct hsm_dev *hdev, u16 status);
 enum hsmcard_state hsm_dev_state(struct hsm_dev *hdev);
@@ -299,5 +305,9 @@ int hsm_identify(struct hsm_dev *hdev, struct hsm_limits *lim, bool internal);
 /* hsmcard_cdev.c */
 int hsm_cdev_register(struct hsm_dev *hdev);
 void hsm_cdev_unregister(struct hsm_dev *hdev);
+
+/* hsmcard_crypto.c */
+int hsm_crypto_register(struct hsm_dev *hdev);
+void hsm_crypto_unregister(struct hsm_dev *hdev);
 
 #endif /* HSMCARD_H */

@@ -60,6 +60,16 @@ static int hsm_errno(int ret)
 	return ret > 0 ? hsm_status_to_errno(ret) : ret;
 }
 
+/*
+ * User space may only name keys of its own partition; anything else is
+ * reported exactly like a handle that does not exist.
+ */
+static int hsm_check_user_handle(u64 handle)
+{
+	return HSMCARD_HANDLE_PART(handle) == HSMCARD_PARTITION_USER ?
+		0 : -ENOKEY;
+}
+
 /* ---- key attributes ---- */
 
 static int hsm_check_label(const char *label)
@@ -291,6 +301,9 @@ static int hsm_ioc_key_attrs(struct hsm_dev *hdev, void __user *argp)
 		return -EFAULT;
 	if (ga.flags || ga.rsvd)
 		return -EINVAL;
+	ret = hsm_check_user_handle(ga.handle);
+	if (ret)
+		return ret;
 	ret = hsm_get_attrs(hdev, ga.handle, &ga.attrs);
 	if (ret)
 		return ret;
@@ -310,6 +323,9 @@ static int hsm_ioc_key_pubkey(struct hsm_dev *hdev, void __user *argp)
 		return -EFAULT;
 	if (pk.flags || !pk.len)
 		return -EINVAL;
+	ret = hsm_check_user_handle(pk.handle);
+	if (ret)
+		return ret;
 	cap = min(pk.len, hsm_xfer_max(hdev));
 	ret = hsm_buf_alloc(&dst, &hdev->pdev->dev, cap, DMA_FROM_DEVICE);
 	if (ret)
@@ -347,6 +363,8 @@ static int hsm_ioc_key_destroy(struct hsm_dev *hdev, void __user *argp)
 		return -EFAULT;
 	if (kh.flags || kh.rsvd)
 		return -EINVAL;
+	if (hsm_check_user_handle(kh.handle))
+		return -ENOKEY;
 	sqe.opcode = HSM_ADM_KEY_DESTROY;
 	sqe.handle = cpu_to_le64(kh.handle);
 	return hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, NULL, NULL));
@@ -401,6 +419,8 @@ static int hsm_check_op(const struct hsm_dev *hdev,
 		return -EINVAL;
 	if (!(d->props & HSM_OPF_KEY) && op->handle)
 		return -EINVAL;
+	if ((d->props & HSM_OPF_KEY) && hsm_check_user_handle(op->handle))
+		return -ENOKEY;
 	if (!(d->props & HSM_OPF_IV) && memchr_inv(op->iv, 0, sizeof(op->iv)))
 		return -EINVAL;
 	if (op->aad_len && (op->mech != HSMCARD_MECH_AES_GCM ||
@@ -575,7 +595,8 @@ static long hsm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	long ret;
 
 	down_read(&hdev->gone_sem);
-	if (hdev->gone) {
+	/* Once removal starts, nothing new reaches the card. */
+	if (hdev->gone || READ_ONCE(hdev->removing)) {
 		ret = -ENODEV;
 		goto out;
 	}

@@ -27,12 +27,24 @@ MODULE_PARM_DESC(io_queue_depth,
 static unsigned int cmd_timeout_ms = 30000;
 module_param(cmd_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(cmd_timeout_ms,
-		 "Command timeout in ms before the controller is reset (100..600000; default 30000)");
+		 "Command timeout in ms before the controller is reset (1..600000; default 30000; small values are for fault-injection tests)");
 
 static unsigned int max_io_queues;
 module_param(max_io_queues, uint, 0444);
 MODULE_PARM_DESC(max_io_queues,
 		 "Upper bound on I/O queue pairs (0 = one per online CPU)");
+
+/**
+ * hsm_cmd_timeout_ms() - the command timeout now in force
+ *
+ * The parameter may be changed at run time through sysfs.
+ *
+ * Return: milliseconds, 1..600000.
+ */
+unsigned int hsm_cmd_timeout_ms(void)
+{
+	return clamp(READ_ONCE(cmd_timeout_ms), 1U, 600000U);
+}
 
 static DEFINE_IDA(hsm_ida);
 static struct dentry *hsm_debugfs_root;
@@ -302,18 +314,12 @@ static int hsm_ctrl_start(struct hsm_dev *hdev)
 	return hsm_create_ioqs(hdev);
 }
 
-static void hsm_reset_work(struct work_struct *work)
+/* Bring a halted controller back; reset_lock held. */
+static void hsm_recover(struct hsm_dev *hdev)
 {
-	struct hsm_dev *hdev = container_of(work, struct hsm_dev, reset_work);
 	struct device *dev = &hdev->pdev->dev;
 	int ret;
 
-	mutex_lock(&hdev->reset_lock);
-	if (READ_ONCE(hdev->removing))
-		goto out;
-	hsm_set_state(hdev, HSMCARD_STATE_RESETTING);
-	dev_warn(dev, "resetting controller\n");
-	hsm_ctrl_halt(hdev, HSM_SC_ABORTED);
 	hdev->resets++;
 	pci_set_master(hdev->pdev);
 	ret = hsm_ctrl_start(hdev);
@@ -323,13 +329,55 @@ static void hsm_reset_work(struct work_struct *work)
 		hsm_ctrl_halt(hdev, HSM_SC_ABORTED);
 		pci_clear_master(hdev->pdev);
 		hsm_set_state(hdev, HSMCARD_STATE_DEAD);
-		goto out;
+		return;
 	}
 	hsm_set_state(hdev, hsm_hw_state(hdev));
 	dev_info(dev, "controller reset complete\n");
-out:
+}
+
+static void hsm_reset_work(struct work_struct *work)
+{
+	struct hsm_dev *hdev = container_of(work, struct hsm_dev, reset_work);
+
+	mutex_lock(&hdev->reset_lock);
+	if (!READ_ONCE(hdev->removing)) {
+		hsm_set_state(hdev, HSMCARD_STATE_RESETTING);
+		dev_warn(&hdev->pdev->dev, "resetting controller\n");
+		hsm_ctrl_halt(hdev, HSM_SC_ABORTED);
+		hsm_recover(hdev);
+	}
 	mutex_unlock(&hdev->reset_lock);
 }
+
+/*
+ * A function-level reset requested through the PCI core (sysfs "reset",
+ * VFIO...): quiesce first, rebuild the queues afterwards.  Both callbacks
+ * run in the same thread with the device lock held, so reset_lock is held
+ * across the reset.
+ */
+static void hsm_reset_prepare(struct pci_dev *pdev)
+{
+	struct hsm_dev *hdev = pci_get_drvdata(pdev);
+
+	dev_info(&pdev->dev, "function-level reset: stopping the controller\n");
+	cancel_work_sync(&hdev->reset_work);
+	mutex_lock(&hdev->reset_lock);
+	hsm_set_state(hdev, HSMCARD_STATE_RESETTING);
+	hsm_ctrl_halt(hdev, HSM_SC_ABORTED);
+}
+
+static void hsm_reset_done(struct pci_dev *pdev)
+{
+	struct hsm_dev *hdev = pci_get_drvdata(pdev);
+
+	hsm_recover(hdev);
+	mutex_unlock(&hdev->reset_lock);
+}
+
+static const struct pci_error_handlers hsm_err_handlers = {
+	.reset_prepare	= hsm_reset_prepare,
+	.reset_done	= hsm_reset_done,
+};
 
 /**
  * hsm_schedule_reset() - reset the controller from a work item
@@ -611,8 +659,9 @@ static ssize_t resets_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(resets);
 
-static ssize_t reset_store(struct device *dev, struct device_attribute *attr,
-			   const char *buf, size_t count)
+static ssize_t reset_controller_store(struct device *dev,
+				      struct device_attribute *attr,
+				      const char *buf, size_t count)
 {
 	struct hsm_dev *hdev = hsm_from_dev(dev);
 	bool val;
@@ -627,7 +676,7 @@ static ssize_t reset_store(struct device *dev, struct device_attribute *attr,
 	flush_work(&hdev->reset_work);
 	return count;
 }
-static DEVICE_ATTR_WO(reset);
+static DEVICE_ATTR_WO(reset_controller);
 
 static struct attribute *hsm_dev_attrs[] = {
 	&dev_attr_serial.attr,
@@ -639,7 +688,7 @@ static struct attribute *hsm_dev_attrs[] = {
 	&dev_attr_queue_depth.attr,
 	&dev_attr_max_xfer.attr,
 	&dev_attr_resets.attr,
-	&dev_attr_reset.attr,
+	&dev_attr_reset_controller.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(hsm_dev);
@@ -816,7 +865,6 @@ static int hsm_probe(struct pci_dev *pdev, const struct pci_device_id *ent)
 	mutex_init(&hdev->reset_lock);
 	hdev->pdev = pdev;
 	hdev->state = HSMCARD_STATE_RESETTING;
-	hdev->timeout_ms = clamp(cmd_timeout_ms, 100U, 600000U);
 
 	ret = ida_alloc(&hsm_ida, GFP_KERNEL);
 	if (ret < 0)
@@ -940,6 +988,11 @@ static int hsm_probe(struct pci_dev *pdev, const struct pci_device_id *ent)
 	if (ret)
 		goto err_rng;
 
+	/* The queues are live: the algorithms' self-tests may run now. */
+	ret = hsm_crypto_register(hdev);
+	if (ret)
+		dev_warn(dev, "crypto API registration failed: %d\n", ret);
+
 	dev_info(dev, "%s: serial %s, firmware %s, %u I/O queues of %u\n",
 		 hdev->name, hdev->limits.serial, hdev->limits.fw_rev,
 		 hdev->nr_ioq, hdev->io_depth);
@@ -968,6 +1021,7 @@ static void hsm_remove(struct pci_dev *pdev)
 		hwrng_unregister(&hdev->rng);
 	hdev->rng_ok = false;
 	hsm_shutdown(hdev);
+	hsm_crypto_unregister(hdev);
 	hsm_release_hw(hdev);
 	ida_free(&hsm_ida, hdev->id);
 	hsm_dev_put(hdev);
@@ -994,6 +1048,7 @@ static struct pci_driver hsm_pci_driver = {
 	.probe		= hsm_probe,
 	.remove		= hsm_remove,
 	.shutdown	= hsm_pci_shutdown,
+	.err_handler	= &hsm_err_handlers,
 	.dev_groups	= hsm_dev_groups,
 };
 

@@ -296,7 +296,8 @@ void hsm_queue_quiesce(struct hsm_queue *q, u16 status)
 }
 
 /* Say enough about a stuck queue to tell a lost interrupt from a dead card. */
-static void hsm_queue_report_timeout(struct hsm_queue *q, u8 opcode)
+static void hsm_queue_report_timeout(struct hsm_queue *q, u8 opcode,
+				     unsigned int timeout_ms)
 {
 	struct hsm_dev *hdev = q->hdev;
 	unsigned long flags;
@@ -312,7 +313,7 @@ static void hsm_queue_report_timeout(struct hsm_queue *q, u8 opcode)
 
 	dev_err(&hdev->pdev->dev,
 		"queue %u: opcode 0x%02x timed out after %u ms (sq_tail %u, cq_head %u, %u in flight, %s, CSTS 0x%x)\n",
-		q->qid, opcode, hdev->timeout_ms, tail, head, inflight,
+		q->qid, opcode, timeout_ms, tail, head, inflight,
 		HSM_CQE_PHASE(st) == q->cq_phase ? "completion pending" :
 		"no completion", readl(hdev->bar + HSM_REG_CSTS));
 }
@@ -367,7 +368,8 @@ int hsm_submit_sync(struct hsm_queue *q, struct hsm_sqe *sqe, u64 *result,
 		    bool internal)
 {
 	struct hsm_dev *hdev = q->hdev;
-	unsigned long timeout = msecs_to_jiffies(hdev->timeout_ms);
+	unsigned int timeout_ms = hsm_cmd_timeout_ms();
+	unsigned long timeout = msecs_to_jiffies(timeout_ms);
 	unsigned long deadline = jiffies + timeout;
 	struct hsm_sync_ctx s;
 	long left;
@@ -403,7 +405,7 @@ int hsm_submit_sync(struct hsm_queue *q, struct hsm_sqe *sqe, u64 *result,
 
 	left = wait_for_completion_timeout(&s.done, timeout);
 	if (!left) {
-		hsm_queue_report_timeout(q, sqe->opcode);
+		hsm_queue_report_timeout(q, sqe->opcode, timeout_ms);
 		if (internal)
 			hsm_ctrl_halt(hdev, HSM_SC_ABORTED);
 		else

@@ -29,14 +29,6 @@ usage() {
 	exit 2
 }
 
-print_only=0
-case "${1:-}" in
-"") ;;
---print-path) print_only=1 ;;
--h | --help) usage ;;
-*) usage ;;
-esac
-
 log() {
 	echo "build-qemu: $*" >&2
 }
@@ -67,40 +59,24 @@ device_inputs() {
 	echo "$DEV/qemu-glue.patch"
 	echo "$DEV/build-qemu.sh"
 	echo "$TOP/driver/hsmcard_hw.h"
-	find "$DEV/fw" -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' \) |
-		LC_ALL=C sort
+	{
+		fw_sources
+		find "$DEV/fw" -maxdepth 1 -type f -name '*.h'
+	} | LC_ALL=C sort
 }
 
 input_hash() {
-	local f
+	local f list
 
-	device_inputs | while read -r f; do
+	list=$(device_inputs)
+	while read -r f; do
 		[ -f "$f" ] || die "missing $f"
+	done <<<"$list"
+	while read -r f; do
 		printf '%s\n' "${f#"$TOP"/}"
 		sha256sum <"$f"
-	done | sha256sum | cut -c1-16
+	done <<<"$list" | sha256sum | cut -c1-16
 }
-
-HASH=$(input_hash)
-BIN="$CACHE/qemu-$HASH/qemu-system-x86_64"
-
-if [ "$print_only" = 1 ]; then
-	echo "$BIN"
-	exit 0
-fi
-if [ -x "$BIN" ]; then
-	echo "QEMU: $BIN"
-	exit 0
-fi
-
-mkdir -p "$CACHE"
-exec 9>"$CACHE/.lock"
-flock 9
-# Someone else may have built it while we waited for the lock.
-if [ -x "$BIN" ]; then
-	echo "QEMU: $BIN"
-	exit 0
-fi
 
 # ---- build dependencies ----
 PKGS="dpkg-dev build-essential ninja-build meson python3 pkg-config patch
@@ -144,6 +120,11 @@ ensure_packages() {
 }
 
 # ---- source tree: Debian's qemu source with our glue applied ----
+find_dsc() {
+	find "$CACHE/src" -maxdepth 1 -name 'qemu_7.2*.dsc' 2>/dev/null |
+		LC_ALL=C sort | tail -n1
+}
+
 prepare_source() {
 	local glue dsc
 
@@ -152,16 +133,28 @@ prepare_source() {
 	   [ "$(cat "$SRCDIR/.hsmcard-glue")" = "$glue" ]; then
 		return 0
 	fi
+	# A changed glue patch: swap it in place to keep the build tree.
+	if [ -f "$SRCDIR/.hsmcard-glue.patch" ] &&
+	   patch -d "$SRCDIR" -p1 -R --batch -s \
+		<"$SRCDIR/.hsmcard-glue.patch" >&2; then
+		if patch -d "$SRCDIR" -p1 --forward --batch -s \
+			<"$DEV/qemu-glue.patch" >&2; then
+			cp "$DEV/qemu-glue.patch" "$SRCDIR/.hsmcard-glue.patch"
+			echo "$glue" >"$SRCDIR/.hsmcard-glue"
+			return 0
+		fi
+		log "new glue patch does not apply in place; unpacking again"
+	fi
 
 	ensure_deb_src
 	mkdir -p "$CACHE/src"
-	dsc=$(ls "$CACHE"/src/qemu_7.2*.dsc 2>/dev/null | tail -n1 || true)
+	dsc=$(find_dsc)
 	if [ -z "$dsc" ]; then
 		log "fetching Debian's qemu source package"
 		(cd "$CACHE/src" && apt-get source --download-only qemu >&2) ||
 			(apt-get update -q >&2 &&
 			 cd "$CACHE/src" && apt-get source --download-only qemu >&2)
-		dsc=$(ls "$CACHE"/src/qemu_7.2*.dsc 2>/dev/null | tail -n1 || true)
+		dsc=$(find_dsc)
 		[ -n "$dsc" ] || die "apt-get source qemu gave no 7.2 package"
 	fi
 
@@ -169,6 +162,7 @@ prepare_source() {
 	rm -rf "$SRCDIR"
 	dpkg-source --no-check -x "$dsc" "$SRCDIR" >&2
 	patch -d "$SRCDIR" -p1 --forward --batch <"$DEV/qemu-glue.patch" >&2
+	cp "$DEV/qemu-glue.patch" "$SRCDIR/.hsmcard-glue.patch"
 	echo "$glue" >"$SRCDIR/.hsmcard-glue"
 }
 
@@ -237,15 +231,49 @@ prune_old() {
 		done
 }
 
-ensure_packages
-prepare_source
-copy_device
-configure_qemu
-log "building (first build takes several minutes)"
-ninja -C "$BUILDDIR" qemu-system-x86_64 >&2
+main() {
+	local print_only=0
 
-mkdir -p "$(dirname "$BIN")"
-cp "$BUILDDIR/qemu-system-x86_64" "$BIN.tmp"
-mv "$BIN.tmp" "$BIN"
-prune_old
-echo "QEMU: $BIN"
+	case "${1:-}" in
+	"") ;;
+	--print-path) print_only=1 ;;
+	-h | --help) usage ;;
+	*) usage ;;
+	esac
+
+	BIN="$CACHE/qemu-$(input_hash)/qemu-system-x86_64"
+
+	if [ "$print_only" = 1 ]; then
+		echo "$BIN"
+		exit 0
+	fi
+	if [ -x "$BIN" ]; then
+		echo "QEMU: $BIN"
+		exit 0
+	fi
+
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.lock"
+	flock 9
+	# Someone else may have built it while we waited for the lock.
+	if [ -x "$BIN" ]; then
+		echo "QEMU: $BIN"
+		exit 0
+	fi
+
+	ensure_packages
+	prepare_source
+	copy_device
+	configure_qemu
+	log "building (first build takes several minutes)"
+	ninja -C "$BUILDDIR" qemu-system-x86_64 >&2
+
+	mkdir -p "$(dirname "$BIN")"
+	cp "$BUILDDIR/qemu-system-x86_64" "$BIN.tmp"
+	mv "$BIN.tmp" "$BIN"
+	prune_old
+	echo "QEMU: $BIN"
+}
+
+# Parsed in full before it runs: safe to edit while a build is going on.
+main "$@"

@@ -22,7 +22,6 @@
 #include "qemu/module.h"
 #include "qemu/thread.h"
 #include "qemu/timer.h"
-#include "qemu/units.h"
 #include "qemu/rcu.h"
 #include "qemu/atomic.h"
 #include "qapi/error.h"

@@ -37,6 +37,8 @@ last_counts() {
 		sed -E 's/([0-9]+) passed, ([0-9]+) failed/\1 \2/'
 }
 
+# One compound command, parsed whole before it runs (safe to edit meanwhile).
+{
 mkdir -p "$BUILD" || exit 2
 cd "$TOP" || exit 2
 start=$(date +%s)
@@ -87,3 +89,5 @@ stage "summary ($(( $(date +%s) - start ))s)"
 printf '%s' "$report"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
+exit
+}

@@ -585,14 +585,16 @@ uint16_t hsm_io_sign(struct hsm_cmd *c, bool verify)
 	switch (c->mech) {
 	case HSM_MECH_RSA_PKCS1:
 	case HSM_MECH_RSA_PSS:
-		type = type2 = HSM_KEY_RSA;
+		type = HSM_KEY_RSA;
+		type2 = HSM_KEY_RSA;
 		break;
 	case HSM_MECH_ECDSA:
 		type = HSM_KEY_EC_P256;
 		type2 = HSM_KEY_EC_P384;
 		break;
 	case HSM_MECH_EDDSA:
-		type = type2 = HSM_KEY_ED25519;
+		type = HSM_KEY_ED25519;
+		type2 = HSM_KEY_ED25519;
 		break;
 	default:
 		return HSM_SC_INVALID_MECH;

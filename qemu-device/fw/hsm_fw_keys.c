@@ -346,14 +346,15 @@ void hsm_attrs_fill(const struct hsm_key *k, struct hsm_key_attrs *a)
 uint16_t hsm_key_prepare(struct hsm_fw *fw, struct hsm_key *k)
 {
 	OSSL_PARAM params[2];
+	char *name;
 	int i;
 
 	if (k->type != HSM_KEY_HMAC)
 		return HSM_SC_SUCCESS;
 	for (i = 0; i < HSM_HASH_NR; i++) {
-		params[0] = OSSL_PARAM_construct_utf8_string(
-			OSSL_MAC_PARAM_DIGEST,
-			(char *)EVP_MD_get0_name(fw->md[i]), 0);
+		name = (char *)EVP_MD_get0_name(fw->md[i]);
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+							     name, 0);
 		params[1] = OSSL_PARAM_construct_end();
 		k->hmac[i] = EVP_MAC_CTX_new(fw->hmac);
 		if (!k->hmac[i] ||
@@ -379,8 +380,6 @@ static uint16_t hsm_key_set_secret(struct hsm_key *k, const void *p,
 
 static uint16_t hsm_key_generate_material(struct hsm_key *k)
 {
-	char bits[8];
-
 	switch (k->type) {
 	case HSM_KEY_AES:
 	case HSM_KEY_HMAC:
@@ -391,8 +390,9 @@ static uint16_t hsm_key_generate_material(struct hsm_key *k)
 		break;
 	case HSM_KEY_EC_P256:
 	case HSM_KEY_EC_P384:
-		strcpy(bits, k->type == HSM_KEY_EC_P256 ? "P-256" : "P-384");
-		k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", bits);
+		k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC",
+					    k->type == HSM_KEY_EC_P256 ?
+					    "P-256" : "P-384");
 		break;
 	case HSM_KEY_ED25519:
 		k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");

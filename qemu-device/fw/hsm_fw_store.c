@@ -444,20 +444,22 @@ int hsm_store_open(struct hsm_fw *fw, const char *path, char **errp)
 	}
 	ret = hsm_read_file(fw->mk_path, &mk, &mklen);
 	if (ret == -ENOENT && fret == -ENOENT) {
+		/* first use: a new master key for a new store */
 		if (RAND_priv_bytes(fw->mk, sizeof(fw->mk)) != 1 ||
 		    hsm_write_file(fw->mk_path, fw->mk, sizeof(fw->mk))) {
 			hsm_store_err(errp, "cannot create the master key",
 				      fw->mk_path);
 			return -1;
 		}
-	} else if (ret || mklen != sizeof(fw->mk)) {
-		hsm_store_err(errp, "master key missing or malformed",
-			      fw->mk_path);
-		if (mk)
-			OPENSSL_clear_free(mk, mklen);
-		free(file);
-		return -1;
 	} else {
+		if (ret || mklen != sizeof(fw->mk)) {
+			hsm_store_err(errp, "master key missing or malformed",
+				      fw->mk_path);
+			if (mk)
+				OPENSSL_clear_free(mk, mklen);
+			free(file);
+			return -1;
+		}
 		memcpy(fw->mk, mk, sizeof(fw->mk));
 		OPENSSL_clear_free(mk, mklen);
 	}

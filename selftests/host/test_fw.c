@@ -41,6 +41,7 @@ static struct hsm_fw_config cfg = {
 	.max_keys = MAX_KEYS,
 	.nr_vectors = 10,
 };
+
 static int n_pass, n_fail;
 
 /* ---- reporting ---- */
@@ -531,6 +532,17 @@ static void test_identify(void)
 	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_FIELD,
 		 "identify with unknown flag");
 
+	{
+		bool named = true;
+		uint16_t i;
+
+		for (i = 0; i < HSM_SC_MAX; i++)
+			named &= strcmp(hsm_fw_status_str(i), "unknown status") != 0;
+		check(named && !strcmp(hsm_fw_status_str(HSM_SC_MAX),
+				       "unknown status") &&
+		      !strcmp(hsm_fw_status_str(0xffff), "unknown status"),
+		      "every status code has a name, others are unknown");
+	}
 	sqe_init(&s, 0x05);
 	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_OPCODE, "admin opcode 0x05");
 	sqe_init(&s, HSM_IO_ENCRYPT);
@@ -1111,9 +1123,21 @@ static void test_gcm(void)
 	}
 }
 
+static void enc_op(struct op *o, uint16_t mech, uint64_t h, const void *buf,
+		   size_t len, size_t cap)
+{
+	memset(o, 0, sizeof(*o));
+	o->opcode = HSM_IO_ENCRYPT;
+	o->mech = mech;
+	o->handle = h;
+	o->src = buf;
+	o->src_len = len;
+	o->dst_cap = cap;
+}
+
 static void test_cipher_errors(void)
 {
-	uint8_t key[64], buf[64] = { 0 }, got[64];
+	uint8_t key[64], buf[64] = { 0 };
 	struct hsm_sge *sg;
 	uint64_t h, h512, hdec, hmac, res, list, p[2];
 	size_t l[2];
@@ -1126,9 +1150,7 @@ static void test_cipher_errors(void)
 	import(HSM_KEY_AES, 128, HSM_USE_DECRYPT, 0, key, 16, &hdec);
 	import(HSM_KEY_HMAC, 0, 0, 0, key, 32, &hmac);
 
-#define OP(m, len, cap) do { memset(&o, 0, sizeof(o)); \
-	o.opcode = HSM_IO_ENCRYPT; o.mech = (m); o.handle = h; o.src = buf; \
-	o.src_len = (len); o.dst_cap = (cap); } while (0)
+#define OP(m, len, cap) enc_op(&o, (m), h, buf, (len), (cap))
 
 	OP(HSM_MECH_AES_ECB, 15, 64);
 	check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_LENGTH, "ECB 15 bytes");
@@ -1282,8 +1304,6 @@ static void test_cipher_errors(void)
 
 	/* 256 entries of one byte each: the maximum */
 	{
-		uint64_t pp[HSM_MAX_SGE];
-		size_t ll[HSM_MAX_SGE];
 		uint8_t big[256], want[256];
 
 		rnd(big, sizeof(big));
@@ -1299,10 +1319,7 @@ static void test_cipher_errors(void)
 		ossl_cipher("AES-128-CTR", key, o.iv, 1, big, 256, want);
 		check(!run_io(&o, big, &res) && !memcmp(big, want, 256),
 		      "CTR with 256-entry SGLs equals OpenSSL");
-		(void)pp;
-		(void)ll;
 	}
-	(void)got;
 #undef OP
 	destroy(fw, h);
 	destroy(fw, h512);
@@ -2228,7 +2245,8 @@ static void test_persist(void)
 	struct hsm_fw *saved = fw, *f;
 	struct hsm_key_attrs a, a2;
 	uint8_t id1[16], id2[16], block[16] = "persistent key!", ct1[16], ct2[16];
-	uint64_t hp, hv, hed, h;
+	uint64_t hp, hv, hed, h, hun = 0;
+	uint8_t hmac_want[32], hmac_got[32];
 	EVP_PKEY *pub1, *pub2;
 	char *err;
 	struct op o;
@@ -2268,6 +2286,34 @@ static void test_persist(void)
 	run_io(&o, ct1, NULL);
 	get_attrs(f, hp, &a);
 	pub1 = export_pub(hed, NULL);
+	{
+		/* a known key made persistent through KEY_UNWRAP */
+		uint8_t kek[16], hkey[32], blob[40], mac1[32];
+		struct hsm_key_attrs ua = attrs(HSM_KEY_HMAC, 0, 0,
+						HSM_KEYF_PERSISTENT, 0);
+		EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, "AES-128-WRAP-PAD", NULL);
+		EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+		uint64_t hkek;
+		size_t dl;
+		int n = 0, fl = 0;
+
+		rnd(kek, 16);
+		rnd(hkey, 32);
+		EVP_CIPHER_CTX_set_flags(ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+		if (!EVP_EncryptInit_ex2(ctx, c, kek, NULL, NULL) ||
+		    !EVP_EncryptUpdate(ctx, blob, &n, hkey, 32) ||
+		    !EVP_EncryptFinal_ex(ctx, blob + n, &fl))
+			abort();
+		EVP_CIPHER_CTX_free(ctx);
+		EVP_CIPHER_free(c);
+		import(HSM_KEY_AES, 0, HSM_USE_UNWRAP, 0, kek, 16, &hkek);
+		check_st(put_key(HSM_ADM_KEY_UNWRAP, hkek, &ua, blob, n + fl,
+				 &hun), HSM_SC_SUCCESS,
+			 "unwrap a known HMAC key as persistent");
+		EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, hkey, 32, block,
+			  16, mac1, 32, &dl);
+		memcpy(hmac_want, mac1, 32);
+	}
 	hsm_fw_free(f);
 
 	f = ks_card(path, &err);
@@ -2277,7 +2323,16 @@ static void test_persist(void)
 		goto out;
 	card_id(f, id2);
 	check(!memcmp(id1, id2, 16), "card_id survives the restart");
-	check(nr_keys(f) == 2, "two persistent keys back, volatile one gone");
+	check(nr_keys(f) == 3, "3 persistent keys back, volatile ones gone");
+	{
+		struct op m = { .opcode = HSM_IO_MAC,
+				.mech = HSM_MECH_HMAC_SHA256, .handle = hun,
+				.src = block, .src_len = 16, .dst_cap = 32 };
+
+		check(!run_io(&m, hmac_got, NULL) &&
+		      !memcmp(hmac_got, hmac_want, 32),
+		      "unwrapped persistent key: HMAC after restart equals OpenSSL");
+	}
 	check_st(get_attrs(f, hv, &a2), HSM_SC_INVALID_HANDLE,
 		 "volatile handle is invalid after restart");
 	check(!get_attrs(f, hp, &a2) && !memcmp(&a, &a2, sizeof(a)),
@@ -2294,7 +2349,7 @@ static void test_persist(void)
 	mkdir(tmp, 0700);
 	check_st(gen(HSM_KEY_AES, 128, 0, HSM_KEYF_PERSISTENT, 0, &h),
 		 HSM_SC_INTERNAL, "persistent key while the store cannot be written");
-	check(nr_keys(f) == 1, "the refused key is not in the card");
+	check(nr_keys(f) == 2, "the refused key is not in the card");
 	rmdir(tmp);
 	hsm_fw_free(f);
 
@@ -2302,7 +2357,8 @@ static void test_persist(void)
 	fclose(fopen(tmp, "w"));
 	f = ks_card(path, &err);
 	fw = f;
-	check(f && nr_keys(f) == 1, "restart: destroyed key stays gone, stale .tmp ignored");
+	check(f && nr_keys(f) == 2,
+	      "restart: destroyed key stays gone, stale .tmp ignored");
 	hsm_fw_free(f);
 	fw = saved;
 
@@ -2352,6 +2408,254 @@ out:
 	unlink(mk);
 	unlink(tmp);
 	rmdir(dir);
+}
+
+/* ---- random commands: defined status, no crash, no result on error ---- */
+
+static uint64_t fz_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t fz_rand(void)
+{
+	fz_state ^= fz_state << 13;
+	fz_state ^= fz_state >> 7;
+	fz_state ^= fz_state << 17;
+	return fz_state;
+}
+
+/* Clear the fields the opcode does not use (they are reserved). */
+static void fz_trim(struct hsm_sqe *s)
+{
+	bool src = true, dst = true, handle = true, mech = true;
+	bool mparam = false, aux = false, cdw = false;
+
+	switch (s->opcode) {
+	case HSM_ADM_IDENTIFY:
+	case HSM_ADM_GET_RANDOM:
+	case HSM_IO_GET_RANDOM:
+		src = handle = mech = false;
+		break;
+	case HSM_ADM_KEY_IMPORT:
+		dst = handle = mech = false;
+		break;
+	case HSM_ADM_KEY_UNWRAP:
+		dst = false;
+		break;
+	case HSM_ADM_KEY_WRAP:
+		src = false;
+		cdw = true;	/* qw[0] */
+		s->cdw[2] = s->cdw[3] = 0;
+		break;
+	case HSM_ADM_KEY_EXPORT_PUB:
+	case HSM_ADM_KEY_GET_ATTRS:
+		src = mech = false;
+		break;
+	case HSM_ADM_KEY_LIST:
+		src = handle = mech = false;
+		aux = true;
+		s->cdw[0] = htole32(le32toh(s->cdw[0]) & 1);
+		s->cdw[1] = s->cdw[2] = s->cdw[3] = 0;
+		cdw = true;
+		break;
+	case HSM_IO_DIGEST:
+		handle = false;
+		break;
+	case HSM_IO_MAC:
+	case HSM_IO_MAC_VERIFY:
+		break;
+	case HSM_IO_ENCRYPT:
+	case HSM_IO_DECRYPT:
+	case HSM_IO_SIGN:
+	case HSM_IO_VERIFY:
+		mparam = aux = cdw = true;
+		break;
+	default:
+		return;
+	}
+	if (!src) {
+		s->src = 0;
+		s->src_len = 0;
+		s->src_nsge = 0;
+		s->flags &= ~HSM_SQE_F_SRC_SGL;
+	}
+	if (!dst) {
+		s->dst = 0;
+		s->dst_len = 0;
+		s->dst_nsge = 0;
+		s->flags &= ~HSM_SQE_F_DST_SGL;
+	}
+	if (!handle)
+		s->handle = 0;
+	if (!mech)
+		s->mech = 0;
+	if (!mparam)
+		s->mparam = 0;
+	if (!aux)
+		s->aux = 0;
+	if (!cdw)
+		memset(s->cdw, 0, sizeof(s->cdw));
+}
+
+static void test_fuzz(void)
+{
+	static const uint8_t ops[] = {
+		HSM_ADM_IDENTIFY, HSM_ADM_GET_RANDOM, HSM_ADM_KEY_IMPORT,
+		HSM_ADM_KEY_UNWRAP, HSM_ADM_KEY_WRAP, HSM_ADM_KEY_EXPORT_PUB,
+		HSM_ADM_KEY_LIST, HSM_ADM_KEY_GET_ATTRS, HSM_ADM_CREATE_IOQ,
+		HSM_ADM_DELETE_IOQ, HSM_IO_ENCRYPT, HSM_IO_DECRYPT,
+		HSM_IO_DIGEST, HSM_IO_MAC, HSM_IO_MAC_VERIFY, HSM_IO_SIGN,
+		HSM_IO_VERIFY, HSM_IO_GET_RANDOM,
+	};
+	static const uint16_t mechs[] = {
+		1, 2, 3, 4, 5, 16, 17, 18, 24, 25, 26, 32, 33, 34, 35, 40, 41,
+		48,
+	};
+	const char *env_seed = getenv("HSM_FUZZ_SEED");
+	const char *env_iters = getenv("HSM_FUZZ_ITERS");
+	unsigned int iters = env_iters ? strtoul(env_iters, NULL, 0) : 20000;
+	uint64_t keys[8], arena, res;
+	unsigned int i, bad = 0, leaks = 0, ok = 0, hist[32] = { 0 };
+	struct hsm_sge *sg;
+	struct hsm_sqe s;
+	uint8_t rawkey[32];
+	uint16_t st;
+
+	if (env_seed && strtoull(env_seed, NULL, 0))
+		fz_state = strtoull(env_seed, NULL, 0);
+	printf("# fuzz seed %#llx, %u commands\n",
+	       (unsigned long long)fz_state, iters);
+	rnd(rawkey, sizeof(rawkey));
+	import(HSM_KEY_AES, 0, HSM_USE_ALL & 0x33, HSM_KEYF_EXTRACTABLE,
+	       rawkey, 32, &keys[0]);
+	import(HSM_KEY_AES, 0, HSM_USE_ENCRYPT | HSM_USE_DECRYPT, 0, rawkey,
+	       16, &keys[1]);
+	import(HSM_KEY_HMAC, 0, 0, HSM_KEYF_EXTRACTABLE, rawkey, 32, &keys[2]);
+	gen(HSM_KEY_EC_P256, 0, 0, HSM_KEYF_EXTRACTABLE, 0, &keys[3]);
+	gen(HSM_KEY_ED25519, 0, 0, 0, 0, &keys[4]);
+	gen(HSM_KEY_RSA, 2048, HSM_USE_SIGN | HSM_USE_DECRYPT |
+	    HSM_USE_ENCRYPT, 0, 0, &keys[5]);
+	gen(HSM_KEY_AES, 512, 0, 0, 0, &keys[6]);
+	keys[7] = keys[0] ^ (1ull << 33);
+
+	/* 64 KiB of random bytes, with a few well-formed SGLs in it */
+	arena = fh_alloc(&fh, 65536);
+	rnd(fh_ptr(&fh, arena), 65536);
+	sg = fh_ptr(&fh, arena);
+	for (i = 0; i < 16; i++) {
+		sg[i].addr = htole64(arena + 8192 + 512 * i);
+		sg[i].len = htole32(1 + (i * 37) % 512);
+		sg[i].rsvd = 0;
+	}
+
+	for (i = 0; i < iters; i++) {
+		uint64_t r = fz_rand();
+		unsigned int j, nmut;
+
+		/* a plausible command first ... */
+		memset(&s, 0, sizeof(s));
+		s.opcode = ops[r % sizeof(ops)];
+		r >>= 8;
+		s.handle = htole64(keys[r % 7]);
+		r >>= 3;
+		s.mech = htole16(mechs[r % (sizeof(mechs) / 2)]);
+		r >>= 5;
+		s.mparam = htole16(r & 1 ? 16 + (r >> 1) % 3 : 0);
+		r >>= 3;
+		s.src = htole64(arena + 16384 + (r % 256) * 16);
+		r >>= 8;
+		s.src_len = htole32(r & 1 ? 16 * (1 + (r >> 1) % 64) :
+					    1 + (r >> 1) % 600);
+		r >>= 12;
+		s.dst = htole64(arena + 32768 + (r % 256) * 16);
+		r >>= 8;
+		s.dst_len = htole32(r & 1 ? 4096 : (r >> 1) % 300);
+		r = fz_rand();
+		if (s.opcode >= 0x80) {
+			memcpy(s.iv, &r, 8);
+			if (r & 0x100)
+				memset(s.iv + 12, 0, 4);
+		}
+		if (s.opcode == HSM_ADM_KEY_WRAP)
+			s.qw[0] = htole64(keys[(r >> 9) % 7]);
+		if ((r >> 12) % 4 == 0) {
+			s.flags |= HSM_SQE_F_SRC_SGL;
+			s.src = htole64(arena + 16 * ((r >> 14) % 8));
+			s.src_nsge = htole16(1 + (r >> 17) % 8);
+		}
+		if ((r >> 20) % 4 == 0) {
+			s.flags |= HSM_SQE_F_DST_SGL;
+			s.dst = htole64(arena + 16 * ((r >> 22) % 8));
+			s.dst_nsge = htole16(1 + (r >> 25) % 8);
+		}
+		if (s.opcode >= 0x80 && (r >> 28) % 3 == 0)
+			memset(s.iv, 0, sizeof(s.iv));
+		fz_trim(&s);
+
+		/* ... then break 0..2 fields of it */
+		nmut = fz_rand() % 3;
+		for (j = 0; j < nmut; j++) {
+			r = fz_rand();
+			switch (r % 12) {
+			case 0:
+				s.flags = r >> 8;
+				break;
+			case 1:
+				s.mech = htole16(r >> 8);
+				break;
+			case 2:
+				s.mparam = htole16(r >> 8);
+				break;
+			case 3:
+				s.handle = htole64(r & 0x100 ? keys[7] : r);
+				break;
+			case 4:
+				s.src = htole64(r & 0x100 ? arena + (r >> 9) % 65536 : r);
+				break;
+			case 5:
+				s.dst = htole64(r & 0x100 ? arena + (r >> 9) % 65536 : r);
+				break;
+			case 6:
+				s.src_len = htole32(r >> 8);
+				break;
+			case 7:
+				s.dst_len = htole32(r >> 8);
+				break;
+			case 8:
+				s.src_nsge = htole16(r >> 8);
+				break;
+			case 9:
+				s.dst_nsge = htole16(r >> 8);
+				break;
+			case 10:
+				s.aux = htole32(r & 0x100 ? (r >> 9) % 64 : r >> 8);
+				break;
+			default:
+				s.cdw[(r >> 8) % 4] = htole32(r >> 16);
+				break;
+			}
+		}
+		if (s.opcode >= 0x80)
+			st = hsm_fw_io(fw, &fh.host, &s, &res);
+		else
+			st = hsm_fw_admin(fw, &fh.host, &s, &res);
+		if (st >= HSM_SC_MAX)
+			bad++;
+		if (st && st != HSM_SC_BUFFER_TOO_SMALL && res)
+			leaks++;
+		ok += !st;
+		hist[st < 32 ? st : 31]++;
+		/* keep the key count bounded */
+		if (!st && (s.opcode == HSM_ADM_KEY_IMPORT ||
+			    s.opcode == HSM_ADM_KEY_UNWRAP))
+			destroy(fw, res);
+	}
+	for (i = 0; i < 32; i++)
+		if (hist[i])
+			printf("# %-28s %u\n", hsm_fw_status_str(i), hist[i]);
+	check(!bad && !leaks,
+	      "%u random commands: %u succeeded, none with an undefined status or a result on error",
+	      iters, ok);
+	for (i = 0; i < 7; i++)
+		destroy(fw, keys[i]);
 }
 
 /* ---- concurrency: I/O on several threads while keys are destroyed ---- */
@@ -2491,6 +2795,8 @@ int main(void)
 	test_tamper();
 	fh_reset(&fh);
 	test_persist();
+	fh_reset(&fh);
+	test_fuzz();
 	fh_reset(&fh);
 	test_concurrency();
 	hsm_fw_free(fw);

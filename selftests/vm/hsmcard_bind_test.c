@@ -172,7 +172,7 @@ static bool rng_listed(void)
 
 	if (read_str(RNG_AVAILABLE, buf, sizeof(buf)))
 		return false;
-	return strstr(buf, "hsmcard") != NULL;
+	return strstr(buf, "hsmcard");
 }
 
 /* Top-level names in the PCI device's sysfs directory. */
@@ -328,8 +328,8 @@ FIXTURE_TEARDOWN(card)
 }
 
 /* One unbind/bind cycle with all the checks. */
-static void cycle(struct __test_metadata *_metadata,
-		  FIXTURE_DATA(card) *self, int i)
+static void unbind_bind_cycle(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(card) *self, int i)
 {
 	struct entries e;
 	int j;
@@ -362,7 +362,7 @@ TEST_F_TIMEOUT(card, unbind_bind, 900)
 
 	ASSERT_TRUE(rng_listed()) TH_LOG("hwrng not registered while bound");
 	for (i = 0; i < NR_CYCLES; i++)
-		cycle(_metadata, self, i);
+		unbind_bind_cycle(_metadata, self, i);
 
 	/* The card answers after the last cycle. */
 	fd = open(self->dev, O_RDWR);
@@ -386,14 +386,14 @@ TEST_F_TIMEOUT(card, no_leak, 1200)
 
 	/* Warm up slab caches, workqueue pools, sysfs caches. */
 	for (i = 0; i < 3; i++)
-		cycle(_metadata, self, i);
+		unbind_bind_cycle(_metadata, self, i);
 
 	for (w = 0; w < 2; w++) {
 		settle();
 		before = net_pages();
 		ASSERT_NE(LONG_MIN, before);
 		for (i = 0; i < NR_CYCLES; i++)
-			cycle(_metadata, self, i);
+			unbind_bind_cycle(_metadata, self, i);
 		settle();
 		after = net_pages();
 		ASSERT_NE(LONG_MIN, after);

@@ -4,9 +4,13 @@
  * driver unbound, and checks that garbage register writes, odd access sizes,
  * stray doorbells and bad admin queue configurations are refused the way
  * Documentation/hsmcard/hw.rst says, and that the card keeps answering.
- * A real admin queue is built in pinned guest memory (physical addresses
- * from /proc/self/pagemap) to check completions and that DMA aimed at the
- * card's own registers fails cleanly.  At the end the driver is bound again.
+ * Real admin and I/O queues are built in pinned guest memory (physical
+ * addresses from /proc/self/pagemap) to check completions, phases, full
+ * completion queues, resets with commands in flight, function-level reset,
+ * and that DMA aimed at the card's own registers fails cleanly.  After each
+ * test the driver that was bound before is bound again.
+ *
+ * Queue entries are filled in CPU byte order: the guests are x86-64.
  *
  * Copyright (C) 2026 The hsmcard authors
  */
@@ -19,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -435,7 +438,7 @@ TEST_F(card, doorbells_while_disabled)
 	unsigned int q, i;
 
 	for (q = 0; q < HSM_MAX_IOQ + 8; q++) {
-		for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		for (i = 0; i < ARRAY_SIZE(vals); i++) {
 			wr32(self->bar, HSM_REG_SQTDBL(q), vals[i]);
 			wr32(self->bar, HSM_REG_CQHDBL(q), vals[i]);
 		}
@@ -471,7 +474,7 @@ TEST_F(card, enable_bad_config)
 	unsigned int i;
 	uint32_t csts;
 
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		if (strstr(bad[i].what, "MQES") && mqes >= 0xfff)
 			continue;	/* AQA cannot express a bigger queue */
 		if (strstr(bad[i].what, "wraps") && mqes < 63)
@@ -759,6 +762,20 @@ static void io_digest_sqe(struct dma_pages *p, unsigned int slot,
 TEST_F(card, io_queue_full_cq)
 {
 	const unsigned int aqs = 8, iqs = 4;
+	/* CREATE_IOQ variants the card must refuse */
+	const struct {
+		uint32_t qid, qsz1, vec;
+		uint16_t status;
+	} bad[] = {
+		{ 0, iqs - 1, HSM_VEC_IO_FIRST, HSM_SC_INVALID_QID },
+		{ HSM_CAP_MAXQ(self->cap) + 1, iqs - 1, HSM_VEC_IO_FIRST,
+		  HSM_SC_INVALID_QID },
+		{ 1, 0, HSM_VEC_IO_FIRST, HSM_SC_INVALID_QSIZE },
+		{ 1, HSM_CAP_MQES(self->cap) + 1, HSM_VEC_IO_FIRST,
+		  HSM_SC_INVALID_QSIZE },
+		{ 1, iqs - 1, HSM_VEC_ADMIN, HSM_SC_INVALID_VECTOR },
+		{ 1, iqs - 1, HSM_CAP_NVEC(self->cap), HSM_SC_INVALID_VECTOR },
+	};
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	struct dma_pages p;
 	struct hsm_sqe sqe;
@@ -775,20 +792,7 @@ TEST_F(card, io_queue_full_cq)
 	ASSERT_EQ(HSM_CSTS_RDY, csts & (HSM_CSTS_RDY | HSM_CSTS_CFS));
 
 	/* bad CREATE_IOQ variants first */
-	const struct {
-		uint32_t qid, qsz1, vec;
-		uint16_t status;
-	} bad[] = {
-		{ 0, iqs - 1, HSM_VEC_IO_FIRST, HSM_SC_INVALID_QID },
-		{ HSM_CAP_MAXQ(self->cap) + 1, iqs - 1, HSM_VEC_IO_FIRST,
-		  HSM_SC_INVALID_QID },
-		{ 1, 0, HSM_VEC_IO_FIRST, HSM_SC_INVALID_QSIZE },
-		{ 1, HSM_CAP_MQES(self->cap) + 1, HSM_VEC_IO_FIRST,
-		  HSM_SC_INVALID_QSIZE },
-		{ 1, iqs - 1, HSM_VEC_ADMIN, HSM_SC_INVALID_VECTOR },
-		{ 1, iqs - 1, HSM_CAP_NVEC(self->cap), HSM_SC_INVALID_VECTOR },
-	};
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		memset(&sqe, 0, sizeof(sqe));
 		sqe.opcode = HSM_ADM_CREATE_IOQ;
 		sqe.cid = 0x100 + i;
@@ -1017,6 +1021,76 @@ TEST_F(card, flr_resets_registers_keeps_keys)
 
 	csts = ctrl_disable(self->bar);
 	EXPECT_EQ(0u, csts & (HSM_CSTS_RDY | HSM_CSTS_CFS));
+	dma_pages_put(&p);
+}
+
+/*
+ * Controller reset with a full I/O queue being processed: RDY drops within
+ * CAP.TO, nothing is written to the rings afterwards, and the card comes
+ * back with the same queue id free.
+ */
+TEST_F(card, reset_with_io_in_flight)
+{
+	const unsigned int aqs = 4, iqs = 64;
+	struct dma_pages p;
+	struct hsm_sqe sqe;
+	struct hsm_cqe cqe;
+	unsigned int n, round, aseq;
+	uint32_t csts;
+	int ret;
+
+	ret = dma_pages_get(&p);
+	if (ret)
+		SKIP(return, "no physical addresses (%s)", strerror(-ret));
+	ASSERT_EQ(0, set_bus_master(self->bdf));
+
+	for (round = 0; round < 3; round++) {
+		memset(p.mem, 0, NR_PAGES * 4096);
+		aseq = 0;
+		csts = enable_admin(self->bar, &p, aqs);
+		ASSERT_EQ(HSM_CSTS_RDY, csts & (HSM_CSTS_RDY | HSM_CSTS_CFS));
+
+		memset(&sqe, 0, sizeof(sqe));
+		sqe.opcode = HSM_ADM_CREATE_IOQ;
+		sqe.cid = 1;
+		sqe.cdw[0] = 1;
+		sqe.cdw[1] = iqs - 1;
+		sqe.cdw[2] = HSM_VEC_IO_FIRST;
+		sqe.src = p.phys[PG_ISQ];
+		sqe.dst = p.phys[PG_ICQ];
+		ASSERT_EQ(0, admin_cmd(self->bar, &p, aseq++, aqs, &sqe, &cqe));
+		ASSERT_EQ(HSM_SC_SUCCESS, HSM_CQE_STATUS(cqe.status));
+
+		/* 63 SHA-512 digests of 2 KiB each, all outputs in one place */
+		for (n = 0; n < iqs - 1; n++) {
+			memset(&sqe, 0, sizeof(sqe));
+			sqe.opcode = HSM_IO_DIGEST;
+			sqe.cid = n;
+			sqe.mech = HSM_MECH_SHA512;
+			sqe.src = p.phys[PG_IODATA];
+			sqe.src_len = 2048;
+			sqe.dst = p.phys[PG_IODATA] + 2048;
+			sqe.dst_len = 64;
+			memcpy(page(&p, PG_ISQ) + n * HSM_SQE_SIZE, &sqe,
+			       sizeof(sqe));
+		}
+		__sync_synchronize();
+		wr32(self->bar, HSM_REG_SQTDBL(1), iqs - 1);
+		usleep(round * 2000);
+
+		csts = ctrl_disable(self->bar);
+		ASSERT_EQ(0u, csts & (HSM_CSTS_RDY | HSM_CSTS_CFS))
+			TH_LOG("round %u: CSTS 0x%x", round, csts);
+		/* after RDY is clear the card no longer touches the rings */
+		memset(page(&p, PG_ICQ), 0xee, 4096);
+		usleep(100 * 1000);
+		for (n = 0; n < 4096; n++)
+			if (page(&p, PG_ICQ)[n] != 0xee)
+				break;
+		EXPECT_EQ(4096u, n) TH_LOG("round %u: CQ written after reset",
+					   round);
+		EXPECT_EQ(self->cap, rd64(self->bar, HSM_REG_CAP));
+	}
 	dma_pages_put(&p);
 }
 

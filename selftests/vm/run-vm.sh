@@ -246,6 +246,9 @@ parse_results() {
 }
 
 # ---- main ----
+# One compound command: bash parses it whole before running it, so editing
+# this file while a run is in progress cannot derail that run.
+{
 
 QEMU_BIN=$(find_qemu)
 if [ -z "$QEMU_BIN" ] || [ ! -x "$QEMU_BIN" ]; then
@@ -263,6 +266,7 @@ qpid=
 tpid=
 log=
 res=
+# shellcheck disable=SC2317 # called from the trap
 cleanup() {
 	[ -z "$qpid" ] || kill "$qpid" 2>/dev/null
 	[ -z "$tpid" ] || kill "$tpid" 2>/dev/null
@@ -366,7 +370,7 @@ for spec in $KERNELS; do
 		timeout -k 10 "$TIMEOUT" "$QEMU_BIN" "${args[@]}" </dev/null &
 		qpid=$!
 		# Show test verdicts as they arrive.
-		tail -n +1 -s 1 -f --pid="$qpid" "$res" 2>/dev/null | tr -d '\r' |
+		tail -n +1 -s 1 -f --pid="$qpid" "$res" 2>/dev/null | sed -u 's/\r$//' |
 			grep --line-buffered -E '^(not )?ok [0-9]|^=== HSMVM TEST .* BEGIN|^# Totals' |
 			sed -u -e "s/^=== HSMVM TEST \(.*\) BEGIN/  -- \1/" -e 's/^/  /' &
 		tpid=$!
@@ -406,3 +410,5 @@ echo "run-vm: summary"
 printf '%b' "$summary" | sed 's/^/  /'
 echo "vm: $total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
+exit
+}

@@ -1,0 +1,1390 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hsmcard driver: the kernel crypto API on the card.
+ *
+ * Registers skcipher ecb/cbc/ctr/xts(aes) and AEAD gcm(aes) and
+ * rfc4106(gcm(aes)).  The algorithms are registered once for all cards,
+ * when the first card is up, and unregistered when the last card goes.
+ * A transform is bound to one card when it is created; the clear key given
+ * to setkey becomes a volatile session key in that card's kernel partition
+ * and is destroyed when the transform is rekeyed or freed.
+ *
+ * Request path: no memory is allocated.  Per-request state lives in the
+ * request context; the scatterlists are DMA mapped as they are and
+ * described to the card by card-format SGLs kept in per-queue slots of
+ * coherent memory allocated with the card.  When every slot of a queue is
+ * in use, or the hardware queue is full or being reset, a request that may
+ * be backlogged is kept on the queue's backlog (-EBUSY) and sent when room
+ * appears (after -EINPROGRESS is reported to its owner); other requests
+ * get -ENOSPC.
+ *
+ * Documentation/hsmcard/crypto.rst describes the behaviour.
+ *
+ * Copyright (C) 2026 The hsmcard authors
+ */
+
+#include <crypto/aes.h>
+#include <crypto/algapi.h>
+#include <crypto/gcm.h>
+#include <crypto/internal/aead.h>
+#include <crypto/internal/skcipher.h>
+#include <crypto/scatterwalk.h>
+#include <crypto/xts.h>
+#include <linux/atomic.h>
+#include <linux/bitmap.h>
+#include <linux/debugfs.h>
+#include <linux/list.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+
+#include "hsmcard.h"
+
+static int priority = 300;
+module_param(priority, int, 0444);
+MODULE_PARM_DESC(priority,
+		 "Crypto API priority of the card's algorithms (default 300, below the CPU's AES-NI)");
+
+/* Card-format SGL entries per direction in one request slot. */
+#define HSM_CR_NSGE		127
+/* Request slots per I/O queue (at most depth - 1 are usable). */
+#define HSM_CR_SLOTS		64
+
+/**
+ * struct hsm_cr_slot - coherent memory of one request in flight
+ * @src:     card SGL of the source
+ * @dst:     card SGL of the destination
+ * @in:      small source buffer (GCM counter block J0)
+ * @out:     small destination buffer (GCM tag of an empty message)
+ */
+struct hsm_cr_slot {
+	struct hsm_sge src[HSM_CR_NSGE];
+	struct hsm_sge dst[HSM_CR_NSGE];
+	u8 in[AES_BLOCK_SIZE];
+	u8 out[AES_BLOCK_SIZE];
+};
+
+static_assert(sizeof(struct hsm_cr_slot) == 4096);
+
+enum hsm_cr_alg_id {
+	HSM_CR_ECB,
+	HSM_CR_CBC,
+	HSM_CR_CTR,
+	HSM_CR_XTS,
+	HSM_CR_GCM,
+	HSM_CR_RFC4106,
+	HSM_CR_NR_ALGS,
+};
+
+/**
+ * struct hsm_cr_stats - per-algorithm counters of one card
+ * @requests:   commands sent to the card
+ * @bytes:      payload bytes of those commands
+ * @errors:     requests that failed after being accepted
+ * @backlogged: requests that were backlogged (-EBUSY)
+ */
+struct hsm_cr_stats {
+	atomic64_t requests;
+	atomic64_t bytes;
+	atomic64_t errors;
+	atomic64_t backlogged;
+};
+
+struct hsm_card;
+
+/**
+ * struct hsm_cq - crypto state of one I/O queue
+ * @card:     owning card
+ * @q:        hardware queue
+ * @lock:     protects everything below
+ * @dead:     the card is gone; refuse requests
+ * @backlog:  requests waiting for room, oldest first
+ * @slot_map: slots in use
+ * @nslots:   usable slots
+ * @slots:    slot memory (coherent)
+ * @slots_dma: bus address of @slots
+ * @wqe:      entry on the hardware queue's space_wq: room may have appeared
+ * @work:     drains the backlog after a @wqe wake-up
+ */
+struct hsm_cq {
+	struct hsm_card *card;
+	struct hsm_queue *q;
+	spinlock_t lock; /* backlog, slots, dead */
+	bool dead;
+	struct list_head backlog;
+	DECLARE_BITMAP(slot_map, HSM_CR_SLOTS);
+	unsigned int nslots;
+	struct hsm_cr_slot *slots;
+	dma_addr_t slots_dma;
+	struct wait_queue_entry wqe;
+	struct work_struct work;
+};
+
+/**
+ * struct hsm_card - the crypto side of one card
+ * @node:   entry in hsm_cards
+ * @kref:   the card's binding and every transform bound to it
+ * @hdev:   device (holds a reference to it)
+ * @dead:   removed: no new transforms, no new keys
+ * @nr_cq:  entries in @cq
+ * @cq:     per-I/O-queue state
+ * @stats:  per-algorithm counters
+ * @dbg:    debugfs file
+ */
+struct hsm_card {
+	struct list_head node;
+	struct kref kref;
+	struct hsm_dev *hdev;
+	bool dead;
+	unsigned int nr_cq;
+	struct hsm_cq *cq;
+	struct hsm_cr_stats stats[HSM_CR_NR_ALGS];
+	struct dentry *dbg;
+};
+
+/* Live cards; new transforms are spread over them. */
+static LIST_HEAD(hsm_cards);
+static DEFINE_SPINLOCK(hsm_cards_lock);
+static unsigned int hsm_cards_rr;
+
+/* Serialises registration; counts live cards. */
+static DEFINE_MUTEX(hsm_cr_reg_lock);
+static unsigned int hsm_cr_users;
+
+/**
+ * struct hsm_tfm_ctx - transform context
+ * @card:      card the transform is bound to
+ * @id:        algorithm
+ * @mech:      card mechanism
+ * @handle:    session key in the card (0: none)
+ * @salt:      rfc4106 nonce salt
+ * @authsize:  AEAD tag length
+ * @fallback:  xts: software implementation for keys the card refuses
+ * @use_fallback: the current key is handled by @fallback
+ */
+struct hsm_tfm_ctx {
+	struct hsm_card *card;
+	enum hsm_cr_alg_id id;
+	u16 mech;
+	u64 handle;
+	u8 salt[4];
+	unsigned int authsize;
+	struct crypto_skcipher *fallback;
+	bool use_fallback;
+};
+
+/* A range [off, off + len) of a scatterlist. */
+struct hsm_range {
+	u32 off;
+	u32 len;
+};
+
+enum hsm_cr_kind {
+	HSM_CR_SKCIPHER,
+	HSM_CR_AEAD,
+};
+
+/**
+ * struct hsm_creq - per-request state (in the request context)
+ * @node:      backlog entry
+ * @kind:      skcipher or AEAD
+ * @areq:      the crypto API request
+ * @ctx:       transform context
+ * @cq:        queue the request runs on
+ * @src:       source scatterlist
+ * @dst:       destination scatterlist
+ * @src_rg:    source ranges (up to two)
+ * @nsrc_rg:   used entries of @src_rg
+ * @dst_rg:    destination range
+ * @src_map:   bytes of @src to map
+ * @dst_map:   bytes of @dst to map
+ * @src_nents: mapped entries of @src (0: not mapped)
+ * @dst_nents: mapped entries of @dst
+ * @slot:      slot in use
+ * @sqe:       the command, without buffers and cid
+ * @iv_next:   output IV saved before an in-place CBC decryption
+ * @j0:        GCM counter block for an empty message
+ * @bytes:     payload bytes, for the counters
+ * @encrypt:   direction
+ * @gcm_empty: the tag of an empty GCM message is computed as E(K, J0)
+ * @notified:  -EINPROGRESS was reported for this backlogged request
+ */
+struct hsm_creq {
+	struct list_head node;
+	enum hsm_cr_kind kind;
+	void *areq;
+	struct hsm_tfm_ctx *ctx;
+	struct hsm_cq *cq;
+	struct scatterlist *src;
+	struct scatterlist *dst;
+	struct hsm_range src_rg[2];
+	unsigned int nsrc_rg;
+	struct hsm_range dst_rg;
+	u32 src_map;
+	u32 dst_map;
+	int src_nents;
+	int dst_nents;
+	unsigned int slot;
+	struct hsm_sqe sqe;
+	u8 iv_next[AES_BLOCK_SIZE];
+	u8 j0[AES_BLOCK_SIZE];
+	u32 bytes;
+	bool encrypt;
+	bool gcm_empty;
+	bool notified;
+};
+
+/* skcipher request context; the fallback request must stay last. */
+struct hsm_skreq {
+	struct hsm_creq c;
+	struct skcipher_request fallback_req;
+};
+
+static const char * const hsm_cr_driver_names[HSM_CR_NR_ALGS] = {
+	[HSM_CR_ECB]	 = "ecb-aes-hsmcard",
+	[HSM_CR_CBC]	 = "cbc-aes-hsmcard",
+	[HSM_CR_CTR]	 = "ctr-aes-hsmcard",
+	[HSM_CR_XTS]	 = "xts-aes-hsmcard",
+	[HSM_CR_GCM]	 = "gcm-aes-hsmcard",
+	[HSM_CR_RFC4106] = "rfc4106-gcm-aes-hsmcard",
+};
+
+/* ---- cards ---- */
+
+static void hsm_card_release(struct kref *kref)
+{
+	struct hsm_card *card = container_of(kref, struct hsm_card, kref);
+
+	hsm_dev_put(card->hdev);
+	kfree(card->cq);
+	kfree(card);
+}
+
+static void hsm_card_put(struct hsm_card *card)
+{
+	kref_put(&card->kref, hsm_card_release);
+}
+
+/* Take a live card for a new transform, round robin. */
+static struct hsm_card *hsm_card_get(void)
+{
+	struct hsm_card *card, *found = NULL;
+	unsigned int n = 0, pick;
+
+	spin_lock(&hsm_cards_lock);
+	list_for_each_entry(card, &hsm_cards, node)
+		n++;
+	if (n) {
+		pick = hsm_cards_rr++ % n;
+		list_for_each_entry(card, &hsm_cards, node) {
+			if (!pick--) {
+				found = card;
+				kref_get(&found->kref);
+				break;
+			}
+		}
+	}
+	spin_unlock(&hsm_cards_lock);
+	return found;
+}
+
+static struct hsm_cq *hsm_card_cq(struct hsm_card *card)
+{
+	return &card->cq[raw_smp_processor_id() % card->nr_cq];
+}
+
+/* ---- session keys ---- */
+
+/* Import @key as a session AES key of the kernel partition. */
+static int hsm_key_import(struct hsm_card *card, const u8 *key,
+			  unsigned int keylen, u64 *handle)
+{
+	struct hsm_dev *hdev = card->hdev;
+	struct hsm_key_attrs attrs = {};
+	struct hsm_sqe sqe = {};
+	struct hsm_buf buf;
+	u64 result = 0;
+	int ret;
+
+	if (READ_ONCE(card->dead))
+		return -ENODEV;
+	attrs.type = cpu_to_le16(HSM_KEY_AES);
+	attrs.uses = cpu_to_le32(HSM_USE_ENCRYPT | HSM_USE_DECRYPT);
+	attrs.flags = cpu_to_le32(HSM_KEYF_SESSION);
+	attrs.partition = cpu_to_le32(HSMCARD_PARTITION_KERNEL);
+	strscpy_pad(attrs.label, "kernel crypto API", sizeof(attrs.label));
+
+	ret = hsm_buf_alloc(&buf, &hdev->pdev->dev, sizeof(attrs) + keylen,
+			    DMA_TO_DEVICE);
+	if (ret)
+		return ret;
+	hsm_buf_copy_from_kernel(&buf, 0, &attrs, sizeof(attrs));
+	hsm_buf_copy_from_kernel(&buf, sizeof(attrs), key, keylen);
+	ret = hsm_buf_map(&buf);
+	if (ret)
+		goto out;
+	sqe.opcode = HSM_ADM_KEY_IMPORT;
+	hsm_buf_sqe_src(&buf, &sqe);
+	ret = hsm_submit_sync(&hdev->adminq, &sqe, &result, false);
+	if (ret > 0)
+		ret = hsm_status_to_errno(ret);
+	if (!ret && (!result ||
+		     ((result >> 24) & 0xff) != HSMCARD_PARTITION_KERNEL)) {
+		dev_err_ratelimited(&hdev->pdev->dev,
+				    "key import returned a bad handle %#llx\n",
+				    result);
+		ret = -EIO;
+	}
+	if (!ret)
+		*handle = result;
+out:
+	/* hsm_buf_free() wipes the pages that held the key. */
+	hsm_buf_free(&buf);
+	return ret;
+}
+
+static void hsm_key_destroy(struct hsm_card *card, u64 handle)
+{
+	struct hsm_sqe sqe = {};
+	int ret;
+
+	if (!handle || READ_ONCE(card->dead))
+		return;
+	sqe.opcode = HSM_ADM_KEY_DESTROY;
+	sqe.handle = cpu_to_le64(handle);
+	ret = hsm_submit_sync(&card->hdev->adminq, &sqe, NULL, false);
+	/* A tampered card has already wiped it. */
+	if (ret && ret != HSM_SC_TAMPERED && ret != -ENODEV)
+		dev_warn_ratelimited(&card->hdev->pdev->dev,
+				     "destroying session key failed: %d\n",
+				     ret);
+}
+
+/* Replace the transform's key. */
+static int hsm_ctx_set_key(struct hsm_tfm_ctx *ctx, const u8 *key,
+			   unsigned int keylen)
+{
+	u64 handle = 0;
+	int ret;
+
+	ret = hsm_key_import(ctx->card, key, keylen, &handle);
+	hsm_key_destroy(ctx->card, ctx->handle);
+	ctx->handle = ret ? 0 : handle;
+	return ret;
+}
+
+static int hsm_ctx_init(struct hsm_tfm_ctx *ctx, enum hsm_cr_alg_id id,
+			u16 mech)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->card = hsm_card_get();
+	if (!ctx->card)
+		return -ENODEV;
+	ctx->id = id;
+	ctx->mech = mech;
+	return 0;
+}
+
+static void hsm_ctx_exit(struct hsm_tfm_ctx *ctx)
+{
+	hsm_key_destroy(ctx->card, ctx->handle);
+	ctx->handle = 0;
+	hsm_card_put(ctx->card);
+	ctx->card = NULL;
+}
+
+/* ---- request path ---- */
+
+/*
+ * Describe @nrg ranges of the mapped scatterlist @sg (@nents entries) in
+ * @out (at most @max entries), merging contiguous pieces.
+ * Return: the number of entries, or -EINVAL if more than @max are needed.
+ */
+static int hsm_sgl_build(struct scatterlist *sg, int nents,
+			 const struct hsm_range *rg, unsigned int nrg,
+			 struct hsm_sge *out, unsigned int max)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < nrg; i++) {
+		struct scatterlist *s;
+		u32 skip = rg[i].off, left = rg[i].len;
+		int j;
+
+		for_each_sg(sg, s, nents, j) {
+			u32 slen = sg_dma_len(s);
+			dma_addr_t addr = sg_dma_address(s);
+			u32 take;
+
+			if (!left)
+				break;
+			if (skip >= slen) {
+				skip -= slen;
+				continue;
+			}
+			addr += skip;
+			take = min(slen - skip, left);
+			skip = 0;
+			left -= take;
+			if (n && le64_to_cpu(out[n - 1].addr) +
+				 le32_to_cpu(out[n - 1].len) == addr) {
+				le32_add_cpu(&out[n - 1].len, take);
+				continue;
+			}
+			if (n == max)
+				return -EINVAL;
+			out[n].addr = cpu_to_le64(addr);
+			out[n].len = cpu_to_le32(take);
+			out[n].rsvd = 0;
+			n++;
+		}
+		if (left)
+			return -EINVAL;
+	}
+	return n;
+}
+
+static void hsm_creq_unmap(struct hsm_creq *r)
+{
+	struct device *dev = &r->ctx->card->hdev->pdev->dev;
+
+	if (r->src == r->dst) {
+		u32 len = max(r->src_map, r->dst_map);
+
+		if (r->src_nents)
+			dma_unmap_sg(dev, r->src, sg_nents_for_len(r->src, len),
+				     DMA_BIDIRECTIONAL);
+	} else {
+		if (r->src_nents)
+			dma_unmap_sg(dev, r->src,
+				     sg_nents_for_len(r->src, r->src_map),
+				     DMA_TO_DEVICE);
+		if (r->dst_nents)
+			dma_unmap_sg(dev, r->dst,
+				     sg_nents_for_len(r->dst, r->dst_map),
+				     DMA_FROM_DEVICE);
+	}
+	r->src_nents = 0;
+	r->dst_nents = 0;
+}
+
+static int hsm_creq_map(struct hsm_creq *r)
+{
+	struct device *dev = &r->ctx->card->hdev->pdev->dev;
+	int n;
+
+	if (r->src == r->dst) {
+		u32 len = max(r->src_map, r->dst_map);
+
+		if (!len)
+			return 0;
+		n = sg_nents_for_len(r->src, len);
+		if (n < 0)
+			return n;
+		r->src_nents = dma_map_sg(dev, r->src, n, DMA_BIDIRECTIONAL);
+		if (!r->src_nents)
+			return -ENOMEM;
+		r->dst_nents = r->src_nents;
+		return 0;
+	}
+	if (r->src_map) {
+		n = sg_nents_for_len(r->src, r->src_map);
+		if (n < 0)
+			return n;
+		r->src_nents = dma_map_sg(dev, r->src, n, DMA_TO_DEVICE);
+		if (!r->src_nents)
+			return -ENOMEM;
+	}
+	if (r->dst_map) {
+		n = sg_nents_for_len(r->dst, r->dst_map);
+		if (n < 0)
+			goto err;
+		r->dst_nents = dma_map_sg(dev, r->dst, n, DMA_FROM_DEVICE);
+		if (!r->dst_nents) {
+			n = -ENOMEM;
+			goto err;
+		}
+	}
+	return 0;
+err:
+	hsm_creq_unmap(r);
+	return n;
+}
+
+/* Point the command at a buffer: flat for one piece, else an SGL. */
+static void hsm_sqe_buf(struct hsm_sqe *sqe, bool is_src,
+			const struct hsm_sge *sgl, dma_addr_t sgl_dma,
+			int n, u32 len)
+{
+	u64 addr = 0;
+
+	if (n == 1) {
+		addr = le64_to_cpu(sgl[0].addr);
+	} else if (n > 1) {
+		addr = sgl_dma;
+		sqe->flags |= is_src ? HSM_SQE_F_SRC_SGL : HSM_SQE_F_DST_SGL;
+		if (is_src)
+			sqe->src_nsge = cpu_to_le16(n);
+		else
+			sqe->dst_nsge = cpu_to_le16(n);
+	}
+	if (is_src) {
+		sqe->src = cpu_to_le64(addr);
+		sqe->src_len = cpu_to_le32(len);
+	} else {
+		sqe->dst = cpu_to_le64(addr);
+		sqe->dst_len = cpu_to_le32(len);
+	}
+}
+
+static void hsm_creq_done(struct hsm_queue *q, void *data, u16 status,
+			  u64 result);
+
+/*
+ * Send @r to the card.  Called with cq->lock held.
+ * Return: 0 when sent, -EBUSY when there is no room now (nothing changed),
+ * another negative errno when the request cannot be sent at all.
+ */
+static int hsm_creq_send(struct hsm_cq *cq, struct hsm_creq *r)
+{
+	struct hsm_cr_slot *slot;
+	dma_addr_t slot_dma;
+	struct hsm_sqe sqe;
+	unsigned int i;
+	int ns, nd, ret;
+
+	i = find_first_zero_bit(cq->slot_map, cq->nslots);
+	if (i >= cq->nslots)
+		return -EBUSY;
+	slot = &cq->slots[i];
+	slot_dma = cq->slots_dma + i * sizeof(*slot);
+	sqe = r->sqe;
+
+	if (r->gcm_empty) {
+		/* One ECB block: E(K, J0) is the tag of an empty message. */
+		memcpy(slot->in, r->j0, sizeof(slot->in));
+		sqe.src = cpu_to_le64(slot_dma +
+				      offsetof(struct hsm_cr_slot, in));
+		sqe.src_len = cpu_to_le32(AES_BLOCK_SIZE);
+		sqe.dst = cpu_to_le64(slot_dma +
+				      offsetof(struct hsm_cr_slot, out));
+		sqe.dst_len = cpu_to_le32(AES_BLOCK_SIZE);
+	} else {
+		ret = hsm_creq_map(r);
+		if (ret)
+			return ret;
+		ns = hsm_sgl_build(r->src, r->src_nents, r->src_rg, r->nsrc_rg,
+				   slot->src, HSM_CR_NSGE);
+		nd = hsm_sgl_build(r->dst, r->dst_nents, &r->dst_rg, 1,
+				   slot->dst, HSM_CR_NSGE);
+		if (ns < 0 || nd < 0) {
+			hsm_creq_unmap(r);
+			return -EINVAL;
+		}
+		hsm_sqe_buf(&sqe, true, slot->src,
+			    slot_dma + offsetof(struct hsm_cr_slot, src), ns,
+			    r->src_rg[0].len + (r->nsrc_rg > 1 ?
+						r->src_rg[1].len : 0));
+		hsm_sqe_buf(&sqe, false, slot->dst,
+			    slot_dma + offsetof(struct hsm_cr_slot, dst), nd,
+			    r->dst_rg.len);
+	}
+
+	__set_bit(i, cq->slot_map);
+	r->slot = i;
+	ret = hsm_queue_submit(cq->q, &sqe, hsm_creq_done, r);
+	if (ret) {
+		__clear_bit(i, cq->slot_map);
+		hsm_creq_unmap(r);
+		return -EBUSY;
+	}
+	atomic64_inc(&cq->card->stats[r->ctx->id].requests);
+	atomic64_add(r->bytes, &cq->card->stats[r->ctx->id].bytes);
+	return 0;
+}
+
+static void hsm_creq_complete(struct hsm_creq *r, int err)
+{
+	if (r->kind == HSM_CR_SKCIPHER)
+		skcipher_request_complete(r->areq, err);
+	else
+		aead_request_complete(r->areq, err);
+}
+
+/* Send backlogged requests while there is room. */
+static void hsm_cq_drain(struct hsm_cq *cq)
+{
+	struct hsm_creq *r;
+	unsigned long flags;
+	int ret;
+
+	for (;;) {
+		spin_lock_irqsave(&cq->lock, flags);
+		r = list_first_entry_or_null(&cq->backlog, struct hsm_creq,
+					     node);
+		if (!r || cq->dead ||
+		    bitmap_full(cq->slot_map, cq->nslots)) {
+			spin_unlock_irqrestore(&cq->lock, flags);
+			return;
+		}
+		if (!r->notified) {
+			/*
+			 * Tell the owner before the card can complete it, so
+			 * -EINPROGRESS always comes before the result.
+			 */
+			r->notified = true;
+			spin_unlock_irqrestore(&cq->lock, flags);
+			hsm_creq_complete(r, -EINPROGRESS);
+			continue;
+		}
+		ret = hsm_creq_send(cq, r);
+		if (ret == -EBUSY) {
+			spin_unlock_irqrestore(&cq->lock, flags);
+			return;
+		}
+		list_del(&r->node);
+		spin_unlock_irqrestore(&cq->lock, flags);
+		if (ret) {
+			atomic64_inc(&cq->card->stats[r->ctx->id].errors);
+			hsm_creq_complete(r, ret);
+		}
+	}
+}
+
+static void hsm_cq_work(struct work_struct *work)
+{
+	hsm_cq_drain(container_of(work, struct hsm_cq, work));
+}
+
+/* The hardware queue has room or changed state: retry the backlog. */
+static int hsm_cq_wake(struct wait_queue_entry *wqe, unsigned int mode,
+		       int sync, void *key)
+{
+	struct hsm_cq *cq = container_of(wqe, struct hsm_cq, wqe);
+
+	if (!list_empty_careful(&cq->backlog))
+		queue_work(system_highpri_wq, &cq->work);
+	return 0;
+}
+
+/*
+ * Queue a prepared request.
+ * Return: -EINPROGRESS (sent), -EBUSY (backlogged), or an error.
+ */
+static int hsm_creq_queue(struct hsm_creq *r, u32 req_flags)
+{
+	struct hsm_cq *cq = hsm_card_cq(r->ctx->card);
+	unsigned long flags;
+	int ret;
+
+	r->cq = cq;
+	r->src_nents = 0;
+	r->dst_nents = 0;
+	r->notified = false;
+	spin_lock_irqsave(&cq->lock, flags);
+	if (cq->dead) {
+		ret = -ENODEV;
+	} else {
+		ret = -EBUSY;
+		if (list_empty(&cq->backlog))
+			ret = hsm_creq_send(cq, r);
+		if (!ret) {
+			ret = -EINPROGRESS;
+		} else if (ret == -EBUSY) {
+			if (req_flags & CRYPTO_TFM_REQ_MAY_BACKLOG) {
+				list_add_tail(&r->node, &cq->backlog);
+				atomic64_inc(&cq->card->stats[r->ctx->id].backlogged);
+			} else {
+				ret = -ENOSPC;
+			}
+		}
+	}
+	spin_unlock_irqrestore(&cq->lock, flags);
+	return ret;
+}
+
+/* 128-bit big-endian counter block += @n. */
+static void hsm_ctr_add(u8 *ctr, u32 n)
+{
+	__be64 w[2];
+	u64 lo, hi;
+
+	memcpy(w, ctr, sizeof(w));
+	hi = be64_to_cpu(w[0]);
+	lo = be64_to_cpu(w[1]);
+	if (lo + n < lo)
+		hi++;
+	lo += n;
+	w[0] = cpu_to_be64(hi);
+	w[1] = cpu_to_be64(lo);
+	memcpy(ctr, w, sizeof(w));
+}
+
+static void hsm_skcipher_finish(struct hsm_creq *r, int err)
+{
+	struct skcipher_request *req = r->areq;
+
+	if (err)
+		return;
+	switch (r->ctx->id) {
+	case HSM_CR_CBC:
+		if (r->encrypt)
+			scatterwalk_map_and_copy(req->iv, req->dst,
+						 req->cryptlen - AES_BLOCK_SIZE,
+						 AES_BLOCK_SIZE, 0);
+		else
+			memcpy(req->iv, r->iv_next, AES_BLOCK_SIZE);
+		break;
+	case HSM_CR_CTR:
+		hsm_ctr_add(req->iv, DIV_ROUND_UP(req->cryptlen,
+						  AES_BLOCK_SIZE));
+		break;
+	default:
+		break;
+	}
+}
+
+static void hsm_aead_finish(struct hsm_creq *r, int err)
+{
+	struct aead_request *req = r->areq;
+
+	if (!err && r->gcm_empty)
+		scatterwalk_map_and_copy(r->cq->slots[r->slot].out, req->dst,
+					 req->assoclen, r->ctx->authsize, 1);
+}
+
+/* Completion callback of the queue layer (hard interrupt or reset path). */
+static void hsm_creq_done(struct hsm_queue *q, void *data, u16 status,
+			  u64 result)
+{
+	struct hsm_creq *r = data;
+	struct hsm_cq *cq = r->cq;
+	unsigned long flags;
+	int err;
+
+	err = hsm_status_to_errno(status);
+	hsm_creq_unmap(r);
+	if (r->kind == HSM_CR_SKCIPHER)
+		hsm_skcipher_finish(r, err);
+	else
+		hsm_aead_finish(r, err);
+
+	spin_lock_irqsave(&cq->lock, flags);
+	__clear_bit(r->slot, cq->slot_map);
+	spin_unlock_irqrestore(&cq->lock, flags);
+
+	if (err)
+		atomic64_inc(&cq->card->stats[r->ctx->id].errors);
+	hsm_creq_complete(r, err);
+	hsm_cq_drain(cq);
+}
+
+/* ---- skcipher ---- */
+
+static struct hsm_tfm_ctx *hsm_sk_ctx(struct crypto_skcipher *tfm)
+{
+	return crypto_skcipher_ctx(tfm);
+}
+
+static int hsm_skcipher_setkey(struct crypto_skcipher *tfm, const u8 *key,
+			       unsigned int keylen)
+{
+	struct hsm_tfm_ctx *ctx = hsm_sk_ctx(tfm);
+	int ret;
+
+	if (ctx->id == HSM_CR_XTS) {
+		ret = xts_verify_key(tfm, key, keylen);
+		if (ret)
+			return ret;
+		if (keylen != 2 * AES_KEYSIZE_128 &&
+		    keylen != 2 * AES_KEYSIZE_192 &&
+		    keylen != 2 * AES_KEYSIZE_256)
+			return -EINVAL;
+		/*
+		 * The card takes XTS-AES-128/256 with distinct halves; equal
+		 * halves (allowed outside FIPS mode) and XTS-AES-192 go to
+		 * the software fallback.
+		 */
+		ctx->use_fallback = keylen == 2 * AES_KEYSIZE_192 ||
+				    !crypto_memneq(key, key + keylen / 2,
+						   keylen / 2);
+		if (ctx->use_fallback) {
+			crypto_skcipher_clear_flags(ctx->fallback,
+						    CRYPTO_TFM_REQ_MASK);
+			crypto_skcipher_set_flags(ctx->fallback,
+						  crypto_skcipher_get_flags(tfm) &
+						  CRYPTO_TFM_REQ_MASK);
+			ret = crypto_skcipher_setkey(ctx->fallback, key,
+						     keylen);
+			if (!ret) {
+				hsm_key_destroy(ctx->card, ctx->handle);
+				ctx->handle = 0;
+			}
+			return ret;
+		}
+	} else if (aes_check_keylen(keylen)) {
+		return -EINVAL;
+	}
+	return hsm_ctx_set_key(ctx, key, keylen);
+}
+
+static int hsm_skcipher_crypt(struct skcipher_request *req, bool encrypt)
+{
+	struct crypto_skcipher *tfm = crypto_skcipher_reqtfm(req);
+	struct hsm_tfm_ctx *ctx = hsm_sk_ctx(tfm);
+	struct hsm_skreq *rctx = skcipher_request_ctx(req);
+	struct hsm_creq *r = &rctx->c;
+	unsigned int len = req->cryptlen;
+
+	if (ctx->use_fallback) {
+		struct skcipher_request *sub = &rctx->fallback_req;
+
+		skcipher_request_set_tfm(sub, ctx->fallback);
+		skcipher_request_set_callback(sub, req->base.flags,
+					      req->base.complete,
+					      req->base.data);
+		skcipher_request_set_crypt(sub, req->src, req->dst, len,
+					   req->iv);
+		return encrypt ? crypto_skcipher_encrypt(sub) :
+				 crypto_skcipher_decrypt(sub);
+	}
+
+	switch (ctx->id) {
+	case HSM_CR_ECB:
+	case HSM_CR_CBC:
+		if (!IS_ALIGNED(len, AES_BLOCK_SIZE))
+			return -EINVAL;
+		break;
+	case HSM_CR_XTS:
+		if (len < AES_BLOCK_SIZE)
+			return -EINVAL;
+		break;
+	default:
+		break;
+	}
+	if (!len)
+		return 0;
+	if (len > ctx->card->hdev->limits.max_xfer)
+		return -EINVAL;
+	if (!ctx->handle)
+		return -ENOKEY;
+
+	memset(&r->sqe, 0, sizeof(r->sqe));
+	r->kind = HSM_CR_SKCIPHER;
+	r->areq = req;
+	r->ctx = ctx;
+	r->encrypt = encrypt;
+	r->gcm_empty = false;
+	r->src = req->src;
+	r->dst = req->dst;
+	r->src_rg[0].off = 0;
+	r->src_rg[0].len = len;
+	r->nsrc_rg = 1;
+	r->dst_rg.off = 0;
+	r->dst_rg.len = len;
+	r->src_map = len;
+	r->dst_map = len;
+	r->bytes = len;
+	r->sqe.opcode = encrypt ? HSM_IO_ENCRYPT : HSM_IO_DECRYPT;
+	r->sqe.mech = cpu_to_le16(ctx->mech);
+	r->sqe.handle = cpu_to_le64(ctx->handle);
+	if (ctx->id != HSM_CR_ECB)
+		memcpy(r->sqe.iv, req->iv, AES_BLOCK_SIZE);
+	/* The output IV of CBC decryption is the last input block. */
+	if (ctx->id == HSM_CR_CBC && !encrypt)
+		scatterwalk_map_and_copy(r->iv_next, req->src,
+					 len - AES_BLOCK_SIZE,
+					 AES_BLOCK_SIZE, 0);
+	return hsm_creq_queue(r, req->base.flags);
+}
+
+static int hsm_skcipher_encrypt(struct skcipher_request *req)
+{
+	return hsm_skcipher_crypt(req, true);
+}
+
+static int hsm_skcipher_decrypt(struct skcipher_request *req)
+{
+	return hsm_skcipher_crypt(req, false);
+}
+
+struct hsm_skcipher_alg {
+	enum hsm_cr_alg_id id;
+	u16 mech;
+	bool registered;
+	struct skcipher_alg alg;
+};
+
+static int hsm_skcipher_init(struct crypto_skcipher *tfm)
+{
+	struct hsm_skcipher_alg *a =
+		container_of(crypto_skcipher_alg(tfm), struct hsm_skcipher_alg,
+			     alg);
+	struct hsm_tfm_ctx *ctx = hsm_sk_ctx(tfm);
+	unsigned int reqsize = sizeof(struct hsm_skreq);
+	int ret;
+
+	ret = hsm_ctx_init(ctx, a->id, a->mech);
+	if (ret)
+		return ret;
+	if (a->id == HSM_CR_XTS) {
+		ctx->fallback = crypto_alloc_skcipher(a->alg.base.cra_name, 0,
+						      CRYPTO_ALG_NEED_FALLBACK);
+		if (IS_ERR(ctx->fallback)) {
+			ret = PTR_ERR(ctx->fallback);
+			ctx->fallback = NULL;
+			hsm_ctx_exit(ctx);
+			return ret;
+		}
+		reqsize += crypto_skcipher_reqsize(ctx->fallback);
+	}
+	crypto_skcipher_set_reqsize(tfm, reqsize);
+	return 0;
+}
+
+static void hsm_skcipher_exit(struct crypto_skcipher *tfm)
+{
+	struct hsm_tfm_ctx *ctx = hsm_sk_ctx(tfm);
+
+	if (ctx->fallback)
+		crypto_free_skcipher(ctx->fallback);
+	ctx->fallback = NULL;
+	hsm_ctx_exit(ctx);
+}
+
+#define HSM_SKCIPHER_ALG(_id, _mech, _name, _drv, _bs, _ivs, _kmin, _kmax, \
+			 _xflags)					   \
+	{								   \
+		.id = _id,						   \
+		.mech = _mech,						   \
+		.alg = {						   \
+			.base = {					   \
+				.cra_name = _name,			   \
+				.cra_driver_name = _drv,		   \
+				.cra_flags = CRYPTO_ALG_ASYNC |		   \
+					     CRYPTO_ALG_KERN_DRIVER_ONLY | \
+					     (_xflags),			   \
+				.cra_blocksize = _bs,			   \
+				.cra_ctxsize = sizeof(struct hsm_tfm_ctx), \
+				.cra_module = THIS_MODULE,		   \
+			},						   \
+			.min_keysize = _kmin,				   \
+			.max_keysize = _kmax,				   \
+			.ivsize = _ivs,					   \
+			.chunksize = AES_BLOCK_SIZE,			   \
+			.setkey = hsm_skcipher_setkey,			   \
+			.encrypt = hsm_skcipher_encrypt,		   \
+			.decrypt = hsm_skcipher_decrypt,		   \
+			.init = hsm_skcipher_init,			   \
+			.exit = hsm_skcipher_exit,			   \
+		},							   \
+	}
+
+static struct hsm_skcipher_alg hsm_skcipher_algs[] = {
+	HSM_SKCIPHER_ALG(HSM_CR_ECB, HSM_MECH_AES_ECB, "ecb(aes)",
+			 "ecb-aes-hsmcard", AES_BLOCK_SIZE, 0,
+			 AES_MIN_KEY_SIZE, AES_MAX_KEY_SIZE, 0),
+	HSM_SKCIPHER_ALG(HSM_CR_CBC, HSM_MECH_AES_CBC, "cbc(aes)",
+			 "cbc-aes-hsmcard", AES_BLOCK_SIZE, AES_BLOCK_SIZE,
+			 AES_MIN_KEY_SIZE, AES_MAX_KEY_SIZE, 0),
+	HSM_SKCIPHER_ALG(HSM_CR_CTR, HSM_MECH_AES_CTR, "ctr(aes)",
+			 "ctr-aes-hsmcard", 1, AES_BLOCK_SIZE,
+			 AES_MIN_KEY_SIZE, AES_MAX_KEY_SIZE, 0),
+	HSM_SKCIPHER_ALG(HSM_CR_XTS, HSM_MECH_AES_XTS, "xts(aes)",
+			 "xts-aes-hsmcard", AES_BLOCK_SIZE, AES_BLOCK_SIZE,
+			 2 * AES_MIN_KEY_SIZE, 2 * AES_MAX_KEY_SIZE,
+			 CRYPTO_ALG_NEED_FALLBACK),
+};
+
+/* ---- AEAD ---- */
+
+static int hsm_aead_setkey(struct crypto_aead *tfm, const u8 *key,
+			   unsigned int keylen)
+{
+	struct hsm_tfm_ctx *ctx = crypto_aead_ctx(tfm);
+
+	if (ctx->id == HSM_CR_RFC4106) {
+		if (keylen < sizeof(ctx->salt))
+			return -EINVAL;
+		keylen -= sizeof(ctx->salt);
+	}
+	if (aes_check_keylen(keylen))
+		return -EINVAL;
+	if (ctx->id == HSM_CR_RFC4106)
+		memcpy(ctx->salt, key + keylen, sizeof(ctx->salt));
+	return hsm_ctx_set_key(ctx, key, keylen);
+}
+
+static int hsm_aead_setauthsize(struct crypto_aead *tfm,
+				unsigned int authsize)
+{
+	struct hsm_tfm_ctx *ctx = crypto_aead_ctx(tfm);
+	int ret;
+
+	if (ctx->id == HSM_CR_RFC4106)
+		ret = crypto_rfc4106_check_authsize(authsize);
+	else
+		ret = crypto_gcm_check_authsize(authsize);
+	if (!ret)
+		ctx->authsize = authsize;
+	return ret;
+}
+
+static int hsm_aead_crypt(struct aead_request *req, bool encrypt)
+{
+	struct crypto_aead *tfm = crypto_aead_reqtfm(req);
+	struct hsm_tfm_ctx *ctx = crypto_aead_ctx(tfm);
+	struct hsm_creq *r = aead_request_ctx(req);
+	unsigned int authsize = ctx->authsize;
+	unsigned int assoclen = req->assoclen;
+	unsigned int aad = assoclen, dlen, total;
+	bool rfc = ctx->id == HSM_CR_RFC4106;
+
+	if (rfc) {
+		if (crypto_ipsec_check_assoclen(assoclen))
+			return -EINVAL;
+		aad = assoclen - GCM_RFC4106_IV_SIZE;
+	}
+	if (!encrypt && req->cryptlen < authsize)
+		return -EINVAL;
+	dlen = req->cryptlen - (encrypt ? 0 : authsize);
+	total = aad + req->cryptlen;
+	if (total > ctx->card->hdev->limits.max_xfer ||
+	    dlen + authsize > ctx->card->hdev->limits.max_xfer)
+		return -EINVAL;
+	if (!ctx->handle)
+		return -ENOKEY;
+
+	memset(&r->sqe, 0, sizeof(r->sqe));
+	r->kind = HSM_CR_AEAD;
+	r->areq = req;
+	r->ctx = ctx;
+	r->encrypt = encrypt;
+	r->src = req->src;
+	r->dst = req->dst;
+	r->bytes = total;
+	r->sqe.opcode = encrypt ? HSM_IO_ENCRYPT : HSM_IO_DECRYPT;
+	r->sqe.handle = cpu_to_le64(ctx->handle);
+	if (rfc) {
+		memcpy(r->sqe.iv, ctx->salt, sizeof(ctx->salt));
+		memcpy(r->sqe.iv + sizeof(ctx->salt), req->iv,
+		       GCM_RFC4106_IV_SIZE);
+	} else {
+		memcpy(r->sqe.iv, req->iv, GCM_AES_IV_SIZE);
+	}
+
+	r->gcm_empty = encrypt && !total;
+	if (r->gcm_empty) {
+		/*
+		 * The card needs at least one byte of input.  With no AAD and
+		 * no data, GHASH is zero and the tag is E(K, J0) with
+		 * J0 = IV || 0^31 || 1.
+		 */
+		memcpy(r->j0, r->sqe.iv, GCM_AES_IV_SIZE);
+		memset(r->j0 + GCM_AES_IV_SIZE, 0,
+		       AES_BLOCK_SIZE - GCM_AES_IV_SIZE);
+		r->j0[AES_BLOCK_SIZE - 1] = 1;
+		memset(r->sqe.iv, 0, sizeof(r->sqe.iv));
+		r->sqe.mech = cpu_to_le16(HSM_MECH_AES_ECB);
+		r->nsrc_rg = 0;
+		r->src_map = 0;
+		r->dst_map = 0;
+		return hsm_creq_queue(r, req->base.flags);
+	}
+
+	r->sqe.mech = cpu_to_le16(HSM_MECH_AES_GCM);
+	r->sqe.mparam = cpu_to_le16(authsize);
+	r->sqe.aux = cpu_to_le32(aad);
+	/* src = AAD || data (|| tag); rfc4106 skips the IV copy in src. */
+	r->src_rg[0].off = 0;
+	r->src_rg[0].len = aad;
+	r->src_rg[1].off = assoclen;
+	r->src_rg[1].len = req->cryptlen;
+	r->nsrc_rg = 2;
+	r->src_map = assoclen + req->cryptlen;
+	/* dst = ciphertext || tag, or plaintext, after the AAD area. */
+	r->dst_rg.off = assoclen;
+	r->dst_rg.len = dlen + (encrypt ? authsize : 0);
+	r->dst_map = r->dst_rg.len ? assoclen + r->dst_rg.len : 0;
+	return hsm_creq_queue(r, req->base.flags);
+}
+
+static int hsm_aead_encrypt(struct aead_request *req)
+{
+	return hsm_aead_crypt(req, true);
+}
+
+static int hsm_aead_decrypt(struct aead_request *req)
+{
+	return hsm_aead_crypt(req, false);
+}
+
+struct hsm_aead_alg {
+	enum hsm_cr_alg_id id;
+	bool registered;
+	struct aead_alg alg;
+};
+
+static int hsm_aead_init(struct crypto_aead *tfm)
+{
+	struct hsm_aead_alg *a = container_of(crypto_aead_alg(tfm),
+					      struct hsm_aead_alg, alg);
+	struct hsm_tfm_ctx *ctx = crypto_aead_ctx(tfm);
+	int ret;
+
+	ret = hsm_ctx_init(ctx, a->id, HSM_MECH_AES_GCM);
+	if (ret)
+		return ret;
+	ctx->authsize = AES_BLOCK_SIZE;
+	crypto_aead_set_reqsize(tfm, sizeof(struct hsm_creq));
+	return 0;
+}
+
+static void hsm_aead_exit(struct crypto_aead *tfm)
+{
+	hsm_ctx_exit(crypto_aead_ctx(tfm));
+}
+
+#define HSM_AEAD_ALG(_id, _name, _drv, _ivs)				   \
+	{								   \
+		.id = _id,						   \
+		.alg = {						   \
+			.base = {					   \
+				.cra_name = _name,			   \
+				.cra_driver_name = _drv,		   \
+				.cra_flags = CRYPTO_ALG_ASYNC |		   \
+					     CRYPTO_ALG_KERN_DRIVER_ONLY,  \
+				.cra_blocksize = 1,			   \
+				.cra_ctxsize = sizeof(struct hsm_tfm_ctx), \
+				.cra_module = THIS_MODULE,		   \
+			},						   \
+			.ivsize = _ivs,					   \
+			.maxauthsize = AES_BLOCK_SIZE,			   \
+			.chunksize = AES_BLOCK_SIZE,			   \
+			.setkey = hsm_aead_setkey,			   \
+			.setauthsize = hsm_aead_setauthsize,		   \
+			.encrypt = hsm_aead_encrypt,			   \
+			.decrypt = hsm_aead_decrypt,			   \
+			.init = hsm_aead_init,				   \
+			.exit = hsm_aead_exit,				   \
+		},							   \
+	}
+
+static struct hsm_aead_alg hsm_aead_algs[] = {
+	HSM_AEAD_ALG(HSM_CR_GCM, "gcm(aes)", "gcm-aes-hsmcard",
+		     GCM_AES_IV_SIZE),
+	HSM_AEAD_ALG(HSM_CR_RFC4106, "rfc4106(gcm(aes))",
+		     "rfc4106-gcm-aes-hsmcard", GCM_RFC4106_IV_SIZE),
+};
+
+/* ---- registration ---- */
+
+static void hsm_cr_unregister_algs(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(hsm_aead_algs); i++) {
+		if (hsm_aead_algs[i].registered)
+			crypto_unregister_aead(&hsm_aead_algs[i].alg);
+		hsm_aead_algs[i].registered = false;
+	}
+	for (i = 0; i < ARRAY_SIZE(hsm_skcipher_algs); i++) {
+		if (hsm_skcipher_algs[i].registered)
+			crypto_unregister_skcipher(&hsm_skcipher_algs[i].alg);
+		hsm_skcipher_algs[i].registered = false;
+	}
+}
+
+/* Register what the card supports; an algorithm that fails is skipped. */
+static void hsm_cr_register_algs(struct hsm_dev *hdev)
+{
+	struct device *dev = &hdev->pdev->dev;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < ARRAY_SIZE(hsm_skcipher_algs); i++) {
+		struct hsm_skcipher_alg *a = &hsm_skcipher_algs[i];
+
+		if (!(hdev->limits.mechs & BIT_ULL(a->mech)))
+			continue;
+		a->alg.base.cra_priority = priority;
+		ret = crypto_register_skcipher(&a->alg);
+		if (ret)
+			dev_warn(dev, "registering %s failed: %d\n",
+				 a->alg.base.cra_driver_name, ret);
+		else
+			a->registered = true;
+	}
+	if (!(hdev->limits.mechs & BIT_ULL(HSM_MECH_AES_GCM)))
+		return;
+	for (i = 0; i < ARRAY_SIZE(hsm_aead_algs); i++) {
+		struct hsm_aead_alg *a = &hsm_aead_algs[i];
+
+		a->alg.base.cra_priority = priority;
+		ret = crypto_register_aead(&a->alg);
+		if (ret)
+			dev_warn(dev, "registering %s failed: %d\n",
+				 a->alg.base.cra_driver_name, ret);
+		else
+			a->registered = true;
+	}
+}
+
+static int hsm_cr_stats_show(struct seq_file *m, void *v)
+{
+	struct hsm_card *card = m->private;
+	unsigned int i;
+
+	for (i = 0; i < HSM_CR_NR_ALGS; i++) {
+		struct hsm_cr_stats *st = &card->stats[i];
+
+		seq_printf(m, "%s requests %lld bytes %lld errors %lld backlogged %lld\n",
+			   hsm_cr_driver_names[i],
+			   atomic64_read(&st->requests),
+			   atomic64_read(&st->bytes),
+			   atomic64_read(&st->errors),
+			   atomic64_read(&st->backlogged));
+	}
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(hsm_cr_stats);
+
+static void hsm_card_free_cqs(struct hsm_card *card)
+{
+	struct device *dev = &card->hdev->pdev->dev;
+	unsigned int i;
+
+	for (i = 0; i < card->nr_cq; i++) {
+		struct hsm_cq *cq = &card->cq[i];
+
+		if (cq->slots)
+			dma_free_coherent(dev, HSM_CR_SLOTS * sizeof(*cq->slots),
+					  cq->slots, cq->slots_dma);
+		cq->slots = NULL;
+	}
+}
+
+/**
+ * hsm_crypto_register() - offer a card to the crypto API
+ * @hdev: device whose I/O queues are live
+ *
+ * Allocates the card's request slots, makes the card available to new
+ * transforms and, for the first card, registers the algorithms (whose
+ * self-tests then run on this card).
+ *
+ * Context: process context (probe).
+ * Return: 0 or a negative errno; the card works without the crypto API.
+ */
+int hsm_crypto_register(struct hsm_dev *hdev)
+{
+	struct device *dev = &hdev->pdev->dev;
+	struct hsm_card *card;
+	unsigned int i;
+
+	card = kzalloc(sizeof(*card), GFP_KERNEL);
+	if (!card)
+		return -ENOMEM;
+	card->cq = kcalloc(hdev->nr_ioq, sizeof(*card->cq), GFP_KERNEL);
+	if (!card->cq) {
+		kfree(card);
+		return -ENOMEM;
+	}
+	kref_init(&card->kref);
+	kref_get(&hdev->kref);
+	card->hdev = hdev;
+	card->nr_cq = hdev->nr_ioq;
+	for (i = 0; i < card->nr_cq; i++) {
+		struct hsm_cq *cq = &card->cq[i];
+
+		cq->card = card;
+		cq->q = &hdev->ioq[i];
+		spin_lock_init(&cq->lock);
+		INIT_LIST_HEAD(&cq->backlog);
+		INIT_WORK(&cq->work, hsm_cq_work);
+		init_waitqueue_func_entry(&cq->wqe, hsm_cq_wake);
+		cq->nslots = min_t(unsigned int, HSM_CR_SLOTS,
+				   hdev->io_depth - 1);
+		cq->slots = dma_alloc_coherent(dev,
+					       HSM_CR_SLOTS * sizeof(*cq->slots),
+					       &cq->slots_dma, GFP_KERNEL);
+		if (!cq->slots) {
+			hsm_card_free_cqs(card);
+			hsm_card_put(card);
+			return -ENOMEM;
+		}
+	}
+	for (i = 0; i < card->nr_cq; i++)
+		add_wait_queue(&card->cq[i].q->space_wq, &card->cq[i].wqe);
+	card->dbg = debugfs_create_file("crypto", 0400, hdev->dbg, card,
+					&hsm_cr_stats_fops);
+
+	spin_lock(&hsm_cards_lock);
+	list_add_tail(&card->node, &hsm_cards);
+	spin_unlock(&hsm_cards_lock);
+
+	mutex_lock(&hsm_cr_reg_lock);
+	if (!hsm_cr_users++)
+		hsm_cr_register_algs(hdev);
+	mutex_unlock(&hsm_cr_reg_lock);
+	return 0;
+}
+
+/**
+ * hsm_crypto_unregister() - withdraw a card from the crypto API
+ * @hdev: device; its queues are shut down and every command completed
+ *
+ * Fails the card's backlogged requests with -ENODEV, frees its request
+ * slots and, with the last card, unregisters the algorithms.  Transforms
+ * still bound to the card fail their requests with -ENODEV.
+ *
+ * Context: process context (remove).
+ */
+void hsm_crypto_unregister(struct hsm_dev *hdev)
+{
+	struct hsm_card *card = NULL, *c;
+	unsigned long flags;
+	unsigned int i;
+
+	spin_lock(&hsm_cards_lock);
+	list_for_each_entry(c, &hsm_cards, node) {
+		if (c->hdev == hdev) {
+			card = c;
+			list_del(&card->node);
+			break;
+		}
+	}
+	spin_unlock(&hsm_cards_lock);
+	if (!card)
+		return;
+	WRITE_ONCE(card->dead, true);
+	debugfs_remove(card->dbg);
+	card->dbg = NULL;
+
+	for (i = 0; i < card->nr_cq; i++) {
+		struct hsm_cq *cq = &card->cq[i];
+		struct hsm_creq *r, *tmp;
+		LIST_HEAD(failed);
+
+		remove_wait_queue(&cq->q->space_wq, &cq->wqe);
+		cancel_work_sync(&cq->work);
+		spin_lock_irqsave(&cq->lock, flags);
+		cq->dead = true;
+		list_splice_init(&cq->backlog, &failed);
+		spin_unlock_irqrestore(&cq->lock, flags);
+		list_for_each_entry_safe(r, tmp, &failed, node) {
+			list_del(&r->node);
+			if (!r->notified)
+				hsm_creq_complete(r, -EINPROGRESS);
+			hsm_creq_complete(r, -ENODEV);
+		}
+	}
+
+	mutex_lock(&hsm_cr_reg_lock);
+	if (!--hsm_cr_users)
+		hsm_cr_unregister_algs();
+	mutex_unlock(&hsm_cr_reg_lock);
+
+	hsm_card_free_cqs(card);
+	hsm_card_put(card);
+}

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * hsmcard: controller reset and unbind while commands are in flight (run in
+ * the test guest as root, driver bound).
+ *
+ * Worker threads keep the card busy with signatures and large digests
+ * through /dev/hsmcard0 while the test
+ *  - resets the controller through sysfs: every ioctl either succeeds or
+ *    fails with ECANCELED (dropped by the reset), never anything else, and
+ *    the card is live again afterwards;
+ *  - resets it with a PCI function-level reset (the PCI core's "reset"),
+ *    with the same expectations;
+ *  - unbinds the driver: the unbind finishes promptly, the workers see only
+ *    success, ECANCELED or ENODEV, ENODEV from then on, close() works, and
+ *    the device binds again.
+ * It also lowers the command timeout (to 1 ms) below the time an RSA-4096
+ * key takes to generate: the request fails with ETIMEDOUT, the controller is reset,
+ * and the card works again.
+ *
+ * Copyright (C) 2026 The hsmcard authors
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hsmcard.h"
+#include "kselftest_harness.h"
+
+#define DEV_PATH	"/dev/hsmcard0"
+#define SYSFS_DEV	"/sys/class/misc/hsmcard0/device"
+#define DRV_DIR		"/sys/bus/pci/drivers/hsmcard"
+#define TIMEOUT_PARAM	"/sys/module/hsmcard/parameters/cmd_timeout_ms"
+#define NR_WORKERS	4
+#define BIG		(256 * 1024)
+
+struct worker {
+	pthread_t thread;
+	int fd;
+	uint64_t key;
+	atomic_bool stop;
+	bool joined;
+	unsigned long ok, canceled, nodev, other;
+	int last_other;
+	bool nodev_then_ok;	/* success after ENODEV: must never happen */
+};
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -errno;
+}
+
+static int read_str(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+static void *worker_fn(void *arg)
+{
+	struct worker *w = arg;
+	static uint8_t big[BIG];
+	uint8_t sig[128], dgst[64];
+	bool seen_nodev = false;
+	unsigned int i = 0;
+
+	while (!atomic_load(&w->stop)) {
+		struct hsmcard_op op = { 0 };
+		int ret;
+
+		if (i++ % 2) {
+			op.handle = w->key;
+			op.mech = HSMCARD_MECH_ECDSA;
+			op.mparam = HSMCARD_MECH_SHA256;
+			op.in = (uintptr_t)big;
+			op.in_len = 64;
+			op.out = (uintptr_t)sig;
+			op.out_len = sizeof(sig);
+			ret = ioctl(w->fd, HSMCARD_IOC_SIGN, &op);
+		} else {
+			op.mech = HSMCARD_MECH_SHA512;
+			op.in = (uintptr_t)big;
+			op.in_len = BIG;
+			op.out = (uintptr_t)dgst;
+			op.out_len = sizeof(dgst);
+			ret = ioctl(w->fd, HSMCARD_IOC_DIGEST, &op);
+		}
+		if (!ret) {
+			w->ok++;
+			if (seen_nodev)
+				w->nodev_then_ok = true;
+		} else if (errno == ECANCELED) {
+			w->canceled++;
+		} else if (errno == ENODEV) {
+			w->nodev++;
+			seen_nodev = true;
+		} else {
+			w->other++;
+			w->last_other = errno;
+		}
+	}
+	return NULL;
+}
+
+static int wait_for_path(const char *path, bool present, long ms)
+{
+	long end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		if ((access(path, F_OK) == 0) == present)
+			return 0;
+		usleep(20000);
+	}
+	return -1;
+}
+
+/*
+ * The kernel tests the card's crypto algorithms when they are registered
+ * (asynchronously on 6.12): wait for that before shortening the timeout,
+ * so that a self-test is never the command that times out.
+ */
+static bool selftests_pending(void)
+{
+	char line[256], driver[128] = "";
+	bool pending = false;
+	FILE *f = fopen("/proc/crypto", "r");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "driver : %127s", driver) == 1)
+			continue;
+		if (strstr(driver, "hsmcard") && strstr(line, "selftest") &&
+		    strstr(line, "unknown"))
+			pending = true;
+	}
+	fclose(f);
+	return pending;
+}
+
+FIXTURE(knob) {
+	int fd;
+	char old[32];
+};
+
+FIXTURE_SETUP(knob)
+{
+	self->fd = open(DEV_PATH, O_RDWR);
+	if (self->fd < 0)
+		SKIP(return, "%s: %s", DEV_PATH, strerror(errno));
+	ASSERT_EQ(0, read_str(TIMEOUT_PARAM, self->old, sizeof(self->old)));
+}
+
+FIXTURE_TEARDOWN(knob)
+{
+	if (self->fd < 0)
+		return;
+	write_str(TIMEOUT_PARAM, self->old);
+	close(self->fd);
+}
+
+TEST_F_TIMEOUT(knob, timeout_recovery, 240)
+{
+	char before[32], after[32], state[32] = "";
+	struct hsmcard_info info = { 0 };
+	bool timed_out = false;
+	int fd = self->fd, i, other = 0;
+	long end;
+
+	end = now_ms() + 30000;
+	while (selftests_pending() && now_ms() < end)
+		usleep(100000);
+	ASSERT_EQ(0, read_str(SYSFS_DEV "/resets", before, sizeof(before)));
+	ASSERT_EQ(0, write_str(TIMEOUT_PARAM, "1"));
+	for (i = 0; i < 8 && !timed_out; i++) {
+		struct hsmcard_key_attrs a = {
+			.type = HSMCARD_KEY_RSA, .bits = 4096,
+		};
+
+		if (!ioctl(fd, HSMCARD_IOC_KEY_GENERATE, &a)) {
+			struct hsmcard_key_handle kh = { .handle = a.handle };
+
+			ioctl(fd, HSMCARD_IOC_KEY_DESTROY, &kh);
+		} else if (errno == ETIMEDOUT) {
+			timed_out = true;
+		} else {
+			other = errno;
+		}
+	}
+	/* restore before asserting anything */
+	ASSERT_EQ(0, write_str(TIMEOUT_PARAM, self->old));
+	ASSERT_EQ(0, other);
+	ASSERT_TRUE(timed_out);
+
+	/* the reset brings the card back */
+	end = now_ms() + 10000;
+	while (now_ms() < end) {
+		ASSERT_EQ(0, read_str(SYSFS_DEV "/state", state, sizeof(state)));
+		if (!strcmp(state, "live"))
+			break;
+		usleep(50000);
+	}
+	ASSERT_STREQ("live", state);
+	ASSERT_EQ(0, read_str(SYSFS_DEV "/resets", after, sizeof(after)));
+	ASSERT_LT(atoi(before), atoi(after));
+	ASSERT_EQ(0, ioctl(fd, HSMCARD_IOC_INFO, &info));
+	ASSERT_EQ(HSMCARD_STATE_LIVE, (int)info.state);
+}
+
+FIXTURE(busy) {
+	int fd;
+	char bdf[64];
+	struct worker w[NR_WORKERS];
+	uint64_t key;
+};
+
+FIXTURE_SETUP(busy)
+{
+	struct hsmcard_key_attrs a = { .type = HSMCARD_KEY_EC_P256 };
+	char link[PATH_MAX];
+	ssize_t n;
+	int i;
+
+	self->fd = open(DEV_PATH, O_RDWR);
+	if (self->fd < 0)
+		SKIP(return, "%s: %s", DEV_PATH, strerror(errno));
+	n = readlink(SYSFS_DEV, link, sizeof(link) - 1);
+	ASSERT_LT(0, n);
+	link[n] = 0;
+	snprintf(self->bdf, sizeof(self->bdf), "%s", basename(link));
+	ASSERT_EQ(0, ioctl(self->fd, HSMCARD_IOC_KEY_GENERATE, &a));
+	self->key = a.handle;
+	memset(self->w, 0, sizeof(self->w));
+	for (i = 0; i < NR_WORKERS; i++) {
+		self->w[i].fd = open(DEV_PATH, O_RDWR);
+		ASSERT_LE(0, self->w[i].fd);
+		self->w[i].key = self->key;
+		ASSERT_EQ(0, pthread_create(&self->w[i].thread, NULL,
+					    worker_fn, &self->w[i]));
+	}
+	usleep(300000);
+}
+
+FIXTURE_TEARDOWN(busy)
+{
+	struct hsmcard_key_handle kh = { .handle = self->key };
+	int i;
+
+	if (self->fd < 0)
+		return;
+	for (i = 0; i < NR_WORKERS; i++) {
+		atomic_store(&self->w[i].stop, true);
+		if (!self->w[i].joined)
+			pthread_join(self->w[i].thread, NULL);
+		close(self->w[i].fd);
+	}
+	ioctl(self->fd, HSMCARD_IOC_KEY_DESTROY, &kh);
+	close(self->fd);
+}
+
+static void stop_workers(struct __test_metadata *_metadata,
+			 struct worker *w)
+{
+	int i;
+
+	for (i = 0; i < NR_WORKERS; i++) {
+		atomic_store(&w[i].stop, true);
+		pthread_join(w[i].thread, NULL);
+		w[i].joined = true;
+		TH_LOG("worker %d: %lu ok, %lu canceled, %lu nodev, %lu other (last %d)",
+		       i, w[i].ok, w[i].canceled, w[i].nodev, w[i].other,
+		       w[i].last_other);
+		EXPECT_EQ(0UL, w[i].other);
+		EXPECT_FALSE(w[i].nodev_then_ok);
+	}
+}
+
+/* Reset through @path three times under load; the card must come back. */
+static void reset_under_load(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(busy) *self, const char *path)
+{
+	char before[32], after[32], state[32];
+	struct hsmcard_info info = { 0 };
+	unsigned long ok_before = 0, ok_after = 0;
+	int i, r;
+
+	ASSERT_EQ(0, read_str(SYSFS_DEV "/resets", before, sizeof(before)));
+	for (r = 0; r < 3; r++) {
+		ASSERT_EQ(0, write_str(path, "1"));
+		usleep(200000);
+	}
+	ASSERT_EQ(0, read_str(SYSFS_DEV "/resets", after, sizeof(after)));
+	ASSERT_EQ(atoi(before) + 3, atoi(after));
+	ASSERT_EQ(0, read_str(SYSFS_DEV "/state", state, sizeof(state)));
+	ASSERT_STREQ("live", state);
+
+	/* the workers keep succeeding after the resets */
+	for (i = 0; i < NR_WORKERS; i++)
+		ok_before += self->w[i].ok;
+	usleep(500000);
+	for (i = 0; i < NR_WORKERS; i++)
+		ok_after += self->w[i].ok;
+	ASSERT_LT(ok_before, ok_after);
+	stop_workers(_metadata, self->w);
+	for (i = 0; i < NR_WORKERS; i++)
+		ASSERT_EQ(0UL, self->w[i].nodev);
+	ASSERT_EQ(0, ioctl(self->fd, HSMCARD_IOC_INFO, &info));
+	ASSERT_EQ(HSMCARD_STATE_LIVE, (int)info.state);
+}
+
+TEST_F_TIMEOUT(busy, reset_under_load, 120)
+{
+	reset_under_load(_metadata, self, SYSFS_DEV "/reset_controller");
+}
+
+/* A function-level reset through the PCI core: reset_prepare/reset_done. */
+TEST_F_TIMEOUT(busy, flr_under_load, 120)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/reset",
+		 self->bdf);
+	if (access(path, W_OK))
+		SKIP(return, "%s: %s", path, strerror(errno));
+	reset_under_load(_metadata, self, path);
+}
+
+TEST_F_TIMEOUT(busy, unbind_under_load, 120)
+{
+	struct hsmcard_key_handle kh = { 0 };
+	struct hsmcard_info info = { 0 };
+	long t0, took;
+	int fd, i;
+
+	t0 = now_ms();
+	ASSERT_EQ(0, write_str(DRV_DIR "/unbind", self->bdf));
+	took = now_ms() - t0;
+	TH_LOG("unbind with %d busy workers took %ld ms", NR_WORKERS, took);
+	ASSERT_GT(20000, took);
+	ASSERT_EQ(0, wait_for_path(DEV_PATH, false, 5000));
+
+	/* every open file now fails cleanly */
+	usleep(200000);
+	ASSERT_EQ(-1, ioctl(self->fd, HSMCARD_IOC_INFO, &info));
+	ASSERT_EQ(ENODEV, errno);
+	stop_workers(_metadata, self->w);
+	for (i = 0; i < NR_WORKERS; i++) {
+		ASSERT_LT(0UL, self->w[i].nodev);
+		ASSERT_EQ(0, close(self->w[i].fd));
+		self->w[i].fd = -1;
+	}
+	ASSERT_EQ(0, close(self->fd));
+	self->fd = -1;
+
+	/* and the card comes back, keys intact */
+	ASSERT_EQ(0, write_str(DRV_DIR "/bind", self->bdf));
+	ASSERT_EQ(0, wait_for_path(DEV_PATH, true, 10000));
+	fd = open(DEV_PATH, O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, HSMCARD_IOC_INFO, &info));
+	ASSERT_EQ(HSMCARD_STATE_LIVE, (int)info.state);
+	kh.handle = self->key;
+	ASSERT_EQ(0, ioctl(fd, HSMCARD_IOC_KEY_DESTROY, &kh));
+	close(fd);
+}
+
+TEST_HARNESS_MAIN
