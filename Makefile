@@ -63,6 +63,7 @@ checkpatch: ksrc-files
 # ---- user space ----
 user:
 	$(MAKE) -C qemu-device fw
+	$(MAKE) -C tools
 
 # ---- the card ----
 qemu:
@@ -82,7 +83,7 @@ vm-tests: ksrc-files
 check-vm: ksrc-files qemu modules-all vm-tests
 	$(TOP)/selftests/vm/run-vm.sh $(if $(KERNELS),--kernels "$(KERNELS)") $(if $(T),--test "$(T)")
 
-check: ksrc-files
+check: ksrc-files user
 	$(TOP)/selftests/run-all.sh
 
 demo: ksrc-files qemu modules-all vm-tests user

@@ -25,13 +25,6 @@
 
 #define HSMCARD_DRV_NAME	"hsmcard"
 
-/*
- * Owner partition of a key handle.  Handles are opaque to user space, but
- * the card fixes their layout (slot in bits 23:0, partition in 31:24, tag in
- * 63:32) so that the driver can keep users out of the kernel's partition.
- */
-#define HSMCARD_HANDLE_PART(h)	((u32)(((h) >> 24) & 0xff))
-
 /* Admin queue depth; I/O queue depth comes from a module parameter. */
 #define HSMCARD_ADMIN_DEPTH	32
 

@@ -66,7 +66,7 @@ static int hsm_errno(int ret)
  */
 static int hsm_check_user_handle(u64 handle)
 {
-	return HSMCARD_HANDLE_PART(handle) == HSMCARD_PARTITION_USER ?
+	return HSM_HANDLE_PART(handle) == HSMCARD_PARTITION_USER ?
 		0 : -ENOKEY;
 }
 

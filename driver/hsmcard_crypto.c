@@ -26,6 +26,7 @@
 #include <crypto/aes.h>
 #include <crypto/algapi.h>
 #include <crypto/gcm.h>
+#include <crypto/gf128mul.h>
 #include <crypto/internal/aead.h>
 #include <crypto/internal/skcipher.h>
 #include <crypto/scatterwalk.h>
@@ -160,8 +161,9 @@ static unsigned int hsm_cr_users;
  * @handle:    session key in the card (0: none)
  * @salt:      rfc4106 nonce salt
  * @authsize:  AEAD tag length
- * @fallback:  xts: software implementation for keys the card refuses
- * @use_fallback: the current key is handled by @fallback
+ * @use_soft:  xts: the current key is one the card refuses (equal halves,
+ *             XTS-AES-192) and is handled in software with @soft
+ * @soft:      xts: expanded data key and tweak key for @use_soft
  */
 struct hsm_tfm_ctx {
 	struct hsm_card *card;
@@ -170,8 +172,8 @@ struct hsm_tfm_ctx {
 	u64 handle;
 	u8 salt[4];
 	unsigned int authsize;
-	struct crypto_skcipher *fallback;
-	bool use_fallback;
+	bool use_soft;
+	struct crypto_aes_ctx soft[2];
 };
 
 /* A range [off, off + len) of a scatterlist. */
@@ -233,12 +235,6 @@ struct hsm_creq {
 	bool encrypt;
 	bool gcm_empty;
 	bool notified;
-};
-
-/* skcipher request context; the fallback request must stay last. */
-struct hsm_skreq {
-	struct hsm_creq c;
-	struct skcipher_request fallback_req;
 };
 
 static const char * const hsm_cr_driver_names[HSM_CR_NR_ALGS] = {
@@ -803,24 +799,23 @@ static int hsm_skcipher_setkey(struct crypto_skcipher *tfm, const u8 *key,
 			return -EINVAL;
 		/*
 		 * The card takes XTS-AES-128/256 with distinct halves; equal
-		 * halves (allowed outside FIPS mode) and XTS-AES-192 go to
-		 * the software fallback.
+		 * halves (allowed outside FIPS mode) and XTS-AES-192 are
+		 * handled in software.
 		 */
-		ctx->use_fallback = keylen == 2 * AES_KEYSIZE_192 ||
-				    !crypto_memneq(key, key + keylen / 2,
-						   keylen / 2);
-		if (ctx->use_fallback) {
-			crypto_skcipher_clear_flags(ctx->fallback,
-						    CRYPTO_TFM_REQ_MASK);
-			crypto_skcipher_set_flags(ctx->fallback,
-						  crypto_skcipher_get_flags(tfm) &
-						  CRYPTO_TFM_REQ_MASK);
-			ret = crypto_skcipher_setkey(ctx->fallback, key,
-						     keylen);
-			if (!ret) {
-				hsm_key_destroy(ctx->card, ctx->handle);
-				ctx->handle = 0;
-			}
+		memzero_explicit(ctx->soft, sizeof(ctx->soft));
+		ctx->use_soft = keylen == 2 * AES_KEYSIZE_192 ||
+				!crypto_memneq(key, key + keylen / 2,
+					       keylen / 2);
+		if (ctx->use_soft) {
+			hsm_key_destroy(ctx->card, ctx->handle);
+			ctx->handle = 0;
+			ret = aes_expandkey(&ctx->soft[0], key, keylen / 2);
+			if (!ret)
+				ret = aes_expandkey(&ctx->soft[1],
+						    key + keylen / 2,
+						    keylen / 2);
+			if (ret)
+				ctx->use_soft = false;
 			return ret;
 		}
 	} else if (aes_check_keylen(keylen)) {
@@ -829,26 +824,71 @@ static int hsm_skcipher_setkey(struct crypto_skcipher *tfm, const u8 *key,
 	return hsm_ctx_set_key(ctx, key, keylen);
 }
 
+/* One XTS block: out = E/D(K1, in ^ t) ^ t. */
+static void hsm_xts_block(struct hsm_tfm_ctx *ctx, bool encrypt, u8 *out,
+			  const u8 *in, const le128 *t)
+{
+	u8 b[AES_BLOCK_SIZE];
+
+	crypto_xor_cpy(b, in, (const u8 *)t, AES_BLOCK_SIZE);
+	if (encrypt)
+		aes_encrypt(&ctx->soft[0], b, b);
+	else
+		aes_decrypt(&ctx->soft[0], b, b);
+	crypto_xor_cpy(out, b, (const u8 *)t, AES_BLOCK_SIZE);
+	memzero_explicit(b, sizeof(b));
+}
+
+/*
+ * XTS in software (IEEE 1619, with ciphertext stealing) for the keys the
+ * card refuses.  Works block by block through bounce copies, so it handles
+ * in-place requests and any scatterlist layout without allocating.
+ */
+static int hsm_xts_soft(struct hsm_tfm_ctx *ctx, struct skcipher_request *req,
+			bool encrypt)
+{
+	unsigned int len = req->cryptlen, tail = len % AES_BLOCK_SIZE;
+	unsigned int full = len / AES_BLOCK_SIZE - (tail ? 1 : 0);
+	u8 a[AES_BLOCK_SIZE], c[AES_BLOCK_SIZE];
+	unsigned int i, off;
+	le128 t, t2;
+
+	aes_encrypt(&ctx->soft[1], (u8 *)&t, req->iv);
+	for (i = 0, off = 0; i < full; i++, off += AES_BLOCK_SIZE) {
+		scatterwalk_map_and_copy(a, req->src, off, AES_BLOCK_SIZE, 0);
+		hsm_xts_block(ctx, encrypt, a, a, &t);
+		scatterwalk_map_and_copy(a, req->dst, off, AES_BLOCK_SIZE, 1);
+		gf128mul_x_ble(&t, &t);
+	}
+	if (tail) {
+		/* Last full block at @off, @tail bytes after it. */
+		gf128mul_x_ble(&t2, &t);
+		scatterwalk_map_and_copy(a, req->src, off, AES_BLOCK_SIZE, 0);
+		scatterwalk_map_and_copy(c, req->src, off + AES_BLOCK_SIZE,
+					 tail, 0);
+		/* Decryption undoes the stolen block with the next tweak. */
+		hsm_xts_block(ctx, encrypt, a, a, encrypt ? &t : &t2);
+		/* a = CC (or PP); swap its head with the partial block. */
+		for (i = 0; i < tail; i++)
+			swap(a[i], c[i]);
+		hsm_xts_block(ctx, encrypt, a, a, encrypt ? &t2 : &t);
+		scatterwalk_map_and_copy(a, req->dst, off, AES_BLOCK_SIZE, 1);
+		scatterwalk_map_and_copy(c, req->dst, off + AES_BLOCK_SIZE,
+					 tail, 1);
+	}
+	memzero_explicit(a, sizeof(a));
+	memzero_explicit(c, sizeof(c));
+	memzero_explicit(&t, sizeof(t));
+	memzero_explicit(&t2, sizeof(t2));
+	return 0;
+}
+
 static int hsm_skcipher_crypt(struct skcipher_request *req, bool encrypt)
 {
 	struct crypto_skcipher *tfm = crypto_skcipher_reqtfm(req);
 	struct hsm_tfm_ctx *ctx = hsm_sk_ctx(tfm);
-	struct hsm_skreq *rctx = skcipher_request_ctx(req);
-	struct hsm_creq *r = &rctx->c;
+	struct hsm_creq *r = skcipher_request_ctx(req);
 	unsigned int len = req->cryptlen;
-
-	if (ctx->use_fallback) {
-		struct skcipher_request *sub = &rctx->fallback_req;
-
-		skcipher_request_set_tfm(sub, ctx->fallback);
-		skcipher_request_set_callback(sub, req->base.flags,
-					      req->base.complete,
-					      req->base.data);
-		skcipher_request_set_crypt(sub, req->src, req->dst, len,
-					   req->iv);
-		return encrypt ? crypto_skcipher_encrypt(sub) :
-				 crypto_skcipher_decrypt(sub);
-	}
 
 	switch (ctx->id) {
 	case HSM_CR_ECB:
@@ -865,6 +905,8 @@ static int hsm_skcipher_crypt(struct skcipher_request *req, bool encrypt)
 	}
 	if (!len)
 		return 0;
+	if (ctx->use_soft)
+		return hsm_xts_soft(ctx, req, encrypt);
 	if (len > ctx->card->hdev->limits.max_xfer)
 		return -EINVAL;
 	if (!ctx->handle)
@@ -922,24 +964,12 @@ static int hsm_skcipher_init(struct crypto_skcipher *tfm)
 		container_of(crypto_skcipher_alg(tfm), struct hsm_skcipher_alg,
 			     alg);
 	struct hsm_tfm_ctx *ctx = hsm_sk_ctx(tfm);
-	unsigned int reqsize = sizeof(struct hsm_skreq);
 	int ret;
 
 	ret = hsm_ctx_init(ctx, a->id, a->mech);
 	if (ret)
 		return ret;
-	if (a->id == HSM_CR_XTS) {
-		ctx->fallback = crypto_alloc_skcipher(a->alg.base.cra_name, 0,
-						      CRYPTO_ALG_NEED_FALLBACK);
-		if (IS_ERR(ctx->fallback)) {
-			ret = PTR_ERR(ctx->fallback);
-			ctx->fallback = NULL;
-			hsm_ctx_exit(ctx);
-			return ret;
-		}
-		reqsize += crypto_skcipher_reqsize(ctx->fallback);
-	}
-	crypto_skcipher_set_reqsize(tfm, reqsize);
+	crypto_skcipher_set_reqsize(tfm, sizeof(struct hsm_creq));
 	return 0;
 }
 
@@ -947,9 +977,7 @@ static void hsm_skcipher_exit(struct crypto_skcipher *tfm)
 {
 	struct hsm_tfm_ctx *ctx = hsm_sk_ctx(tfm);
 
-	if (ctx->fallback)
-		crypto_free_skcipher(ctx->fallback);
-	ctx->fallback = NULL;
+	memzero_explicit(ctx->soft, sizeof(ctx->soft));
 	hsm_ctx_exit(ctx);
 }
 
@@ -993,8 +1021,7 @@ static struct hsm_skcipher_alg hsm_skcipher_algs[] = {
 			 AES_MIN_KEY_SIZE, AES_MAX_KEY_SIZE, 0),
 	HSM_SKCIPHER_ALG(HSM_CR_XTS, HSM_MECH_AES_XTS, "xts(aes)",
 			 "xts-aes-hsmcard", AES_BLOCK_SIZE, AES_BLOCK_SIZE,
-			 2 * AES_MIN_KEY_SIZE, 2 * AES_MAX_KEY_SIZE,
-			 CRYPTO_ALG_NEED_FALLBACK),
+			 2 * AES_MIN_KEY_SIZE, 2 * AES_MAX_KEY_SIZE, 0),
 };
 
 /* ---- AEAD ---- */
@@ -1231,6 +1258,51 @@ static void hsm_cr_register_algs(struct hsm_dev *hdev)
 	}
 }
 
+/*
+ * Wait until the self-tests of the algorithms just registered are done:
+ * newer kernels run them after registration returns, and a card removed
+ * while they run would make them fail.  Looking an algorithm up by driver
+ * name waits for its test.  An algorithm that failed is withdrawn.
+ */
+static void hsm_cr_wait_selftests(struct hsm_dev *hdev)
+{
+	struct device *dev = &hdev->pdev->dev;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(hsm_skcipher_algs); i++) {
+		struct hsm_skcipher_alg *a = &hsm_skcipher_algs[i];
+		struct crypto_skcipher *tfm;
+
+		if (!a->registered)
+			continue;
+		tfm = crypto_alloc_skcipher(a->alg.base.cra_driver_name, 0, 0);
+		if (!IS_ERR(tfm)) {
+			crypto_free_skcipher(tfm);
+			continue;
+		}
+		dev_warn(dev, "%s unusable (%ld); unregistering it\n",
+			 a->alg.base.cra_driver_name, PTR_ERR(tfm));
+		crypto_unregister_skcipher(&a->alg);
+		a->registered = false;
+	}
+	for (i = 0; i < ARRAY_SIZE(hsm_aead_algs); i++) {
+		struct hsm_aead_alg *a = &hsm_aead_algs[i];
+		struct crypto_aead *tfm;
+
+		if (!a->registered)
+			continue;
+		tfm = crypto_alloc_aead(a->alg.base.cra_driver_name, 0, 0);
+		if (!IS_ERR(tfm)) {
+			crypto_free_aead(tfm);
+			continue;
+		}
+		dev_warn(dev, "%s unusable (%ld); unregistering it\n",
+			 a->alg.base.cra_driver_name, PTR_ERR(tfm));
+		crypto_unregister_aead(&a->alg);
+		a->registered = false;
+	}
+}
+
 static int hsm_cr_stats_show(struct seq_file *m, void *v)
 {
 	struct hsm_card *card = m->private;
@@ -1324,8 +1396,10 @@ int hsm_crypto_register(struct hsm_dev *hdev)
 	spin_unlock(&hsm_cards_lock);
 
 	mutex_lock(&hsm_cr_reg_lock);
-	if (!hsm_cr_users++)
+	if (!hsm_cr_users++) {
 		hsm_cr_register_algs(hdev);
+		hsm_cr_wait_selftests(hdev);
+	}
 	mutex_unlock(&hsm_cr_reg_lock);
 	return 0;
 }

@@ -62,12 +62,12 @@
 #define HSM_VS_CURRENT		HSM_VS(1, 0)
 
 /* CC fields */
-#define HSM_CC_EN		(1u << 0)
+#define HSM_CC_EN		0x1u
 
 /* CSTS fields */
-#define HSM_CSTS_RDY		(1u << 0)
-#define HSM_CSTS_CFS		(1u << 1)	/* controller fatal status */
-#define HSM_CSTS_TAMPER		(1u << 2)	/* card is zeroized */
+#define HSM_CSTS_RDY		0x1u
+#define HSM_CSTS_CFS		0x2u	/* controller fatal status */
+#define HSM_CSTS_TAMPER		0x4u	/* card is zeroized */
 
 /* AQA: queue sizes are entries - 1 */
 #define HSM_AQA_ASQS(aqa)	((aqa) & 0xfff)
@@ -85,9 +85,9 @@
 #define HSM_INTCOAL_MK(thr, t)	((((__u32)(t) & 0xff) << 8) | ((__u32)(thr) & 0xff))
 
 /* EVTSTS / EVTMASK bits: raised on MSI-X vector HSM_VEC_EVENT */
-#define HSM_EVT_TAMPER		(1u << 0)
-#define HSM_EVT_HEALTH		(1u << 1)
-#define HSM_EVT_FATAL		(1u << 2)
+#define HSM_EVT_TAMPER		0x1u
+#define HSM_EVT_HEALTH		0x2u
+#define HSM_EVT_FATAL		0x4u
 
 /* HEALTH register */
 #define HSM_HEALTH_OK		0
@@ -111,9 +111,9 @@
 #define HSM_CQE_SIZE		16
 
 /* sqe.flags */
-#define HSM_SQE_F_SRC_SGL	(1u << 0)	/* src is an SGL, src_nsge entries */
-#define HSM_SQE_F_DST_SGL	(1u << 1)	/* dst is an SGL, dst_nsge entries */
-#define HSM_SQE_F_PREHASHED	(1u << 2)	/* sign/verify: src is a digest */
+#define HSM_SQE_F_SRC_SGL	0x1u	/* src is an SGL, src_nsge entries */
+#define HSM_SQE_F_DST_SGL	0x2u	/* dst is an SGL, dst_nsge entries */
+#define HSM_SQE_F_PREHASHED	0x4u	/* sign/verify: src is a digest */
 
 struct hsm_sqe {
 	__u8	opcode;
@@ -228,24 +228,36 @@ enum hsm_key_type {
 };
 
 /* allowed uses */
-#define HSM_USE_ENCRYPT		(1u << 0)
-#define HSM_USE_DECRYPT		(1u << 1)
-#define HSM_USE_SIGN		(1u << 2)
-#define HSM_USE_VERIFY		(1u << 3)
-#define HSM_USE_WRAP		(1u << 4)
-#define HSM_USE_UNWRAP		(1u << 5)
-#define HSM_USE_DERIVE		(1u << 6)
+#define HSM_USE_ENCRYPT		0x1u
+#define HSM_USE_DECRYPT		0x2u
+#define HSM_USE_SIGN		0x4u
+#define HSM_USE_VERIFY		0x8u
+#define HSM_USE_WRAP		0x10u
+#define HSM_USE_UNWRAP		0x20u
+#define HSM_USE_DERIVE		0x40u
 #define HSM_USE_ALL		0x7fu
 
 /* key flags */
-#define HSM_KEYF_EXTRACTABLE	(1u << 0)	/* may leave wrapped */
-#define HSM_KEYF_SESSION	(1u << 1)	/* volatile, never persisted */
-#define HSM_KEYF_PERSISTENT	(1u << 2)	/* kept in the sealed keystore */
-#define HSM_KEYF_SENSITIVE	(1u << 3)	/* never exported in clear */
+#define HSM_KEYF_EXTRACTABLE	0x1u	/* may leave wrapped */
+#define HSM_KEYF_SESSION	0x2u	/* volatile, never persisted */
+#define HSM_KEYF_PERSISTENT	0x4u	/* kept in the sealed keystore */
+#define HSM_KEYF_SENSITIVE	0x8u	/* never exported in clear */
 #define HSM_KEYF_ALL		0xfu
+
+/*
+ * Key handles are opaque to applications, but their layout is fixed so the
+ * driver can check the owner partition before it submits a command.  A
+ * handle whose tag does not match the key now in its slot is rejected with
+ * HSM_SC_INVALID_HANDLE.  Handle 0 is never valid.
+ */
+#define HSM_HANDLE_SLOT(h)	((__u32)((h) & 0xffffff))	/* bits 23:0 */
+#define HSM_HANDLE_PART(h)	((__u32)(((h) >> 24) & 0xff))	/* 31:24 */
+#define HSM_HANDLE_TAG(h)	((__u32)((h) >> 32))		/* 63:32 */
 
 #define HSM_LABEL_LEN		64
 #define HSM_DEFAULT_PARTITION	0
+#define HSM_KERNEL_PARTITION	1	/* crypto API session keys */
+#define HSM_NR_PARTITIONS	2
 
 /* 128 bytes; input of generate/import/unwrap, output of get-attrs */
 struct hsm_key_attrs {

@@ -379,22 +379,15 @@ static const struct pci_error_handlers hsm_err_handlers = {
 	.reset_done	= hsm_reset_done,
 };
 
-/**
- * hsm_schedule_reset() - reset the controller from a work item
- * @hdev: device
- * @why:  reason, for the log
- *
- * Does nothing once removal started or after the card was declared dead.
- * A reset requested while one runs makes it run again, so a command that
- * timed out on a freshly recreated queue is still failed.
- */
-void hsm_schedule_reset(struct hsm_dev *hdev, const char *why)
+static void __hsm_schedule_reset(struct hsm_dev *hdev, const char *why,
+				 bool revive)
 {
 	unsigned long flags;
 	bool go = false;
 
 	spin_lock_irqsave(&hdev->state_lock, flags);
-	if (!hdev->removing && hdev->state != HSMCARD_STATE_DEAD) {
+	if (!hdev->removing &&
+	    (revive || hdev->state != HSMCARD_STATE_DEAD)) {
 		WRITE_ONCE(hdev->state, HSMCARD_STATE_RESETTING);
 		go = true;
 	}
@@ -404,6 +397,21 @@ void hsm_schedule_reset(struct hsm_dev *hdev, const char *why)
 				     "scheduling controller reset: %s\n", why);
 		queue_work(system_long_wq, &hdev->reset_work);
 	}
+}
+
+/**
+ * hsm_schedule_reset() - reset the controller from a work item
+ * @hdev: device
+ * @why:  reason, for the log
+ *
+ * Does nothing once removal started or after the card was declared dead
+ * (only an administrator's reset_controller write retries a dead card).
+ * A reset requested while one runs makes it run again, so a command that
+ * timed out on a freshly recreated queue is still failed.
+ */
+void hsm_schedule_reset(struct hsm_dev *hdev, const char *why)
+{
+	__hsm_schedule_reset(hdev, why, false);
 }
 
 static irqreturn_t hsm_event_irq(int irq, void *data)
@@ -672,7 +680,7 @@ static ssize_t reset_controller_store(struct device *dev,
 		return ret;
 	if (!val)
 		return -EINVAL;
-	hsm_schedule_reset(hdev, "requested through sysfs");
+	__hsm_schedule_reset(hdev, "requested through sysfs", true);
 	flush_work(&hdev->reset_work);
 	return count;
 }

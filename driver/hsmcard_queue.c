@@ -353,7 +353,9 @@ static void hsm_sync_done(struct hsm_queue *q, void *ctx, u16 status,
  * @internal:       the caller brings the controller up or down and holds
  *                  the device's reset_lock (probe, reset, removal)
  *
- * Waits at most the device's command timeout for the card.  When the card
+ * Waits at most the command timeout for the card (for internal callers at
+ * least the controller's CAP.TO, so that a short fault-injection timeout
+ * cannot prevent recovery).  When the card
  * does not answer, the controller is reset and the command is failed with
  * -ETIMEDOUT once the reset has dropped it, so that buffers the command
  * references are never freed while the card may still use them.  Ordinary
@@ -369,12 +371,18 @@ int hsm_submit_sync(struct hsm_queue *q, struct hsm_sqe *sqe, u64 *result,
 {
 	struct hsm_dev *hdev = q->hdev;
 	unsigned int timeout_ms = hsm_cmd_timeout_ms();
-	unsigned long timeout = msecs_to_jiffies(timeout_ms);
-	unsigned long deadline = jiffies + timeout;
+	unsigned long timeout;
+
+	/* Bring-up never gets less time than the controller may take. */
+	if (internal)
+		timeout_ms = max(timeout_ms, hdev->ctrl_to_ms);
+	timeout = msecs_to_jiffies(timeout_ms);
+	unsigned long deadline;
 	struct hsm_sync_ctx s;
 	long left;
 	int ret;
 
+	deadline = jiffies + timeout;
 	init_completion(&s.done);
 	for (;;) {
 		enum hsmcard_state state;

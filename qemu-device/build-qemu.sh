@@ -160,7 +160,7 @@ prepare_source() {
 
 	log "unpacking $(basename "$dsc")"
 	rm -rf "$SRCDIR"
-	dpkg-source --no-check -x "$dsc" "$SRCDIR" >&2
+	dpkg-source --no-check --no-copy -x "$dsc" "$SRCDIR" >&2
 	patch -d "$SRCDIR" -p1 --forward --batch <"$DEV/qemu-glue.patch" >&2
 	cp "$DEV/qemu-glue.patch" "$SRCDIR/.hsmcard-glue.patch"
 	echo "$glue" >"$SRCDIR/.hsmcard-glue"

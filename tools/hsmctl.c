@@ -81,6 +81,16 @@ struct hsmdev {
 	char path[PATH_MAX];
 };
 
+/* One card as the system lists it (strings empty when unknown). */
+struct hsmdev_card {
+	char path[32];
+	char pci[32];
+	char serial[64];
+	char fw_rev[32];
+	char state[32];
+	char queues[16];
+};
+
 struct hsmdev_info {
 	char serial[33];
 	char model[33];
@@ -157,6 +167,91 @@ static void hsmdev_close(struct hsmdev *d)
 	if (d->fd >= 0)
 		close(d->fd);
 	d->fd = -1;
+}
+
+/* Read a one-line sysfs attribute; "" if absent. */
+static void sysfs_read(const char *dir, const char *attr, char *buf,
+		       size_t size)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", dir, attr);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (!fgets(buf, (int)size, f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+static int cmp_card(const void *a, const void *b)
+{
+	const char *x = ((const struct hsmdev_card *)a)->path;
+	const char *y = ((const struct hsmdev_card *)b)->path;
+	size_t lx = strlen(x), ly = strlen(y);
+
+	/* hsmcard2 before hsmcard10 */
+	return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
+}
+
+/*
+ * The cards present (/dev/hsmcardN) with the driver's sysfs view of each,
+ * in a new array sorted by device number.  Opens no device.
+ */
+static int hsmdev_enumerate(struct hsmdev_card **cardsp, size_t *np)
+{
+	struct hsmdev_card *cards = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *dir = opendir("/dev");
+
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir))) {
+		const char *p = de->d_name;
+		char sysdir[PATH_MAX], link[PATH_MAX], *bdf;
+		struct hsmdev_card *c;
+		ssize_t len;
+
+		if (strncmp(p, "hsmcard", 7) || !p[7] || strlen(p) > 16 ||
+		    strspn(p + 7, "0123456789") != strlen(p + 7))
+			continue;
+		if (n == cap) {
+			struct hsmdev_card *nc;
+
+			nc = realloc(cards, (cap + 8) * sizeof(*cards));
+			if (!nc) {
+				free(cards);
+				closedir(dir);
+				return -ENOMEM;
+			}
+			cards = nc;
+			cap += 8;
+		}
+		c = &cards[n++];
+		memset(c, 0, sizeof(*c));
+		snprintf(c->path, sizeof(c->path), "/dev/%s", p);
+		snprintf(sysdir, sizeof(sysdir), "/sys/class/misc/%s/device",
+			 p);
+		len = readlink(sysdir, link, sizeof(link) - 1);
+		link[len > 0 ? len : 0] = '\0';
+		bdf = strrchr(link, '/');
+		snprintf(c->pci, sizeof(c->pci), "%.31s", bdf ? bdf + 1 : link);
+		sysfs_read(sysdir, "serial", c->serial, sizeof(c->serial));
+		sysfs_read(sysdir, "firmware_version", c->fw_rev,
+			   sizeof(c->fw_rev));
+		sysfs_read(sysdir, "state", c->state, sizeof(c->state));
+		sysfs_read(sysdir, "queue_count", c->queues, sizeof(c->queues));
+	}
+	closedir(dir);
+	if (n)
+		qsort(cards, n, sizeof(*cards), cmp_card);
+	*cardsp = cards;
+	*np = n;
+	return 0;
 }
 
 static int hsmdev_ioctl(struct hsmdev *d, unsigned long req, void *arg)
@@ -1131,58 +1226,18 @@ static int open_dev(const struct opts *o, struct hsmdev *d)
 
 /* ---- list ---- */
 
-/* Read a one-line sysfs attribute; "" if absent. */
-static void sysfs_read(const char *dir, const char *attr, char *buf,
-		       size_t size)
-{
-	char path[PATH_MAX];
-	FILE *f;
-
-	buf[0] = '\0';
-	snprintf(path, sizeof(path), "%s/%s", dir, attr);
-	f = fopen(path, "r");
-	if (!f)
-		return;
-	if (!fgets(buf, (int)size, f))
-		buf[0] = '\0';
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	const char *x = *(const char * const *)a, *y = *(const char * const *)b;
-	size_t lx = strlen(x), ly = strlen(y);
-
-	/* hsmcard2 before hsmcard10 */
-	return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
-}
-
 static int cmd_list(const struct opts *o)
 {
 	struct json j = { .f = stdout };
-	char *names[256];
-	int n = 0;
-	struct dirent *de;
-	DIR *dir = opendir("/dev");
+	struct hsmdev_card *cards;
+	size_t n;
+	int ret;
 
-	if (!dir) {
-		err_msg("cannot read /dev: %s", strerror(errno));
+	ret = hsmdev_enumerate(&cards, &n);
+	if (ret) {
+		err_msg("cannot list the cards: %s", strerror(-ret));
 		return EX_FILE;
 	}
-	while ((de = readdir(dir)) && n < 256) {
-		const char *p = de->d_name;
-
-		if (strncmp(p, "hsmcard", 7) || !p[7] ||
-		    strspn(p + 7, "0123456789") != strlen(p + 7))
-			continue;
-		names[n] = strdup(p);
-		if (names[n])
-			n++;
-	}
-	closedir(dir);
-	qsort(names, n, sizeof(names[0]), cmp_str);
-
 	if (o->json)
 		json_open(&j, NULL, '[');
 	else if (n)
@@ -1191,42 +1246,30 @@ static int cmd_list(const struct opts *o)
 	else
 		fprintf(stderr, "no hsmcard devices found\n");
 
-	for (int i = 0; i < n; i++) {
-		char sysdir[PATH_MAX], link[PATH_MAX], devpath[PATH_MAX + 8];
-		char serial[64], fw[64], state[64], queues[16], *bdf;
-		ssize_t len;
-
-		snprintf(sysdir, sizeof(sysdir), "/sys/class/misc/%s/device",
-			 names[i]);
-		len = readlink(sysdir, link, sizeof(link) - 1);
-		link[len > 0 ? len : 0] = '\0';
-		bdf = strrchr(link, '/');
-		bdf = bdf ? bdf + 1 : link;
-		sysfs_read(sysdir, "serial", serial, sizeof(serial));
-		sysfs_read(sysdir, "firmware_version", fw, sizeof(fw));
-		sysfs_read(sysdir, "state", state, sizeof(state));
-		sysfs_read(sysdir, "queue_count", queues, sizeof(queues));
-		snprintf(devpath, sizeof(devpath), "/dev/%s", names[i]);
+	for (size_t i = 0; i < n; i++) {
+		const struct hsmdev_card *c = &cards[i];
 
 		if (o->json) {
 			json_open(&j, NULL, '{');
-			json_string(&j, "device", devpath);
-			json_string(&j, "pci", bdf);
-			json_string(&j, "serial", serial);
-			json_string(&j, "firmware_version", fw);
-			json_string(&j, "state", state);
-			json_u64(&j, "queue_count", strtoul(queues, NULL, 10));
+			json_string(&j, "device", c->path);
+			json_string(&j, "pci", c->pci);
+			json_string(&j, "serial", c->serial);
+			json_string(&j, "firmware_version", c->fw_rev);
+			json_string(&j, "state", c->state);
+			json_u64(&j, "queue_count", strtoul(c->queues, NULL, 10));
 			json_close(&j, '}');
 		} else {
-			printf("%-16s %-14s %-18s %-8s %-9s %s\n", devpath,
-			       *bdf ? bdf : "-", *serial ? serial : "-",
-			       *fw ? fw : "-", *state ? state : "-",
-			       *queues ? queues : "-");
+			printf("%-16s %-14s %-18s %-8s %-9s %s\n", c->path,
+			       *c->pci ? c->pci : "-",
+			       *c->serial ? c->serial : "-",
+			       *c->fw_rev ? c->fw_rev : "-",
+			       *c->state ? c->state : "-",
+			       *c->queues ? c->queues : "-");
 		}
-		free(names[i]);
 	}
 	if (o->json)
 		json_close(&j, ']');
+	free(cards);
 	return EX_OK;
 }
 
@@ -1760,7 +1803,7 @@ static int cmd_verify(const struct opts *o)
 
 	if (parse_handle(o->argv[0], &h))
 		return EX_USAGE;
-	if (o->in && !strcmp(o->in, "-") && !strcmp(o->sig, "-")) {
+	if ((!o->in || !strcmp(o->in, "-")) && !strcmp(o->sig, "-")) {
 		err_msg("the message and the signature cannot both be stdin");
 		return EX_USAGE;
 	}

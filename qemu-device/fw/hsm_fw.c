@@ -417,7 +417,7 @@ static uint16_t hsm_adm_identify(struct hsm_cmd *c)
 	id->nr_keys = htole32(hsm_fw_keys_count(c->fw));
 	id->mechs = htole64(mask);
 	id->key_types = htole32(types);
-	id->nr_partitions = htole32(HSM_FW_NR_PARTITIONS);
+	id->nr_partitions = htole32(HSM_NR_PARTITIONS);
 
 	st = hsm_xbuf_write(xb, id, sizeof(*id));
 	if (!st)

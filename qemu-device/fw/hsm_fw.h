@@ -16,23 +16,7 @@
 
 #include "../../driver/hsmcard_hw.h"
 
-/* Key partitions: 0 = default user partition, 1 = kernel (crypto API). */
-#define HSM_FW_NR_PARTITIONS	2
-#define HSM_FW_KERNEL_PARTITION	1
-
-/*
- * Key handles are opaque to the host, but their layout is fixed so that the
- * driver can check the owner partition before it submits a command:
- *   bits 23:0  key store slot
- *   bits 31:24 partition
- *   bits 63:32 random tag, never 0, drawn anew for every key
- * A handle whose tag does not match the key now in its slot (destroyed key,
- * guessed handle) is rejected with HSM_SC_INVALID_HANDLE.  Handle 0 is never
- * valid.
- */
-#define HSM_FW_HANDLE_SLOT(h)	((uint32_t)((h) & 0xffffff))
-#define HSM_FW_HANDLE_PART(h)	((uint32_t)(((h) >> 24) & 0xff))
-#define HSM_FW_HANDLE_TAG(h)	((uint32_t)((h) >> 32))
+/* Key partitions and the handle layout are in driver/hsmcard_hw.h. */
 
 /*
  * Command semantics of this firmware (Documentation/hsmcard/hw.rst is
@@ -148,7 +132,7 @@
  * Partitions: the key's partition is part of its handle (see above).  The
  * card checks that both keys of WRAP/UNWRAP share a partition; which
  * partition a host user may name is for the driver to enforce, using
- * HSM_FW_HANDLE_PART().
+ * HSM_HANDLE_PART().
  */
 
 struct hsm_fw;

@@ -131,13 +131,13 @@ unsigned int hsm_fw_keys_count(struct hsm_fw *fw)
  */
 uint16_t hsm_key_get(struct hsm_fw *fw, uint64_t handle, struct hsm_key **kp)
 {
-	uint32_t slot = HSM_FW_HANDLE_SLOT(handle);
+	uint32_t slot = HSM_HANDLE_SLOT(handle);
 	struct hsm_key *k = NULL;
 
 	*kp = NULL;
 	if (hsm_fw_is_tampered(fw))
 		return HSM_SC_TAMPERED;
-	if (!HSM_FW_HANDLE_TAG(handle) || slot >= fw->cfg.max_keys)
+	if (!HSM_HANDLE_TAG(handle) || slot >= fw->cfg.max_keys)
 		return HSM_SC_INVALID_HANDLE;
 	pthread_rwlock_rdlock(&fw->ks_lock);
 	if (fw->slots[slot] && fw->slots[slot]->handle == handle) {
@@ -188,11 +188,11 @@ out:
 /* Put a key loaded from the persistent store back at its handle's slot. */
 int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k)
 {
-	uint32_t slot = HSM_FW_HANDLE_SLOT(k->handle);
+	uint32_t slot = HSM_HANDLE_SLOT(k->handle);
 	int ret = -1;
 
-	if (!HSM_FW_HANDLE_TAG(k->handle) || slot >= fw->cfg.max_keys ||
-	    HSM_FW_HANDLE_PART(k->handle) != k->partition)
+	if (!HSM_HANDLE_TAG(k->handle) || slot >= fw->cfg.max_keys ||
+	    HSM_HANDLE_PART(k->handle) != k->partition)
 		return -1;
 	pthread_rwlock_wrlock(&fw->ks_lock);
 	if (!fw->slots[slot]) {
@@ -208,10 +208,10 @@ int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k)
 /* Take a key out of the store; the caller owns the store's reference. */
 struct hsm_key *hsm_key_remove(struct hsm_fw *fw, uint64_t handle)
 {
-	uint32_t slot = HSM_FW_HANDLE_SLOT(handle);
+	uint32_t slot = HSM_HANDLE_SLOT(handle);
 	struct hsm_key *k = NULL;
 
-	if (!HSM_FW_HANDLE_TAG(handle) || slot >= fw->cfg.max_keys)
+	if (!HSM_HANDLE_TAG(handle) || slot >= fw->cfg.max_keys)
 		return NULL;
 	pthread_rwlock_wrlock(&fw->ks_lock);
 	if (fw->slots[slot] && fw->slots[slot]->handle == handle) {
@@ -250,7 +250,7 @@ bool hsm_key_attrs_valid(const struct hsm_key *k)
 	if (k->type < HSM_KEY_AES || k->type >= HSM_KEY_TYPE_MAX)
 		return false;
 	return hsm_bits_valid(k->type, k->bits) &&
-	       k->partition < HSM_FW_NR_PARTITIONS &&
+	       k->partition < HSM_NR_PARTITIONS &&
 	       !(k->uses & ~hsm_type_uses[k->type]) && k->uses &&
 	       (k->flags & ~HSM_KEYF_ALL) == 0 &&
 	       (k->flags & HSM_KEYF_PERSISTENT) &&
@@ -312,7 +312,7 @@ static uint16_t hsm_attrs_parse(struct hsm_fw *fw,
 
 	if (k->type < HSM_KEY_AES || k->type >= HSM_KEY_TYPE_MAX)
 		return HSM_SC_INVALID_FIELD;
-	if (k->partition >= HSM_FW_NR_PARTITIONS)
+	if (k->partition >= HSM_NR_PARTITIONS)
 		return HSM_SC_INVALID_FIELD;
 	if (k->flags & ~HSM_KEYF_ALL)
 		return HSM_SC_INVALID_FIELD;
@@ -905,7 +905,7 @@ uint16_t hsm_adm_key_list(struct hsm_cmd *c)
 		return st;
 	if (hsm_fw_is_tampered(fw))
 		return HSM_SC_TAMPERED;
-	if (c->cdw[0] >= HSM_FW_NR_PARTITIONS)
+	if (c->cdw[0] >= HSM_NR_PARTITIONS)
 		return HSM_SC_INVALID_FIELD;
 	if (c->dst_len > HSM_FW_MAX_XFER)
 		return HSM_SC_INVALID_LENGTH;

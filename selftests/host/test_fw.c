@@ -810,7 +810,7 @@ static void test_keygen(void)
 		s.src_len = htole32(sizeof(b));
 		check_st(adm(fw, &s, &h2), HSM_SC_SUCCESS,
 			 "generate with attrs in a 3-entry SGL");
-		check(HSM_FW_HANDLE_PART(h2) == 1 && !get_attrs(fw, h2, &a) &&
+		check(HSM_HANDLE_PART(h2) == 1 && !get_attrs(fw, h2, &a) &&
 		      le32toh(a.partition) == 1 &&
 		      le32toh(a.flags) == HSM_KEYF_EXTRACTABLE,
 		      "handle and attrs carry partition 1");
@@ -827,7 +827,7 @@ static void test_handles(void)
 			.src = buf, .src_len = 16, .dst_cap = 16 };
 
 	gen(HSM_KEY_AES, 128, 0, 0, 0, &h);
-	check(h != 0 && HSM_FW_HANDLE_TAG(h) != 0, "handle has a random tag");
+	check(h != 0 && HSM_HANDLE_TAG(h) != 0, "handle has a random tag");
 	o.handle = h;
 	check_st(run_io(&o, NULL, NULL), HSM_SC_SUCCESS, "use the key");
 	check_st(get_attrs(fw, h ^ (1ull << 40), &a), HSM_SC_INVALID_HANDLE,
