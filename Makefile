@@ -9,8 +9,8 @@
 
 TOP		:= $(CURDIR)
 BUILD		?= $(TOP)/build
-KDIR_61		?= $(firstword $(wildcard /usr/src/linux-headers-6.1.*-amd64))
-KDIR_612	?= $(firstword $(wildcard /usr/src/linux-headers-6.12.*-amd64))
+KDIR_61		?= $(shell ls -d /usr/src/linux-headers-6.1.*-amd64 2>/dev/null | sort -V | tail -n1)
+KDIR_612	?= $(shell ls -d /usr/src/linux-headers-6.12.*-amd64 2>/dev/null | sort -V | tail -n1)
 KDIR		?= $(KDIR_61)
 LINUX_SRC_TAR	?= $(firstword $(wildcard /usr/src/linux-source-6.12.tar.xz))
 KSRC		:= $(BUILD)/linux-src
@@ -18,7 +18,7 @@ KSRC		:= $(BUILD)/linux-src
 export TOP BUILD KDIR_61 KDIR_612 KSRC
 
 .PHONY: all module modules-all user qemu check check-host check-vm demo \
-	checkpatch bench-engine clean help ksrc-files vm-tests
+	checkpatch bench-engine clean help ksrc-files deps vm-tests
 
 all: module user
 
@@ -26,6 +26,7 @@ help:
 	@echo "make               build hsmcard.ko for KDIR and the user-space parts"
 	@echo "make KDIR=<dir>    build the module against other kernel headers"
 	@echo "make qemu          build QEMU with the hsmcard device (cached)"
+	@echo "make deps          install the Debian packages everything needs (root)"
 	@echo "make check         host tests + VM tests on 6.1 and 6.12"
 	@echo "make check-host    firmware-core unit tests on the host"
 	@echo "make check-vm      VM tests only (KERNELS=\"6.1 6.12\" T=<test>)"
@@ -40,6 +41,10 @@ module:
 # Build the module for one kernel in its own tree: $(BUILD)/kmod-<kver>/
 modules-all:
 	$(TOP)/selftests/vm/build-modules.sh
+
+# ---- build and test dependencies (Debian packages; root) ----
+deps:
+	$(TOP)/selftests/install-deps.sh
 
 # ---- files taken from Debian's linux-source-6.12 at build time ----
 KSRC_FILES := tools/testing/selftests/kselftest_harness.h \
@@ -83,10 +88,12 @@ vm-tests: ksrc-files
 check-vm: ksrc-files qemu modules-all vm-tests
 	$(TOP)/selftests/vm/run-vm.sh $(if $(KERNELS),--kernels "$(KERNELS)") $(if $(T),--test "$(T)")
 
-check: ksrc-files user
+check: deps
+	$(MAKE) ksrc-files user
 	$(TOP)/selftests/run-all.sh
 
-demo: ksrc-files qemu modules-all vm-tests user
+demo: deps
+	$(MAKE) ksrc-files qemu modules-all vm-tests user
 	$(TOP)/selftests/vm/run-vm.sh --demo
 
 clean:
