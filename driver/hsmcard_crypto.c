@@ -34,6 +34,8 @@
 #include <linux/atomic.h>
 #include <linux/bitmap.h>
 #include <linux/debugfs.h>
+#include <linux/interrupt.h>
+#include <linux/llist.h>
 #include <linux/list.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
@@ -107,6 +109,8 @@ struct hsm_card;
  * @slots_dma: bus address of @slots
  * @wqe:      entry on the hardware queue's space_wq: room may have appeared
  * @work:     drains the backlog after a @wqe wake-up
+ * @done:     requests the card completed, not yet reported
+ * @done_bh:  reports them to their owners in softirq context
  */
 struct hsm_cq {
 	struct hsm_card *card;
@@ -120,6 +124,8 @@ struct hsm_cq {
 	dma_addr_t slots_dma;
 	struct wait_queue_entry wqe;
 	struct work_struct work;
+	struct llist_head done;
+	struct tasklet_struct done_bh;
 };
 
 /**
@@ -203,6 +209,8 @@ enum hsm_cr_kind {
  * @dst_map:   bytes of @dst to map
  * @src_nents: mapped entries of @src (0: not mapped)
  * @dst_nents: mapped entries of @dst
+ * @done_node: entry on the queue's list of completed requests
+ * @status:    card status of the completed command
  * @slot:      slot in use
  * @sqe:       the command, without buffers and cid
  * @iv_next:   output IV saved before an in-place CBC decryption
@@ -227,6 +235,8 @@ struct hsm_creq {
 	u32 dst_map;
 	int src_nents;
 	int dst_nents;
+	struct llist_node done_node;
+	u16 status;
 	unsigned int slot;
 	struct hsm_sqe sqe;
 	u8 iv_next[AES_BLOCK_SIZE];
@@ -751,15 +761,28 @@ static void hsm_aead_finish(struct hsm_creq *r, int err)
 }
 
 /* Completion callback of the queue layer (hard interrupt or reset path). */
+/*
+ * Completion callback of the queue layer, in hard interrupt context (or
+ * from the reset path).  The owners' callbacks (IPsec, dm-crypt...) expect
+ * softirq context at most: hand the request to the queue's tasklet.
+ */
 static void hsm_creq_done(struct hsm_queue *q, void *data, u16 status,
 			  u64 result)
 {
 	struct hsm_creq *r = data;
-	struct hsm_cq *cq = r->cq;
+
+	r->status = status;
+	llist_add(&r->done_node, &r->cq->done);
+	tasklet_schedule(&r->cq->done_bh);
+}
+
+/* Finish one request the card completed and report it. */
+static void hsm_creq_finish(struct hsm_cq *cq, struct hsm_creq *r)
+{
 	unsigned long flags;
 	int err;
 
-	err = hsm_status_to_errno(status);
+	err = hsm_status_to_errno(r->status);
 	hsm_creq_unmap(r);
 	if (r->kind == HSM_CR_SKCIPHER)
 		hsm_skcipher_finish(r, err);
@@ -773,6 +796,18 @@ static void hsm_creq_done(struct hsm_queue *q, void *data, u16 status,
 	if (err)
 		atomic64_inc(&cq->card->stats[r->ctx->id].errors);
 	hsm_creq_complete(r, err);
+}
+
+static void hsm_cq_done_bh(struct tasklet_struct *t)
+{
+	struct hsm_cq *cq = from_tasklet(cq, t, done_bh);
+	struct llist_node *list;
+	struct hsm_creq *r, *tmp;
+
+	/* Oldest first. */
+	list = llist_reverse_order(llist_del_all(&cq->done));
+	llist_for_each_entry_safe(r, tmp, list, done_node)
+		hsm_creq_finish(cq, r);
 	hsm_cq_drain(cq);
 }
 
@@ -1374,6 +1409,8 @@ int hsm_crypto_register(struct hsm_dev *hdev)
 		spin_lock_init(&cq->lock);
 		INIT_LIST_HEAD(&cq->backlog);
 		INIT_WORK(&cq->work, hsm_cq_work);
+		init_llist_head(&cq->done);
+		tasklet_setup(&cq->done_bh, hsm_cq_done_bh);
 		init_waitqueue_func_entry(&cq->wqe, hsm_cq_wake);
 		cq->nslots = min_t(unsigned int, HSM_CR_SLOTS,
 				   hdev->io_depth - 1);
@@ -1442,6 +1479,9 @@ void hsm_crypto_unregister(struct hsm_dev *hdev)
 
 		remove_wait_queue(&cq->q->space_wq, &cq->wqe);
 		cancel_work_sync(&cq->work);
+		/* Report what the card completed before it went away. */
+		tasklet_kill(&cq->done_bh);
+		hsm_cq_done_bh(&cq->done_bh);
 		spin_lock_irqsave(&cq->lock, flags);
 		cq->dead = true;
 		list_splice_init(&cq->backlog, &failed);

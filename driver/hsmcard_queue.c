@@ -404,6 +404,14 @@ int hsm_submit_sync(struct hsm_queue *q, struct hsm_sqe *sqe, u64 *result,
 		state = hsm_dev_state(hdev);
 		if (READ_ONCE(hdev->removing))
 			return -ENODEV;
+		/*
+		 * The reset may have finished between the failed submission
+		 * and the state read: the queues are live again, so retry.
+		 */
+		if (state == HSMCARD_STATE_LIVE) {
+			cond_resched();
+			continue;
+		}
 		if (state != HSMCARD_STATE_RESETTING)
 			return -EIO;
 		wait_event_timeout(hdev->state_wq,

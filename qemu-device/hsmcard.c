@@ -3,15 +3,19 @@
  * hsmcard: a PCIe hardware security module
  *
  * The device is glue around the firmware core (fw/hsm_fw.h): it exposes the
- * registers of driver/hsmcard_hw.h in BAR0, runs the admin queue in the main
- * loop and the I/O queue pairs on worker threads, moves data by DMA to guest
- * RAM only, and signals completions and events with MSI-X (BAR2).
+ * registers of driver/hsmcard_hw.h in BAR0, runs the admin queue on an admin
+ * worker thread and the I/O queue pairs on I/O worker threads, moves data by
+ * DMA to guest RAM only, and signals completions and events with MSI-X (BAR2).
  *
- * Locking: the registers, the admin queue and queue creation/deletion belong
- * to the main loop (BQL).  The state of the I/O queues is shared with the
- * workers and protected by HsmCardState::lock.  Workers never take the BQL:
- * they hand interrupts to the main loop through a bottom half, so the main
- * loop may wait for them (queue deletion, reset) while holding the BQL.
+ * Locking: the registers belong to the main loop (BQL).  The state of every
+ * queue, admin and I/O, is shared between the MMIO handlers and the workers
+ * and protected by HsmCardState::lock.  The admin worker executes one admin
+ * command at a time, in order; queue creation and deletion happen on it.
+ * Workers never take the BQL and hold HsmCardState::lock only briefly (never
+ * across a command): they hand interrupts to the main loop through bottom
+ * halves, so the main loop may wait for them (reset, unrealize) while holding
+ * the BQL.  A reset waits for the admin worker first, since an admin command
+ * may create or delete I/O queues, and then for the I/O workers.
  *
  * Copyright (C) 2026 The hsmcard authors
  */
@@ -41,7 +45,6 @@ OBJECT_DECLARE_SIMPLE_TYPE(HsmCardState, HSMCARD)
 #define HSM_CAP_TIMEOUT         20      /* x 100 ms */
 #define HSM_MAX_WORKERS         64
 #define HSM_MAX_KEYS_LIMIT      (1u << 20)
-#define HSM_ADMIN_BATCH         64      /* admin commands per bottom half */
 #define HSM_MSIX_TABLE_OFF      0
 #define HSM_MSIX_PBA_OFF        0x800
 #define HSM_MSIX_BAR_SIZE       0x1000
@@ -102,19 +105,19 @@ struct HsmCardState {
     uint32_t health;
     uint32_t tamper_cnt;
 
-    /* admin queue (BQL) */
-    HsmQueue adminq;
-    QEMUBH *admin_bh;
-
-    /* I/O queues, index = qid (0 unused) */
+    /* queues and workers, all under lock */
     QemuMutex lock;
-    QemuCond work_cond;     /* work may be available, or stopping */
+    QemuCond work_cond;     /* I/O work may be available, or stopping */
+    QemuCond admin_cond;    /* admin work may be available, or stopping */
     QemuCond idle_cond;     /* a queue's inflight dropped to zero */
-    HsmQueue *ioq;
-    uint32_t rr;            /* round-robin start for workers */
+    HsmQueue adminq;
+    HsmQueue *ioq;          /* index = qid (0 unused) */
+    uint32_t rr;            /* round-robin start for I/O workers */
     bool stopping;
     QemuThread *workers;
+    QemuThread admin_worker;
 
+    QEMUBH *admin_irq_bh;
     QEMUBH *irq_bh;
     QEMUTimer *coal_timer;
 };
@@ -389,11 +392,12 @@ static void *hsm_worker(void *opaque)
 }
 
 /*
- * Stop taking entries from I/O queue @q and wait for the commands already
- * taken.  Called with the BQL and s->lock held; the workers never need the
- * BQL, so they always get there.
+ * Stop taking entries from queue @q, wait for the commands already taken
+ * and drop the queue.  Called with s->lock held (and the BQL, except for
+ * DELETE_IOQ on the admin worker); the workers never need the BQL, so they
+ * always get there.
  */
-static void hsm_ioq_drain_locked(HsmCardState *s, HsmQueue *q)
+static void hsm_queue_drain_locked(HsmCardState *s, HsmQueue *q)
 {
     q->deleting = true;
     while (q->inflight) {
@@ -448,62 +452,98 @@ static uint16_t hsm_host_delete_ioq(void *opaque, uint16_t qid)
         qemu_mutex_unlock(&s->lock);
         return HSM_SC_INVALID_QID;
     }
-    hsm_ioq_drain_locked(s, &s->ioq[qid]);
+    hsm_queue_drain_locked(s, &s->ioq[qid]);
     qemu_mutex_unlock(&s->lock);
     return HSM_SC_SUCCESS;
 }
 
-/* ---- admin queue (main loop) ---- */
+/* ---- admin worker ---- */
 
-static void hsm_admin_process(void *opaque)
+/* Main loop: signal the admin CQ, on behalf of the admin worker. */
+static void hsm_admin_irq(void *opaque)
+{
+    hsm_notify(opaque, HSM_VEC_ADMIN);
+}
+
+static bool hsm_admin_has_work(const HsmQueue *q)
+{
+    return q->created && !q->deleting && q->sq_head != q->sq_tail &&
+           hsm_cq_has_room(q);
+}
+
+/*
+ * Execute the admin queue's commands one at a time, in order, without the
+ * BQL: a slow command (RSA key generation) must not stall the vCPUs.
+ */
+static void *hsm_admin_worker_fn(void *opaque)
 {
     HsmCardState *s = opaque;
     HsmQueue *q = &s->adminq;
-    unsigned int n;
 
-    for (n = 0; n < HSM_ADMIN_BATCH; n++) {
+    rcu_register_thread();
+    qemu_mutex_lock(&s->lock);
+    while (!s->stopping) {
         struct hsm_sqe sqe;
         uint64_t result = 0;
-        uint16_t status;
+        uint16_t status, sq_head;
         uint32_t idx;
 
-        if (!(s->csts & HSM_CSTS_RDY) || !q->created ||
-            q->sq_head == q->sq_tail || !hsm_cq_has_room(q)) {
-            return;
+        if (!hsm_admin_has_work(q)) {
+            qemu_cond_wait(&s->admin_cond, &s->lock);
+            continue;
         }
         idx = q->sq_head;
         q->sq_head = (idx + 1) % q->size;
+        sq_head = q->sq_head;
+        q->inflight++;
+        qemu_mutex_unlock(&s->lock);
+
+        /* the queue stays as it is while inflight is not zero */
         hsm_read_sqe(s, q, idx, &sqe, &status);
         if (status == HSM_SC_SUCCESS) {
             status = hsm_fw_admin(s->fw, &s->host, &sqe, &result);
         }
-        /* a command may not reset the controller, but stay defensive */
-        if (!q->created) {
-            return;
+
+        qemu_mutex_lock(&s->lock);
+        /* a controller reset drops the completion of a running command */
+        if (!q->deleting) {
+            hsm_post_cqe(s, q, sq_head, le16_to_cpu(sqe.cid), status,
+                         result);
+            qemu_bh_schedule(s->admin_irq_bh);
         }
-        hsm_post_cqe(s, q, q->sq_head, le16_to_cpu(sqe.cid), status, result);
-        hsm_notify(s, HSM_VEC_ADMIN);
+        if (!--q->inflight && q->deleting) {
+            qemu_cond_broadcast(&s->idle_cond);
+        }
     }
-    qemu_bh_schedule(s->admin_bh);
+    qemu_mutex_unlock(&s->lock);
+    rcu_unregister_thread();
+    return NULL;
 }
 
 /* ---- controller ---- */
 
-/* Drop every queue and in-flight command; keys live on in the core. */
+/*
+ * Drop every queue and in-flight command; keys live on in the core.  The
+ * running admin command, if any, is waited for before the I/O queues, as it
+ * may create or delete some.  Neither kind of worker needs the BQL.
+ */
 static void hsm_ctrl_reset(HsmCardState *s)
 {
     uint32_t i;
 
     qemu_mutex_lock(&s->lock);
+    if (s->adminq.created) {
+        hsm_queue_drain_locked(s, &s->adminq);
+    }
     for (i = 1; i <= s->num_queues; i++) {
         if (s->ioq[i].created) {
-            hsm_ioq_drain_locked(s, &s->ioq[i]);
+            hsm_queue_drain_locked(s, &s->ioq[i]);
         }
     }
     qemu_mutex_unlock(&s->lock);
 
-    memset(&s->adminq, 0, sizeof(s->adminq));
-    qemu_bh_cancel(s->admin_bh);
+    /* no worker posts completions any more: drop pending interrupts */
+    qemu_bh_cancel(s->admin_irq_bh);
     timer_del(s->coal_timer);
     s->csts = 0;
 }
@@ -542,8 +582,10 @@ static void hsm_ctrl_enable(HsmCardState *s)
         return;
     }
 
+    qemu_mutex_lock(&s->lock);
     hsm_queue_init(&s->adminq, HSM_ADMIN_QID, s->asq, s->acq, sqs, cqs,
                    HSM_VEC_ADMIN);
+    qemu_mutex_unlock(&s->lock);
     s->csts = HSM_CSTS_RDY;
 }
 
@@ -668,9 +710,7 @@ static void hsm_doorbell(HsmCardState *s, hwaddr off, uint32_t val)
         return;
     }
 
-    if (qid != HSM_ADMIN_QID) {
-        qemu_mutex_lock(&s->lock);
-    }
+    qemu_mutex_lock(&s->lock);
     q = qid == HSM_ADMIN_QID ? &s->adminq : &s->ioq[qid];
     if (!q->created || q->deleting) {
         qemu_log_mask(LOG_GUEST_ERROR,
@@ -696,15 +736,14 @@ static void hsm_doorbell(HsmCardState *s, hwaddr off, uint32_t val)
         q->sq_tail = val;
     }
 
+    /* a new entry, or room in the CQ for a waiting one */
     if (qid == HSM_ADMIN_QID) {
-        qemu_bh_schedule(s->admin_bh);
-        return;
+        qemu_cond_signal(&s->admin_cond);
+    } else {
+        qemu_cond_broadcast(&s->work_cond);
     }
-    qemu_cond_broadcast(&s->work_cond);
 out:
-    if (qid != HSM_ADMIN_QID) {
-        qemu_mutex_unlock(&s->lock);
-    }
+    qemu_mutex_unlock(&s->lock);
 }
 
 static void hsm_reg_write32(HsmCardState *s, hwaddr off, uint32_t val)
@@ -964,9 +1003,10 @@ static void hsm_realize(PCIDevice *pdev, Error **errp)
 
     qemu_mutex_init(&s->lock);
     qemu_cond_init(&s->work_cond);
+    qemu_cond_init(&s->admin_cond);
     qemu_cond_init(&s->idle_cond);
     s->ioq = g_new0(HsmQueue, s->num_queues + 1);
-    s->admin_bh = qemu_bh_new(hsm_admin_process, s);
+    s->admin_irq_bh = qemu_bh_new(hsm_admin_irq, s);
     s->irq_bh = qemu_bh_new(hsm_irq_process, s);
     s->coal_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, hsm_irq_process, s);
 
@@ -975,6 +1015,8 @@ static void hsm_realize(PCIDevice *pdev, Error **errp)
         qemu_thread_create(&s->workers[i], "hsmcard-worker", hsm_worker, s,
                            QEMU_THREAD_JOINABLE);
     }
+    qemu_thread_create(&s->admin_worker, "hsmcard-admin",
+                       hsm_admin_worker_fn, s, QEMU_THREAD_JOINABLE);
     return;
 
 err_msix:
@@ -994,7 +1036,9 @@ static void hsm_exit(PCIDevice *pdev)
     qemu_mutex_lock(&s->lock);
     s->stopping = true;
     qemu_cond_broadcast(&s->work_cond);
+    qemu_cond_broadcast(&s->admin_cond);
     qemu_mutex_unlock(&s->lock);
+    qemu_thread_join(&s->admin_worker);
     for (i = 0; i < s->nr_workers; i++) {
         qemu_thread_join(&s->workers[i]);
     }
@@ -1002,9 +1046,10 @@ static void hsm_exit(PCIDevice *pdev)
 
     timer_free(s->coal_timer);
     qemu_bh_delete(s->irq_bh);
-    qemu_bh_delete(s->admin_bh);
+    qemu_bh_delete(s->admin_irq_bh);
     g_free(s->ioq);
     qemu_cond_destroy(&s->idle_cond);
+    qemu_cond_destroy(&s->admin_cond);
     qemu_cond_destroy(&s->work_cond);
     qemu_mutex_destroy(&s->lock);
 

@@ -187,7 +187,7 @@ void hsm_fw_free(struct hsm_fw *fw);
  * Execute one admin-queue or I/O-queue command.  The entry has already been
  * copied out of guest memory.  Returns an HSM_SC_* status; *result receives
  * the completion's result field.  Thread safe: I/O commands run concurrently
- * on the device's worker threads, admin commands on the main loop.
+ * on the device's worker threads, admin commands on the device's admin worker thread, one at a time.
  */
 uint16_t hsm_fw_admin(struct hsm_fw *fw, const struct hsm_fw_host *host,
 		      const struct hsm_sqe *sqe, uint64_t *result);
