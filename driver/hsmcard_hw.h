@@ -172,6 +172,8 @@ enum hsm_admin_opcode {
 	HSM_ADM_KEY_DESTROY	= 0x15,
 	HSM_ADM_KEY_LIST	= 0x16,	/* dst: __le64 handles from aux */
 	HSM_ADM_KEY_GET_ATTRS	= 0x17,	/* dst: struct hsm_key_attrs */
+	HSM_ADM_TOKEN_CREATE	= 0x18,	/* handle -> struct hsm_key_token */
+	HSM_ADM_TOKEN_OPEN	= 0x19,	/* struct hsm_key_token -> handle */
 };
 
 enum hsm_io_opcode {
@@ -183,6 +185,63 @@ enum hsm_io_opcode {
 	HSM_IO_SIGN		= 0x85,
 	HSM_IO_VERIFY		= 0x86,	/* dst (input): signature */
 	HSM_IO_GET_RANDOM	= 0x87,
+	HSM_IO_HASH_UPDATE	= 0x88,	/* multi-part digest/HMAC, see below */
+	HSM_IO_HASH_FINAL	= 0x89,
+};
+
+/*
+ * Multi-part digest and HMAC (HSM_IO_HASH_UPDATE / HSM_IO_HASH_FINAL).
+ *
+ * The running state of a hash lives in host memory as an opaque blob of
+ * HSM_HASH_STATE_SIZE bytes that the card seals (authenticated encryption
+ * under a key that never leaves the card), so the host can keep, copy,
+ * export and import it but cannot read or alter it.  qw[0] holds the bus
+ * address of the blob.
+ *
+ * mech: SHA256/384/512 (handle 0) or HMAC_SHA256/384/512 (handle = HMAC key
+ * with USE_SIGN; the state is bound to that key).  src/src_len: the next
+ * message bytes, any length 0..max_xfer (SGL allowed).
+ *
+ * HSM_SQE_F_HASH_INIT: start a new hash and ignore the blob's content;
+ * without it the blob must be a state this card sealed for the same mech
+ * and key, else HSM_SC_INVALID_STATE.
+ *
+ * UPDATE writes the new state back to the blob (dst must be 0); result 0.
+ * FINAL reads the blob (unless INIT), writes the digest or MAC to dst
+ * (dst_len >= digest size) and leaves the blob untouched; result = digest
+ * size.  FINAL with INIT is a one-shot hash of src.
+ */
+#define HSM_HASH_STATE_SIZE	320
+#define HSM_SQE_F_HASH_INIT	0x8u
+
+/*
+ * Key tokens (HSM_ADM_TOKEN_CREATE / HSM_ADM_TOKEN_OPEN) name a persistent
+ * key held by one card.  They carry no key material, only the card's
+ * identity, the key handle and an authenticator (HMAC-SHA-256 under a
+ * token key derived inside the card from its master key), so a token is
+ * only good on the card that made it and cannot be forged or altered.
+ *
+ * TOKEN_CREATE: handle = key (AES, persistent); dst = token (dst_len >=
+ * HSM_TOKEN_SIZE); result = HSM_TOKEN_SIZE.  Session keys: INVALID_FIELD.
+ * TOKEN_OPEN: src = token (src_len == HSM_TOKEN_SIZE); result = handle of
+ * the key it names.  Wrong magic, version or reserved bits: INVALID_FIELD;
+ * another card, a bad authenticator or a key that is gone: INVALID_TOKEN.
+ */
+#define HSM_TOKEN_MAGIC		0x4b544d48u	/* "HMTK" little-endian */
+#define HSM_TOKEN_VERSION	1
+#define HSM_TOKEN_SIZE		80
+
+struct hsm_key_token {
+	__le32	magic;		/* HSM_TOKEN_MAGIC */
+	__le16	version;	/* HSM_TOKEN_VERSION */
+	__le16	type;		/* enum hsm_key_type of the key */
+	__le16	bits;		/* its size in bits */
+	__le16	rsvd0;		/* zero */
+	__le32	rsvd1;		/* zero */
+	__u8	card_id[16];	/* struct hsm_identify.card_id */
+	__le64	handle;		/* key handle on that card */
+	__le64	rsvd2;		/* zero */
+	__u8	mac[32];	/* HMAC-SHA-256 over the bytes above */
 };
 
 /*
@@ -200,6 +259,7 @@ enum hsm_mech {
 	HSM_MECH_AES_CTR	= 3,	/* 128-bit big-endian counter in iv */
 	HSM_MECH_AES_XTS	= 4,	/* tweak in iv, key is two AES keys */
 	HSM_MECH_AES_GCM	= 5,	/* 12-byte nonce in iv, mparam: tag len */
+	HSM_MECH_AES_CBC_HMAC_SHA256 = 8, /* authenc, HSM_KEY_AUTHENC key */
 	HSM_MECH_SHA256		= 16,
 	HSM_MECH_SHA384		= 17,
 	HSM_MECH_SHA512		= 18,
@@ -224,8 +284,40 @@ enum hsm_key_type {
 	HSM_KEY_EC_P256		= 4,
 	HSM_KEY_EC_P384		= 5,
 	HSM_KEY_ED25519		= 6,
-	HSM_KEY_TYPE_MAX	= 7,
+	HSM_KEY_AUTHENC		= 7,	/* AES key + HMAC key, import only */
+	HSM_KEY_TYPE_MAX	= 8,
 };
+
+/*
+ * Imported (session) keys, HSM_ADM_KEY_IMPORT, may be of sizes the card
+ * would not generate, because the kernel's crypto API hands over whatever
+ * its users set:
+ *  - HSM_KEY_HMAC: 0..HSM_HMAC_IMPORT_MAX bytes (RFC 2104: a key longer
+ *    than the hash block is hashed first; bits = length x 8);
+ *  - HSM_KEY_RSA: DER PKCS#8, PKCS#1 RSAPrivateKey or PKCS#1
+ *    RSAPublicKey, 512..4096-bit modulus; a public-only key allows only
+ *    USE_ENCRYPT and USE_VERIFY;
+ *  - HSM_KEY_AUTHENC: struct hsm_authenc_key_hdr || AES key || HMAC key,
+ *    used with HSM_MECH_AES_CBC_HMAC_SHA256 (uses ENCRYPT/DECRYPT),
+ *    bits = AES key size in bits.
+ */
+#define HSM_HMAC_IMPORT_MAX	1024
+
+struct hsm_authenc_key_hdr {
+	__le16	enc_len;	/* AES key bytes: 16, 24 or 32 */
+	__le16	mac_len;	/* HMAC key bytes: 0..HSM_HMAC_IMPORT_MAX */
+	__le32	rsvd;		/* zero */
+};
+
+/*
+ * HSM_MECH_AES_CBC_HMAC_SHA256 (ENCRYPT/DECRYPT, the kernel's
+ * authenc(hmac(sha256),cbc(aes)) encrypt-then-MAC): iv = CBC IV, aux = AAD
+ * length, mparam = tag length 0..32 (the HMAC truncated; 0 means no tag).
+ * Encrypt: src = AAD || plaintext (a multiple of 16 bytes), dst =
+ * ciphertext || tag with tag = HMAC(AAD || ciphertext).  Decrypt: src = AAD
+ * || ciphertext || tag, dst = plaintext; a wrong tag gives
+ * HSM_SC_VERIFY_FAILED and nothing is written.
+ */
 
 /* allowed uses */
 #define HSM_USE_ENCRYPT		0x1u
@@ -317,7 +409,9 @@ enum hsm_status {
 	HSM_SC_ABORTED		= 0x14,	/* queue deleted or card reset */
 	HSM_SC_RNG_FAILURE	= 0x15,
 	HSM_SC_INTERNAL		= 0x16,	/* internal error, card still sane */
-	HSM_SC_MAX		= 0x17,
+	HSM_SC_INVALID_STATE	= 0x17,	/* hash state blob not valid here */
+	HSM_SC_INVALID_TOKEN	= 0x18,	/* key token not from this card */
+	HSM_SC_MAX		= 0x19,
 };
 
 #endif /* HSMCARD_HW_H */

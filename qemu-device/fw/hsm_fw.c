@@ -44,6 +44,8 @@ static const char *const hsm_status_names[HSM_SC_MAX] = {
 	[HSM_SC_ABORTED]	 = "aborted",
 	[HSM_SC_RNG_FAILURE]	 = "RNG failure",
 	[HSM_SC_INTERNAL]	 = "internal error",
+	[HSM_SC_INVALID_STATE]	 = "invalid hash state",
+	[HSM_SC_INVALID_TOKEN]	 = "invalid key token",
 };
 
 const char *hsm_fw_status_str(uint16_t status)
@@ -74,7 +76,6 @@ static void hsm_fw_free_algs(struct hsm_fw *fw)
 	}
 	EVP_CIPHER_free(fw->aes_xts[0]);
 	EVP_CIPHER_free(fw->aes_xts[1]);
-	EVP_MAC_free(fw->hmac);
 }
 
 static int hsm_fw_fetch_algs(struct hsm_fw *fw)
@@ -108,8 +109,7 @@ static int hsm_fw_fetch_algs(struct hsm_fw *fw)
 	}
 	fw->aes_xts[0] = EVP_CIPHER_fetch(NULL, "AES-128-XTS", NULL);
 	fw->aes_xts[1] = EVP_CIPHER_fetch(NULL, "AES-256-XTS", NULL);
-	fw->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (!fw->aes_xts[0] || !fw->aes_xts[1] || !fw->hmac)
+	if (!fw->aes_xts[0] || !fw->aes_xts[1])
 		return -1;
 	return 0;
 }
@@ -165,6 +165,11 @@ struct hsm_fw *hsm_fw_new(const struct hsm_fw_config *cfg, char **errp)
 		hsm_fw_free(fw);
 		return NULL;
 	}
+	if (hsm_token_key_init(fw) || hsm_hash_state_key_new(fw)) {
+		hsm_set_err(errp, "RNG failure");
+		hsm_fw_free(fw);
+		return NULL;
+	}
 	return fw;
 
 err:
@@ -189,6 +194,13 @@ void hsm_fw_tamper(struct hsm_fw *fw)
 	__atomic_store_n(&fw->tampered, 1, __ATOMIC_RELEASE);
 	hsm_fw_keys_zeroize(fw);
 	hsm_store_zeroize(fw);
+	OPENSSL_cleanse(fw->token_key, sizeof(fw->token_key));
+	/* blobs sealed so far die; plain digests keep working */
+	if (hsm_hash_state_key_new(fw)) {
+		pthread_rwlock_wrlock(&fw->ks_lock);
+		memset(fw->state_key, 0xff, sizeof(fw->state_key));
+		pthread_rwlock_unlock(&fw->ks_lock);
+	}
 }
 
 bool hsm_fw_tampered(const struct hsm_fw *fw)
@@ -248,6 +260,8 @@ uint16_t hsm_cmd_check_fields(const struct hsm_cmd *c, unsigned int used)
 		allowed |= HSM_SQE_F_DST_SGL;
 	if (used & HSM_F_PREHASH)
 		allowed |= HSM_SQE_F_PREHASHED;
+	if (used & HSM_F_HASHINIT)
+		allowed |= HSM_SQE_F_HASH_INIT;
 	if (c->flags & ~allowed)
 		return HSM_SC_INVALID_FIELD;
 	if (!(used & HSM_F_MECH) && c->mech)
@@ -374,7 +388,7 @@ static uint16_t hsm_adm_identify(struct hsm_cmd *c)
 		HSM_MECH_HMAC_SHA384, HSM_MECH_HMAC_SHA512,
 		HSM_MECH_RSA_PKCS1, HSM_MECH_RSA_PSS, HSM_MECH_RSA_OAEP,
 		HSM_MECH_RSA_RAW, HSM_MECH_ECDSA, HSM_MECH_EDDSA,
-		HSM_MECH_AES_KWP,
+		HSM_MECH_AES_KWP, HSM_MECH_AES_CBC_HMAC_SHA256,
 	};
 	struct hsm_identify *id;
 	struct hsm_xbuf *xb;
@@ -554,6 +568,12 @@ uint16_t hsm_fw_admin(struct hsm_fw *fw, const struct hsm_fw_host *host,
 	case HSM_ADM_KEY_GET_ATTRS:
 		st = hsm_adm_key_get_attrs(&c);
 		break;
+	case HSM_ADM_TOKEN_CREATE:
+		st = hsm_adm_token_create(&c);
+		break;
+	case HSM_ADM_TOKEN_OPEN:
+		st = hsm_adm_token_open(&c);
+		break;
 	default:
 		st = HSM_SC_INVALID_OPCODE;
 		break;
@@ -596,6 +616,12 @@ uint16_t hsm_fw_io(struct hsm_fw *fw, const struct hsm_fw_host *host,
 		break;
 	case HSM_IO_GET_RANDOM:
 		st = hsm_cmd_random(&c);
+		break;
+	case HSM_IO_HASH_UPDATE:
+		st = hsm_io_hash(&c, false);
+		break;
+	case HSM_IO_HASH_FINAL:
+		st = hsm_io_hash(&c, true);
 		break;
 	default:
 		st = HSM_SC_INVALID_OPCODE;

@@ -24,7 +24,8 @@
  *
  * - Fields a command does not use are reserved and must be zero, else
  *   HSM_SC_INVALID_FIELD: that includes flags (SRC_SGL/DST_SGL only with the
- *   buffer they describe, PREHASHED only on SIGN/VERIFY), src_nsge/dst_nsge
+ *   buffer they describe, PREHASHED only on SIGN/VERIFY, HASH_INIT only on
+ *   HASH_UPDATE/HASH_FINAL), src_nsge/dst_nsge
  *   without the matching SGL flag, and the unused parts of iv/cdw[].
  * - Buffers: flat (address, length) or, with HSM_SQE_F_SRC_SGL/DST_SGL, an
  *   array of src_nsge/dst_nsge struct hsm_sge (1..max_sge entries, each
@@ -56,20 +57,36 @@
  *                 NUL-terminated and NUL-padded, partition 0..1, flags
  *                 within HSM_KEYF_ALL, uses within the type's (AES:
  *                 ENCRYPT DECRYPT WRAP UNWRAP; HMAC, EC, Ed25519: SIGN
- *                 VERIFY; RSA: SIGN VERIFY ENCRYPT DECRYPT; DERIVE: none),
- *                 else INVALID_FIELD.  uses 0 = ENCRYPT|DECRYPT for AES,
- *                 SIGN|VERIFY otherwise.  bits: AES 128/192/256/512 (512 =
- *                 AES-256-XTS; 256 also serves AES-128-XTS), HMAC 128..1024
- *                 in steps of 8 (0 = 256), RSA 2048/3072/4096 (e = 65537),
+ *                 VERIFY; RSA: SIGN VERIFY ENCRYPT DECRYPT; AUTHENC:
+ *                 ENCRYPT DECRYPT; DERIVE: none), else INVALID_FIELD.
+ *                 uses 0 = ENCRYPT|DECRYPT for AES and AUTHENC, SIGN|VERIFY
+ *                 otherwise (VERIFY for a public-only RSA key).  bits: AES
+ *                 128/192/256/512 (512 = AES-256-XTS; 256 also serves
+ *                 AES-128-XTS), HMAC 128..1024 in steps of 8 (0 = 256),
+ *                 RSA 2048/3072/4096 (e = 65537),
  *                 P-256 256, P-384 384, Ed25519 256 (0 = that size), else
  *                 INVALID_KEY_SIZE.  PERSISTENT needs a key store and
  *                 excludes SESSION (INVALID_FIELD).  Full: KEYSTORE_FULL.
- *   KEY_IMPORT    src = attrs || clear key: raw bytes for AES/HMAC (bits 0
- *                 = length x 8, else must match), DER PKCS#8 PrivateKeyInfo
- *                 for RSA/EC/Ed25519 (INVALID_FIELD if malformed or the
- *                 halves do not match, KEY_TYPE if another algorithm or
- *                 curve).  Always a session key (SESSION forced, PERSISTENT
- *                 refused).  An XTS key with equal halves: INVALID_FIELD.
+ *                 AUTHENC: KEY_TYPE (import only).
+ *   KEY_IMPORT    src = attrs || clear key (src_len >= 128): raw bytes for
+ *                 AES/HMAC (bits 0 = length x 8, else must match), DER
+ *                 PKCS#8 PrivateKeyInfo for RSA/EC/Ed25519 (INVALID_FIELD if
+ *                 malformed or the halves do not match, KEY_TYPE if another
+ *                 algorithm or curve).  Always a session key (SESSION
+ *                 forced, PERSISTENT refused).  An XTS key with equal
+ *                 halves: INVALID_FIELD.  Sizes and forms beyond what the
+ *                 card generates, for the kernel's setkey:
+ *                 HMAC 0..HSM_HMAC_IMPORT_MAX bytes (longer than the block
+ *                 is hashed first, RFC 2104); RSA also as PKCS#1
+ *                 RSAPrivateKey or RSAPublicKey, 512..4096-bit modulus; a
+ *                 public-only key allows ENCRYPT/VERIFY only (uses 0 =
+ *                 VERIFY, more: INVALID_FIELD); AUTHENC = struct
+ *                 hsm_authenc_key_hdr || AES key || HMAC key, enc_len
+ *                 16/24/32 and mac_len 0..HSM_HMAC_IMPORT_MAX
+ *                 (INVALID_KEY_SIZE), lengths adding up exactly
+ *                 (INVALID_LENGTH), rsvd 0 (INVALID_FIELD), bits 0 or
+ *                 enc_len x 8.
+ *                 KEY_UNWRAP keeps the generation sizes and forms.
  *   KEY_UNWRAP    handle = AES-128/192/256 key with USE_UNWRAP, mech 0 or
  *                 AES_KWP, src = attrs || RFC 5649 blob (>= 16 bytes, a
  *                 multiple of 8); payload as for KEY_IMPORT.  Integrity
@@ -79,6 +96,9 @@
  *                 NOT_EXTRACTABLE), qw[0] = AES key with USE_WRAP in the
  *                 same partition, mech 0 or AES_KWP; dst = RFC 5649 blob of
  *                 the raw key or its PKCS#8; result = blob length.
+ *                 AUTHENC and public-only RSA keys: KEY_TYPE; imported
+ *                 keys of sizes KEY_GENERATE would refuse:
+ *                 INVALID_KEY_SIZE (KEY_UNWRAP could not take them back).
  *   KEY_EXPORT_PUB handle; dst = DER SubjectPublicKeyInfo.  AES/HMAC:
  *                 KEY_TYPE.
  *   KEY_DESTROY   handle.  Commands already running on the key finish; the
@@ -87,6 +107,18 @@
  *                 to skip, dst = room for dst_len / 8 __le64 handles (0 is
  *                 fine); result = (keys in partition << 32) | written.
  *   KEY_GET_ATTRS handle; dst = struct hsm_key_attrs (128 bytes).
+ *   TOKEN_CREATE  handle = persistent AES key (KEY_TYPE for other types,
+ *                 INVALID_FIELD for session or volatile keys); dst (>= 80
+ *                 bytes) = struct hsm_key_token with HMAC-SHA-256 under the
+ *                 token key over its first 48 bytes; result = 80.
+ *   TOKEN_OPEN    src = token (src_len 80, else INVALID_LENGTH); bad magic,
+ *                 version or non-zero rsvd*: INVALID_FIELD; another card_id,
+ *                 bad MAC (constant-time compare), or a handle that no
+ *                 longer names a persistent key of the token's type and
+ *                 bits: INVALID_TOKEN.  result = handle.  The token key is
+ *                 HMAC-SHA-256(master key, label), so tokens survive a
+ *                 restart on the same store; without a store it is random
+ *                 per card instance.
  *
  * I/O queues (handle = key; uses checked on every command):
  *   ENCRYPT/DECRYPT (USE_ENCRYPT / USE_DECRYPT)
@@ -103,8 +135,18 @@
  *     RSA_OAEP          mparam = SHA256/384/512 (MGF1 the same), encrypt
  *                       src <= k - 2h - 2 bytes, decrypt src = k bytes; bad
  *                       padding: DECRYPT_FAILED.
- *     RSA_RAW           src = k bytes; encrypt = public operation (value >=
- *                       n: INVALID_FIELD), decrypt = private operation.
+ *     RSA_RAW           src = 1..k bytes, a big-endian integer below n
+ *                       (else INVALID_FIELD); dst = k bytes, left-padded;
+ *                       encrypt = public operation (public-only keys too),
+ *                       decrypt = private operation.
+ *     AES_CBC_HMAC_SHA256  AUTHENC key; iv = CBC IV, aux = AAD length,
+ *                       mparam = tag length 0..32 (0: no tag); data a
+ *                       multiple of 16 (0 allowed); encrypt src = AAD ||
+ *                       plaintext, dst = ciphertext || HMAC-SHA-256(AAD ||
+ *                       ciphertext) truncated; decrypt src = AAD ||
+ *                       ciphertext || tag, dst = plaintext; tag compared
+ *                       in constant time first: VERIFY_FAILED, nothing
+ *                       written.
  *     mparam/aux only where stated above (else INVALID_FIELD).
  *   DIGEST      mech SHA256/384/512, no handle, src may be empty.
  *   MAC         mech HMAC_SHA256/384/512, HMAC key with USE_SIGN, src of
@@ -119,15 +161,30 @@
  *               HSM_SQE_F_PREHASHED: src is the mparam digest (exact size;
  *               not with EDDSA).  dst must hold the maximum signature size
  *               (k bytes for RSA, 72/104 for ECDSA, 64 for Ed25519).
+ *               RSA_PKCS1 with a key too small for DigestInfo and padding
+ *               (h + 30 > k, imported small keys): INVALID_KEY_SIZE.
  *   VERIFY      as SIGN with USE_VERIFY; dst/dst_len (input, 1..maximum
  *               signature size) = signature; result 0; VERIFY_FAILED.
  *   GET_RANDOM  as on the admin queue.
+ *   HASH_UPDATE / HASH_FINAL  mech SHA256/384/512 (handle 0, else
+ *               INVALID_FIELD) or HMAC_SHA256/384/512 (HMAC key with
+ *               USE_SIGN); qw[0] = address of the HSM_HASH_STATE_SIZE blob
+ *               (0: INVALID_FIELD; not used by FINAL with HASH_INIT), qw[1],
+ *               mparam, aux 0; src 0..max_xfer bytes (SGL allowed).
+ *               HSM_SQE_F_HASH_INIT starts afresh, else the blob must be
+ *               one this card instance sealed for this mech and handle
+ *               (INVALID_STATE otherwise; see hsm_fw_hash.c for the
+ *               layout).  UPDATE: dst 0, blob rewritten, result 0.  FINAL:
+ *               dst_len >= digest size (BUFFER_TOO_SMALL), dst = digest or
+ *               MAC, blob untouched, result = digest size.
  *
  * Tamper: every key is dropped from the store and wiped (keys in use by a
  * running command are wiped when it ends), the master key and the sealed
- * store are overwritten and removed; afterwards every command that names
- * or creates a key returns HSM_SC_TAMPERED.  IDENTIFY, queue management,
- * GET_RANDOM and DIGEST keep working.
+ * store are overwritten and removed, the token key is wiped and the hash
+ * state key replaced (older blobs: INVALID_STATE); afterwards every command
+ * that names or creates a key (HMAC hashes, tokens included) returns
+ * HSM_SC_TAMPERED.  IDENTIFY, queue management, GET_RANDOM, DIGEST and
+ * plain multi-part digests keep working.
  *
  * Partitions: the key's partition is part of its handle (see above).  The
  * card checks that both keys of WRAP/UNWRAP share a partition; which

@@ -27,6 +27,8 @@
 #define HSM_GCM_NONCE		12
 #define HSM_GCM_TAG_MIN		4
 #define HSM_GCM_TAG_MAX		16
+#define HSM_PKCS1_DIGESTINFO	19	/* DER prefix of a SHA-2 digest */
+#define HSM_PKCS1_MIN_PAD	11
 
 int hsm_hash_index(uint16_t mech)
 {
@@ -312,7 +314,7 @@ static uint16_t hsm_io_rsa_crypt(struct hsm_cmd *c, bool encrypt)
 	unsigned char *in = NULL, *out = NULL;
 	struct hsm_xbuf src, dst;
 	EVP_PKEY_CTX *ctx = NULL;
-	size_t mod = 0, outlen;
+	size_t mod = 0, outlen, inlen;
 	struct hsm_key *k;
 	uint16_t st;
 	int hidx = -1;
@@ -329,8 +331,10 @@ static uint16_t hsm_io_rsa_crypt(struct hsm_cmd *c, bool encrypt)
 	if (st)
 		return st;
 	mod = EVP_PKEY_get_size(k->pkey);
-	if (!c->src_len || (raw || !encrypt ? c->src_len != mod :
-			    c->src_len + 2 * EVP_MD_get_size(c->fw->md[hidx]) + 2 > mod)) {
+	if (!c->src_len ||
+	    (raw ? c->src_len > mod :
+	     !encrypt ? c->src_len != mod :
+	     c->src_len + 2 * EVP_MD_get_size(c->fw->md[hidx]) + 2 > mod)) {
 		st = HSM_SC_INVALID_LENGTH;
 		goto out;
 	}
@@ -348,15 +352,39 @@ static uint16_t hsm_io_rsa_crypt(struct hsm_cmd *c, bool encrypt)
 		st = HSM_SC_INTERNAL;
 		goto out;
 	}
+	inlen = c->src_len;
+	if (raw) {
+		/* a big-endian integer of 1..k bytes, below the modulus */
+		memset(out, 0, mod - inlen);
+		memcpy(out + mod - inlen, in, inlen);
+		if (memcmp(out, k->mod, mod) >= 0) {
+			st = HSM_SC_INVALID_FIELD;
+			goto out;
+		}
+		free(in);
+		in = out;
+		out = malloc(mod);
+		inlen = mod;
+		if (!out) {
+			st = HSM_SC_INTERNAL;
+			goto out;
+		}
+	}
 	st = hsm_rsa_ctx(c, k, encrypt, &ctx);
 	if (st)
 		goto out;
 	outlen = mod;
-	if ((encrypt ? EVP_PKEY_encrypt(ctx, out, &outlen, in, c->src_len) :
-		       EVP_PKEY_decrypt(ctx, out, &outlen, in, c->src_len)) <= 0) {
+	if ((encrypt ? EVP_PKEY_encrypt(ctx, out, &outlen, in, inlen) :
+		       EVP_PKEY_decrypt(ctx, out, &outlen, in, inlen)) <= 0) {
 		/* raw public op on a value >= n, or bad OAEP padding */
 		st = encrypt ? HSM_SC_INVALID_FIELD : HSM_SC_DECRYPT_FAILED;
 		goto out;
+	}
+	if (raw && outlen < mod) {
+		/* always k bytes, left-padded */
+		memmove(out + mod - outlen, out, outlen);
+		memset(out, 0, mod - outlen);
+		outlen = mod;
 	}
 	if (c->dst_len < outlen) {
 		c->result = outlen;
@@ -368,6 +396,117 @@ static uint16_t hsm_io_rsa_crypt(struct hsm_cmd *c, bool encrypt)
 		c->result = outlen;
 out:
 	EVP_PKEY_CTX_free(ctx);
+	free(in);
+	free(out);
+	hsm_key_put(k);
+	return st;
+}
+
+/* ---- AES-CBC + HMAC-SHA-256 (encrypt-then-MAC, authenc) ---- */
+
+#define HSM_AUTHENC_TAG_MAX	32
+
+/* HMAC-SHA-256 over AAD || ciphertext with the key's MAC half. */
+static void hsm_authenc_tag(const struct hsm_key *k, const unsigned char *aad,
+			    size_t aadlen, const unsigned char *ct,
+			    size_t ctlen, unsigned char *tag)
+{
+	/* AAD and ciphertext are not adjacent when encrypting */
+	if (aad + aadlen == ct) {
+		hsm_hmac_oneshot(k->pads, HSM_HASH_SHA256, aad, aadlen + ctlen,
+				 tag);
+		return;
+	}
+	hsm_hmac_two(k->pads, HSM_HASH_SHA256, aad, aadlen, ct, ctlen, tag);
+}
+
+static uint16_t hsm_cbc_run(struct hsm_fw *fw, const struct hsm_key *k,
+			    const uint8_t *iv, bool encrypt,
+			    const unsigned char *in, size_t len,
+			    unsigned char *out)
+{
+	EVP_CIPHER_CTX *ctx;
+	uint16_t st = HSM_SC_INTERNAL;
+	int n = 0, fin = 0;
+
+	ctx = EVP_CIPHER_CTX_new();
+	if (!ctx)
+		return HSM_SC_INTERNAL;
+	if (EVP_CipherInit_ex2(ctx, fw->aes_cbc[hsm_aes_index(k->enc_len)],
+			       k->secret, iv, encrypt, NULL) &&
+	    EVP_CIPHER_CTX_set_padding(ctx, 0) &&
+	    (!len || EVP_CipherUpdate(ctx, out, &n, in, (int)len)) &&
+	    EVP_CipherFinal_ex(ctx, out + n, &fin))
+		st = HSM_SC_SUCCESS;
+	EVP_CIPHER_CTX_free(ctx);
+	return st;
+}
+
+/*
+ * HSM_MECH_AES_CBC_HMAC_SHA256: iv = CBC IV, aux = AAD length, mparam =
+ * tag length 0..32.  Encrypt: src = AAD || plaintext, dst = ciphertext ||
+ * tag.  Decrypt: src = AAD || ciphertext || tag, dst = plaintext; the tag
+ * is checked (constant time) before anything is decrypted or written.
+ */
+static uint16_t hsm_io_authenc(struct hsm_cmd *c, bool encrypt)
+{
+	unsigned char tag[HSM_AUTHENC_TAG_MAX], *in = NULL, *out = NULL;
+	size_t taglen = c->mparam, aad = c->aux, dlen, outlen;
+	struct hsm_xbuf src, dst;
+	struct hsm_key *k;
+	uint16_t st;
+
+	if (taglen > HSM_AUTHENC_TAG_MAX)
+		return HSM_SC_INVALID_FIELD;
+	st = hsm_cmd_key(c, HSM_KEY_AUTHENC, HSM_KEY_AUTHENC,
+			 encrypt ? HSM_USE_ENCRYPT : HSM_USE_DECRYPT, &k);
+	if (st)
+		return st;
+	if (c->src_len > HSM_FW_MAX_XFER || aad > c->src_len ||
+	    (!encrypt && c->src_len - aad < taglen)) {
+		st = HSM_SC_INVALID_LENGTH;
+		goto out;
+	}
+	dlen = c->src_len - aad - (encrypt ? 0 : taglen);
+	outlen = dlen + (encrypt ? taglen : 0);
+	if (dlen % HSM_AES_BLOCK || outlen > HSM_FW_MAX_XFER) {
+		st = HSM_SC_INVALID_LENGTH;
+		goto out;
+	}
+	if (c->dst_len < outlen) {
+		c->result = outlen;
+		st = HSM_SC_BUFFER_TOO_SMALL;
+		goto out;
+	}
+	st = hsm_cmd_io_begin(c, &src, &dst, &in);
+	if (st)
+		goto out;
+	out = malloc(outlen ? outlen : 1);
+	if (!out) {
+		st = HSM_SC_INTERNAL;
+		goto out;
+	}
+	if (encrypt) {
+		st = hsm_cbc_run(c->fw, k, c->iv, true, in + aad, dlen, out);
+		if (st)
+			goto out;
+		hsm_authenc_tag(k, in, aad, out, dlen, tag);
+		memcpy(out + dlen, tag, taglen);
+	} else {
+		hsm_authenc_tag(k, in, aad, in + aad, dlen, tag);
+		if (CRYPTO_memcmp(tag, in + aad + dlen, taglen)) {
+			st = HSM_SC_VERIFY_FAILED;
+			goto out;
+		}
+		st = hsm_cbc_run(c->fw, k, c->iv, false, in + aad, dlen, out);
+		if (st)
+			goto out;
+	}
+	st = hsm_xbuf_write(&dst, out, outlen);
+	if (!st)
+		c->result = outlen;
+out:
+	OPENSSL_cleanse(tag, sizeof(tag));
 	free(in);
 	free(out);
 	hsm_key_put(k);
@@ -397,6 +536,8 @@ uint16_t hsm_io_cipher(struct hsm_cmd *c, bool encrypt)
 	case HSM_MECH_RSA_OAEP:
 	case HSM_MECH_RSA_RAW:
 		return hsm_io_rsa_crypt(c, encrypt);
+	case HSM_MECH_AES_CBC_HMAC_SHA256:
+		return hsm_io_authenc(c, encrypt);
 	}
 	return HSM_SC_INVALID_MECH;
 }
@@ -447,9 +588,8 @@ uint16_t hsm_io_mac(struct hsm_cmd *c, bool verify)
 	unsigned char mac[EVP_MAX_MD_SIZE], expect[EVP_MAX_MD_SIZE];
 	unsigned char *in = NULL;
 	struct hsm_xbuf src, dst;
-	EVP_MAC_CTX *ctx = NULL;
 	struct hsm_key *k;
-	size_t maclen = 0, mdsize;
+	size_t maclen, mdsize;
 	uint16_t st;
 	int idx;
 
@@ -478,12 +618,8 @@ uint16_t hsm_io_mac(struct hsm_cmd *c, bool verify)
 	st = hsm_cmd_io_begin(c, &src, &dst, &in);
 	if (st)
 		goto out;
-	ctx = EVP_MAC_CTX_dup(k->hmac[idx]);
-	if (!ctx || !EVP_MAC_update(ctx, in, c->src_len) ||
-	    !EVP_MAC_final(ctx, mac, &maclen, sizeof(mac))) {
-		st = HSM_SC_INTERNAL;
-		goto out;
-	}
+	hsm_hmac_oneshot(k->pads, idx, in, c->src_len, mac);
+	maclen = mdsize;
 	if (verify) {
 		st = hsm_xbuf_read(&dst, expect, c->dst_len);
 		if (!st && CRYPTO_memcmp(expect, mac, c->dst_len))
@@ -495,7 +631,6 @@ uint16_t hsm_io_mac(struct hsm_cmd *c, bool verify)
 	}
 out:
 	OPENSSL_cleanse(mac, sizeof(mac));
-	EVP_MAC_CTX_free(ctx);
 	free(in);
 	hsm_key_put(k);
 	return st;
@@ -615,6 +750,12 @@ uint16_t hsm_io_sign(struct hsm_cmd *c, bool verify)
 	maxsig = EVP_PKEY_get_size(k->pkey);
 	if (c->mech == HSM_MECH_RSA_PSS && c->aux + mdsize + 2 > maxsig) {
 		st = HSM_SC_INVALID_FIELD;
+		goto out;
+	}
+	/* an imported small key may not hold DigestInfo and padding */
+	if (c->mech == HSM_MECH_RSA_PKCS1 &&
+	    mdsize + HSM_PKCS1_DIGESTINFO + HSM_PKCS1_MIN_PAD > maxsig) {
+		st = HSM_SC_INVALID_KEY_SIZE;
 		goto out;
 	}
 	if (!c->src_len || c->src_len > HSM_FW_MAX_XFER ||

@@ -32,6 +32,17 @@ enum {
 /* AES key sizes, indexed by hsm_aes_index(): 128, 192, 256 bits */
 #define HSM_AES_NR		3
 
+/* A SHA-2 chaining value: 8 words (SHA-256 uses the low 32 bits). */
+struct hsm_hstate {
+	uint64_t h[8];
+};
+
+/* HMAC key schedule: chaining values after K^ipad and K^opad, per hash. */
+struct hsm_hmac_pads {
+	struct hsm_hstate in[HSM_HASH_NR];
+	struct hsm_hstate out[HSM_HASH_NR];
+};
+
 /**
  * struct hsm_key - one key held by the card
  * @handle:    the handle the host sees (slot, partition, random tag)
@@ -45,9 +56,14 @@ enum {
  * @label:     NUL padded label
  * @secret:    raw key bytes of AES and HMAC keys
  * @secret_len: bytes in @secret
- * @pkey:      private key of RSA, EC and Ed25519 keys
- * @hmac:      HMAC contexts already keyed with @secret, one per hash; a
- *             command duplicates one instead of re-deriving the pads
+ * @pkey:      private key of RSA, EC and Ed25519 keys (an imported RSA
+ *             key may be public only)
+ * @public_only: @pkey has no private half (imported RSAPublicKey)
+ * @enc_len:   HSM_KEY_AUTHENC: bytes of AES key at the start of @secret;
+ *             the HMAC key follows
+ * @mod:       RSA keys: the modulus, big endian, EVP_PKEY_get_size() bytes
+ * @pads:      HMAC and AUTHENC keys: the hash states after the inner and
+ *             outer pad blocks, so no command re-derives them
  *
  * Immutable once inserted into the store, so users need no lock; the last
  * reference frees it and wipes the key material.
@@ -65,7 +81,10 @@ struct hsm_key {
 	unsigned char *secret;
 	size_t secret_len;
 	EVP_PKEY *pkey;
-	EVP_MAC_CTX *hmac[HSM_HASH_NR];
+	bool public_only;
+	uint16_t enc_len;
+	unsigned char *mod;
+	struct hsm_hmac_pads *pads;
 };
 
 struct hsm_fw {
@@ -81,7 +100,6 @@ struct hsm_fw {
 	EVP_CIPHER *aes_gcm[HSM_AES_NR];
 	EVP_CIPHER *aes_kwp[HSM_AES_NR];
 	EVP_CIPHER *aes_xts[2];		/* 128 and 256 */
-	EVP_MAC *hmac;
 
 	/* key store: slots[] and nr_keys are protected by ks_lock */
 	pthread_rwlock_t ks_lock;
@@ -95,6 +113,18 @@ struct hsm_fw {
 	char *mk_path;
 	uint8_t mk[32];
 	pthread_mutex_t store_lock;
+
+	/*
+	 * Keys that never leave the card: token_key authenticates key tokens
+	 * (derived from mk, or random without a store); state_key seals hash
+	 * state blobs (random per card instance, replaced on tamper, read and
+	 * replaced under ks_lock).  state_nonce makes every seal's nonce
+	 * unique under one state_key.
+	 */
+	uint8_t token_key[32];
+	uint8_t state_key[32];
+	uint32_t state_salt;
+	uint64_t state_nonce;		/* atomic */
 };
 
 /* A decoded submission entry plus where its results go. */
@@ -130,6 +160,7 @@ struct hsm_cmd {
 #define HSM_F_IV		(HSM_F_CDW(0) | HSM_F_CDW(1) | \
 				 HSM_F_CDW(2) | HSM_F_CDW(3))
 #define HSM_F_PREHASH		(1u << 10)	/* flag may be set */
+#define HSM_F_HASHINIT		(1u << 11)	/* HSM_SQE_F_HASH_INIT may be set */
 
 uint16_t hsm_cmd_check_fields(const struct hsm_cmd *c, unsigned int used);
 
@@ -161,7 +192,8 @@ void hsm_key_free(struct hsm_key *k);
 struct hsm_key *hsm_key_remove(struct hsm_fw *fw, uint64_t handle);
 int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k);
 bool hsm_key_attrs_valid(const struct hsm_key *k);
-uint16_t hsm_key_set_material(struct hsm_key *k, const uint8_t *p, size_t len);
+uint16_t hsm_key_set_material(struct hsm_key *k, const uint8_t *p, size_t len,
+			      bool import);
 uint16_t hsm_key_get_material(const struct hsm_key *k, unsigned char **outp,
 			      size_t *lenp);
 uint16_t hsm_key_prepare(struct hsm_fw *fw, struct hsm_key *k);
@@ -181,6 +213,9 @@ uint16_t hsm_adm_key_export_pub(struct hsm_cmd *c);
 uint16_t hsm_adm_key_destroy(struct hsm_cmd *c);
 uint16_t hsm_adm_key_list(struct hsm_cmd *c);
 uint16_t hsm_adm_key_get_attrs(struct hsm_cmd *c);
+uint16_t hsm_adm_token_create(struct hsm_cmd *c);
+uint16_t hsm_adm_token_open(struct hsm_cmd *c);
+int hsm_token_key_init(struct hsm_fw *fw);
 
 /* crypto on I/O queues (hsm_fw_crypto.c) */
 uint16_t hsm_io_cipher(struct hsm_cmd *c, bool encrypt);
@@ -188,6 +223,18 @@ uint16_t hsm_io_digest(struct hsm_cmd *c);
 uint16_t hsm_io_mac(struct hsm_cmd *c, bool verify);
 uint16_t hsm_io_sign(struct hsm_cmd *c, bool verify);
 uint16_t hsm_cmd_random(struct hsm_cmd *c);
+
+/* multi-part hashes and the HMAC engine (hsm_fw_hash.c) */
+uint16_t hsm_io_hash(struct hsm_cmd *c, bool final);
+int hsm_hash_state_key_new(struct hsm_fw *fw);
+uint16_t hsm_hmac_pads_make(struct hsm_key *k, const uint8_t *key,
+			    size_t len);
+void hsm_hmac_oneshot(const struct hsm_hmac_pads *pads, int idx,
+		      const void *msg, size_t len, uint8_t *mac);
+void hsm_hmac_two(const struct hsm_hmac_pads *pads, int idx, const void *a,
+		  size_t alen, const void *b, size_t blen, uint8_t *mac);
+void hsm_hmac_raw(const uint8_t *key, size_t klen, const void *msg,
+		  size_t len, uint8_t *mac);
 
 int hsm_hash_index(uint16_t mech);
 int hsm_aes_index(unsigned int key_bytes);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -35,6 +36,7 @@ static const uint32_t hsm_type_uses[HSM_KEY_TYPE_MAX] = {
 	[HSM_KEY_EC_P256] = HSM_USE_SIGN | HSM_USE_VERIFY,
 	[HSM_KEY_EC_P384] = HSM_USE_SIGN | HSM_USE_VERIFY,
 	[HSM_KEY_ED25519] = HSM_USE_SIGN | HSM_USE_VERIFY,
+	[HSM_KEY_AUTHENC] = HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
 };
 
 static const uint32_t hsm_type_default_uses[HSM_KEY_TYPE_MAX] = {
@@ -44,7 +46,13 @@ static const uint32_t hsm_type_default_uses[HSM_KEY_TYPE_MAX] = {
 	[HSM_KEY_EC_P256] = HSM_USE_SIGN | HSM_USE_VERIFY,
 	[HSM_KEY_EC_P384] = HSM_USE_SIGN | HSM_USE_VERIFY,
 	[HSM_KEY_ED25519] = HSM_USE_SIGN | HSM_USE_VERIFY,
+	[HSM_KEY_AUTHENC] = HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
 };
+
+/* An imported RSA public key can only encrypt and verify. */
+#define HSM_RSA_PUBLIC_USES	(HSM_USE_ENCRYPT | HSM_USE_VERIFY)
+#define HSM_RSA_IMPORT_MIN	512
+#define HSM_RSA_IMPORT_MAX	4096
 
 static bool hsm_type_symmetric(uint16_t type)
 {
@@ -68,12 +76,11 @@ int hsm_fw_keys_init(struct hsm_fw *fw)
 
 void hsm_key_free(struct hsm_key *k)
 {
-	int i;
-
 	if (!k)
 		return;
-	for (i = 0; i < HSM_HASH_NR; i++)
-		EVP_MAC_CTX_free(k->hmac[i]);
+	if (k->pads)
+		OPENSSL_clear_free(k->pads, sizeof(*k->pads));
+	OPENSSL_free(k->mod);
 	if (k->secret)
 		OPENSSL_clear_free(k->secret, k->secret_len);
 	EVP_PKEY_free(k->pkey);
@@ -319,8 +326,7 @@ static uint16_t hsm_attrs_parse(struct hsm_fw *fw,
 	if ((k->flags & HSM_KEYF_PERSISTENT) &&
 	    (!fw->ks_path || (k->flags & HSM_KEYF_SESSION)))
 		return HSM_SC_INVALID_FIELD;
-	if (!k->uses)
-		k->uses = hsm_type_default_uses[k->type];
+	/* uses 0 takes the type's default once the material is known */
 	if (k->uses & ~hsm_type_uses[k->type])
 		return HSM_SC_INVALID_FIELD;
 	k->created = (uint64_t)time(NULL);
@@ -342,24 +348,32 @@ void hsm_attrs_fill(const struct hsm_key *k, struct hsm_key_attrs *a)
 
 /* ---- key material ---- */
 
-/* Key the per-hash HMAC templates of an HMAC key. */
+/*
+ * Precompute what commands need from the material: the HMAC pads of HMAC
+ * and AUTHENC keys, the modulus bytes of RSA keys.
+ */
 uint16_t hsm_key_prepare(struct hsm_fw *fw, struct hsm_key *k)
 {
-	OSSL_PARAM params[2];
-	char *name;
-	int i;
+	BIGNUM *n = NULL;
+	int size;
 
-	if (k->type != HSM_KEY_HMAC)
-		return HSM_SC_SUCCESS;
-	for (i = 0; i < HSM_HASH_NR; i++) {
-		name = (char *)EVP_MD_get0_name(fw->md[i]);
-		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-							     name, 0);
-		params[1] = OSSL_PARAM_construct_end();
-		k->hmac[i] = EVP_MAC_CTX_new(fw->hmac);
-		if (!k->hmac[i] ||
-		    !EVP_MAC_init(k->hmac[i], k->secret, k->secret_len, params))
+	switch (k->type) {
+	case HSM_KEY_HMAC:
+		return hsm_hmac_pads_make(k, k->secret, k->secret_len);
+	case HSM_KEY_AUTHENC:
+		return hsm_hmac_pads_make(k, k->secret + k->enc_len,
+					  k->secret_len - k->enc_len);
+	case HSM_KEY_RSA:
+		size = EVP_PKEY_get_size(k->pkey);
+		k->mod = OPENSSL_malloc(size > 0 ? size : 1);
+		if (size <= 0 || !k->mod ||
+		    !EVP_PKEY_get_bn_param(k->pkey, OSSL_PKEY_PARAM_RSA_N, &n) ||
+		    BN_bn2binpad(n, k->mod, size) != size) {
+			BN_free(n);
 			return HSM_SC_INTERNAL;
+		}
+		BN_free(n);
+		return HSM_SC_SUCCESS;
 	}
 	return HSM_SC_SUCCESS;
 }
@@ -367,7 +381,7 @@ uint16_t hsm_key_prepare(struct hsm_fw *fw, struct hsm_key *k)
 static uint16_t hsm_key_set_secret(struct hsm_key *k, const void *p,
 				   size_t len)
 {
-	k->secret = OPENSSL_malloc(len);
+	k->secret = OPENSSL_malloc(len ? len : 1);
 	if (!k->secret)
 		return HSM_SC_INTERNAL;
 	k->secret_len = len;
@@ -430,32 +444,93 @@ static uint16_t hsm_pkey_type(EVP_PKEY *pkey, unsigned int *bits)
 	return 0;
 }
 
+/* HSM_KEY_AUTHENC: struct hsm_authenc_key_hdr || AES key || HMAC key. */
+static uint16_t hsm_authenc_set(struct hsm_key *k, const uint8_t *p,
+				size_t len)
+{
+	struct hsm_authenc_key_hdr h;
+	size_t enc, mac;
+
+	if (len < sizeof(h))
+		return HSM_SC_INVALID_LENGTH;
+	memcpy(&h, p, sizeof(h));
+	enc = le16toh(h.enc_len);
+	mac = le16toh(h.mac_len);
+	if (h.rsvd)
+		return HSM_SC_INVALID_FIELD;
+	if (hsm_aes_index(enc) < 0 || mac > HSM_HMAC_IMPORT_MAX)
+		return HSM_SC_INVALID_KEY_SIZE;
+	if (len != sizeof(h) + enc + mac)
+		return HSM_SC_INVALID_LENGTH;
+	if (!k->bits)
+		k->bits = enc * 8;
+	if (k->bits != enc * 8)
+		return HSM_SC_INVALID_KEY_SIZE;
+	k->enc_len = enc;
+	return hsm_key_set_secret(k, p + sizeof(h), enc + mac);
+}
+
+/*
+ * An RSA key in one of the DER forms KEY_IMPORT takes besides PKCS#8:
+ * PKCS#1 RSAPrivateKey or RSAPublicKey.  NULL if it is neither.
+ */
+static EVP_PKEY *hsm_rsa_pkcs1(struct hsm_key *k, const uint8_t *p,
+			       size_t len)
+{
+	const unsigned char *q = p;
+	EVP_PKEY *pkey;
+
+	pkey = d2i_PrivateKey(EVP_PKEY_RSA, NULL, &q, (long)len);
+	if (pkey && q == p + len)
+		return pkey;
+	EVP_PKEY_free(pkey);
+	q = p;
+	pkey = d2i_PublicKey(EVP_PKEY_RSA, NULL, &q, (long)len);
+	if (pkey && q == p + len) {
+		k->public_only = true;
+		return pkey;
+	}
+	EVP_PKEY_free(pkey);
+	return NULL;
+}
+
 /**
  * hsm_key_set_material() - give a new key material from the host
- * @k:   key with parsed attributes
- * @p:   raw key bytes (AES, HMAC) or a DER PKCS#8 PrivateKeyInfo
- * @len: bytes at @p
+ * @k:      key with parsed attributes
+ * @p:      raw key bytes (AES, HMAC), a DER PKCS#8 PrivateKeyInfo, or for
+ *          KEY_IMPORT also an RSA PKCS#1 private or public key or an
+ *          AUTHENC key blob
+ * @len:    bytes at @p
+ * @import: KEY_IMPORT, which takes sizes and forms the card would not
+ *          generate or keep (see HSM_HMAC_IMPORT_MAX in hsmcard_hw.h)
  *
  * A size of 0 in the attributes takes the size of the material.
  *
- * Return: HSM_SC_SUCCESS, HSM_SC_INVALID_KEY_SIZE, HSM_SC_KEY_TYPE or
- * HSM_SC_INVALID_FIELD (malformed or inconsistent private key).
+ * Return: HSM_SC_SUCCESS, HSM_SC_INVALID_KEY_SIZE, HSM_SC_KEY_TYPE,
+ * HSM_SC_INVALID_LENGTH or HSM_SC_INVALID_FIELD (malformed or
+ * inconsistent key, or uses a public key cannot have).
  */
-uint16_t hsm_key_set_material(struct hsm_key *k, const uint8_t *p, size_t len)
+uint16_t hsm_key_set_material(struct hsm_key *k, const uint8_t *p, size_t len,
+			      bool import)
 {
 	const unsigned char *q = p;
 	PKCS8_PRIV_KEY_INFO *p8;
+	bool relaxed;
 	unsigned int bits;
 	EVP_PKEY_CTX *ctx;
 	uint16_t type;
 	int ok;
 
+	if (k->type == HSM_KEY_AUTHENC)
+		return import ? hsm_authenc_set(k, p, len) : HSM_SC_KEY_TYPE;
 	if (hsm_type_symmetric(k->type)) {
-		if (len > 1024 / 8)
+		relaxed = import && k->type == HSM_KEY_HMAC;
+		if (len > (relaxed ? HSM_HMAC_IMPORT_MAX : 1024 / 8))
 			return HSM_SC_INVALID_KEY_SIZE;
 		if (!k->bits)
 			k->bits = len * 8;
-		if (k->bits != len * 8 || !hsm_bits_valid(k->type, k->bits))
+		if (k->bits != len * 8 ||
+		    (!relaxed && !hsm_bits_valid(k->type, k->bits)))
 			return HSM_SC_INVALID_KEY_SIZE;
 		/* XTS refuses a key made of two equal halves */
 		if (k->type == HSM_KEY_AES && k->bits == 512 &&
@@ -464,12 +539,12 @@ uint16_t hsm_key_set_material(struct hsm_key *k, const uint8_t *p, size_t len)
 		return hsm_key_set_secret(k, p, len);
 	}
 
+	relaxed = import && k->type == HSM_KEY_RSA;
 	p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &q, (long)len);
-	if (!p8 || q != p + len) {
-		PKCS8_PRIV_KEY_INFO_free(p8);
-		return HSM_SC_INVALID_FIELD;
-	}
-	k->pkey = EVP_PKCS82PKEY(p8);
+	if (p8 && q == p + len)
+		k->pkey = EVP_PKCS82PKEY(p8);
+	else if (relaxed)
+		k->pkey = hsm_rsa_pkcs1(k, p, len);
 	PKCS8_PRIV_KEY_INFO_free(p8);
 	if (!k->pkey)
 		return HSM_SC_INVALID_FIELD;
@@ -478,11 +553,16 @@ uint16_t hsm_key_set_material(struct hsm_key *k, const uint8_t *p, size_t len)
 		return HSM_SC_KEY_TYPE;
 	if (!k->bits)
 		k->bits = bits;
-	if (k->bits != bits || !hsm_bits_valid(k->type, k->bits))
+	if (k->bits != bits ||
+	    (relaxed ? bits < HSM_RSA_IMPORT_MIN || bits > HSM_RSA_IMPORT_MAX :
+		       !hsm_bits_valid(k->type, k->bits)))
 		return HSM_SC_INVALID_KEY_SIZE;
+	if (k->public_only && (k->uses & ~HSM_RSA_PUBLIC_USES))
+		return HSM_SC_INVALID_FIELD;
 	/* the private and public halves must belong together */
 	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-	ok = ctx && EVP_PKEY_pairwise_check(ctx) == 1;
+	ok = ctx && (k->public_only ? EVP_PKEY_public_check(ctx) :
+				      EVP_PKEY_pairwise_check(ctx)) == 1;
 	EVP_PKEY_CTX_free(ctx);
 	return ok ? HSM_SC_SUCCESS : HSM_SC_INVALID_FIELD;
 }
@@ -594,7 +674,9 @@ static uint16_t hsm_key_create(struct hsm_cmd *c,
 		goto err;
 	}
 	if (material) {
-		st = hsm_key_set_material(k, material, len);
+		st = hsm_key_set_material(k, material, len, session);
+	} else if (k->type == HSM_KEY_AUTHENC) {
+		st = HSM_SC_KEY_TYPE;	/* import only */
 	} else {
 		if (!k->bits)
 			k->bits = hsm_default_bits(k->type);
@@ -603,6 +685,9 @@ static uint16_t hsm_key_create(struct hsm_cmd *c,
 		else
 			st = hsm_key_generate_material(k);
 	}
+	if (!st && !k->uses)
+		k->uses = hsm_type_default_uses[k->type] &
+			  (k->public_only ? HSM_RSA_PUBLIC_USES : HSM_USE_ALL);
 	if (!st)
 		st = hsm_key_prepare(c->fw, k);
 	if (!st)
@@ -661,7 +746,7 @@ uint16_t hsm_adm_key_import(struct hsm_cmd *c)
 		return st;
 	if (hsm_fw_is_tampered(c->fw))
 		return HSM_SC_TAMPERED;
-	if (c->src_len <= HSM_ATTRS_SIZE || c->src_len > HSM_FW_MAX_XFER)
+	if (c->src_len < HSM_ATTRS_SIZE || c->src_len > HSM_FW_MAX_XFER)
 		return HSM_SC_INVALID_LENGTH;
 	st = hsm_read_src(c, &buf);
 	if (st)
@@ -809,6 +894,15 @@ uint16_t hsm_adm_key_wrap(struct hsm_cmd *c)
 		goto out;
 	if (kek->partition != k->partition) {
 		st = HSM_SC_INVALID_HANDLE;
+		goto out;
+	}
+	/* no wrapped form for these: KEY_UNWRAP could not take it back */
+	if (k->type == HSM_KEY_AUTHENC || k->public_only) {
+		st = HSM_SC_KEY_TYPE;
+		goto out;
+	}
+	if (!hsm_bits_valid(k->type, k->bits)) {
+		st = HSM_SC_INVALID_KEY_SIZE;	/* imported, odd size */
 		goto out;
 	}
 	if (!(k->flags & HSM_KEYF_EXTRACTABLE)) {

@@ -348,7 +348,7 @@ static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len)
 		k->created = le64toh(a.created);
 		memcpy(k->label, a.label, sizeof(k->label));
 		if (!hsm_key_attrs_valid(k) ||
-		    hsm_key_set_material(k, p + off, mlen) ||
+		    hsm_key_set_material(k, p + off, mlen, false) ||
 		    hsm_key_prepare(fw, k))
 			goto out;
 		off += mlen;

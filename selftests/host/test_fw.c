@@ -8,7 +8,11 @@
  * cases, RFC 5649 section 6) and host OpenSSL used directly by the test
  * (signatures made in the core are verified with the exported public key,
  * ciphertexts are compared with OpenSSL's for the same key bytes, and the
- * other way round).
+ * other way round).  Multi-part hashes and HMAC (random split points, state
+ * blobs copied, flipped and moved between keys, mechanisms and cards),
+ * AES-CBC + HMAC-SHA256 authenc, PKCS#1 RSA imports and key tokens are
+ * checked the same way: against OpenSSL one-shot results, RFC 4231 and the
+ * public key's own arithmetic.
  *
  * Output: one TAP-like line per check, then "N passed, N failed".
  *
@@ -24,6 +28,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -507,7 +512,9 @@ static void test_identify(void)
 	      (mechs & (1ull << HSM_MECH_EDDSA)) &&
 	      (mechs & (1ull << HSM_MECH_AES_KWP)) && !(mechs & 1),
 	      "identify mechs bitmap");
-	check(le32toh(id.key_types) == 0x7e, "identify key_types 1..6");
+	check(le32toh(id.key_types) == 0xfe, "identify key_types 1..7");
+	check(mechs & (1ull << HSM_MECH_AES_CBC_HMAC_SHA256),
+	      "identify mechs has AES-CBC-HMAC-SHA256");
 	check(le32toh(id.nr_partitions) == 2, "identify 2 partitions");
 
 	memset(fh_ptr(&fh, d), 0, sizeof(id));
@@ -553,9 +560,11 @@ static void test_identify(void)
 	sqe_init(&s, HSM_ADM_IDENTIFY);
 	check_st(hsm_fw_io(fw, &fh.host, &s, &res), HSM_SC_INVALID_OPCODE,
 		 "admin opcode on an I/O queue");
-	sqe_init(&s, 0x88);
+	sqe_init(&s, 0x8a);
 	check_st(hsm_fw_io(fw, &fh.host, &s, &res), HSM_SC_INVALID_OPCODE,
-		 "I/O opcode 0x88");
+		 "I/O opcode 0x8a");
+	sqe_init(&s, 0x1a);
+	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_OPCODE, "admin opcode 0x1a");
 	sqe_init(&s, 0);
 	check_st(hsm_fw_io(fw, &fh.host, &s, &res), HSM_SC_INVALID_OPCODE,
 		 "I/O opcode 0");
@@ -1894,9 +1903,14 @@ static void test_rsa_crypt(void)
 	o.src = ct;
 	check(!run_io(&o, got, &res) && res == 256 && !memcmp(got, msg, 256),
 	      "RSA raw private operation inverts it");
-	o.src_len = 255;
-	check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_LENGTH,
-		 "RSA raw on 255 bytes");
+	{
+		static uint8_t big[257];
+
+		o.src = big;
+		o.src_len = 257;
+		check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_LENGTH,
+			 "RSA raw on 257 bytes");
+	}
 	o.src_len = 256;
 	o.opcode = HSM_IO_ENCRYPT;
 	memset(got, 0xff, 256);
@@ -2115,8 +2129,11 @@ static void test_wrap(void)
 		a = attrs(HSM_KEY_AES, 0, 0, 0, 0);
 		s.src = htole64(fh_put(&fh, &a, sizeof(a)));
 		s.src_len = htole32(sizeof(a));
+		check_st(adm(fw, &s, NULL), HSM_SC_INVALID_KEY_SIZE,
+			 "import of an AES key with no key bytes");
+		s.src_len = htole32(sizeof(a) - 1);
 		check_st(adm(fw, &s, NULL), HSM_SC_INVALID_LENGTH,
-			 "import with no key bytes");
+			 "import shorter than the attributes");
 		s.handle = htole64(hkek);
 		s.src_len = htole32(sizeof(a) + 16);
 		check_st(adm(fw, &s, NULL), HSM_SC_INVALID_FIELD,
@@ -2503,11 +2520,12 @@ static void test_fuzz(void)
 		HSM_ADM_KEY_LIST, HSM_ADM_KEY_GET_ATTRS, HSM_ADM_CREATE_IOQ,
 		HSM_ADM_DELETE_IOQ, HSM_IO_ENCRYPT, HSM_IO_DECRYPT,
 		HSM_IO_DIGEST, HSM_IO_MAC, HSM_IO_MAC_VERIFY, HSM_IO_SIGN,
-		HSM_IO_VERIFY, HSM_IO_GET_RANDOM,
+		HSM_IO_VERIFY, HSM_IO_GET_RANDOM, HSM_IO_HASH_UPDATE,
+		HSM_IO_HASH_FINAL, HSM_ADM_TOKEN_CREATE, HSM_ADM_TOKEN_OPEN,
 	};
 	static const uint16_t mechs[] = {
-		1, 2, 3, 4, 5, 16, 17, 18, 24, 25, 26, 32, 33, 34, 35, 40, 41,
-		48,
+		1, 2, 3, 4, 5, 8, 16, 17, 18, 24, 25, 26, 32, 33, 34, 35, 40,
+		41, 48,
 	};
 	const char *env_seed = getenv("HSM_FUZZ_SEED");
 	const char *env_iters = getenv("HSM_FUZZ_ITERS");
@@ -2658,6 +2676,1266 @@ static void test_fuzz(void)
 		destroy(fw, keys[i]);
 }
 
+/* ---- multi-part digests and HMAC ---- */
+
+#define ARRAY_LEN(a)	(sizeof(a) / sizeof((a)[0]))
+
+static uint16_t hash_op(struct hsm_fw *f, uint8_t op, bool init,
+			uint16_t mech, uint64_t key, uint64_t blob,
+			const void *src, size_t len, uint64_t dst,
+			uint32_t dst_len, uint64_t *res)
+{
+	struct hsm_sqe s;
+	uint64_t r = 0;
+	uint16_t st;
+
+	sqe_init(&s, op);
+	s.flags = init ? HSM_SQE_F_HASH_INIT : 0;
+	s.mech = htole16(mech);
+	s.handle = htole64(key);
+	s.qw[0] = htole64(blob);
+	if (len) {
+		s.src = htole64(fh_put(&fh, src, len));
+		s.src_len = htole32(len);
+	}
+	s.dst = htole64(dst);
+	s.dst_len = htole32(dst_len);
+	st = hsm_fw_io(f, &fh.host, &s, &r);
+	if (res)
+		*res = r;
+	return st;
+}
+
+static const EVP_MD *md_of(uint16_t mech)
+{
+	if (mech >= HSM_MECH_HMAC_SHA256)
+		mech -= HSM_MECH_HMAC_SHA256 - HSM_MECH_SHA256;
+	return mech == HSM_MECH_SHA256 ? EVP_sha256() :
+	       mech == HSM_MECH_SHA384 ? EVP_sha384() : EVP_sha512();
+}
+
+/* Host OpenSSL one-shot: digest, or HMAC() when @mech is an HMAC. */
+static size_t ossl_hash(uint16_t mech, const uint8_t *key, size_t klen,
+			const uint8_t *msg, size_t len, uint8_t *out)
+{
+	static const uint8_t nothing[1];
+	unsigned int n = 0;
+
+	if (mech >= HSM_MECH_HMAC_SHA256) {
+		if (!HMAC(md_of(mech), klen ? key : nothing, (int)klen,
+			  len ? msg : nothing, len, out, &n))
+			abort();
+	} else if (!EVP_Digest(len ? msg : nothing, len, out, &n, md_of(mech),
+			       NULL)) {
+		abort();
+	}
+	return n;
+}
+
+static size_t rnd_below(size_t n)
+{
+	uint32_t r;
+
+	rnd(&r, sizeof(r));
+	return n ? r % n : 0;
+}
+
+/*
+ * Hash @msg in @parts pieces of random size (UPDATE with INIT, UPDATEs,
+ * FINAL; one part = FINAL with INIT).  *out gets the digest.
+ */
+static uint16_t mp_hash(struct hsm_fw *f, uint16_t mech, uint64_t key,
+			const uint8_t *msg, size_t len, unsigned int parts,
+			uint8_t *out, uint64_t *resp)
+{
+	uint64_t blob = fh_alloc(&fh, HSM_HASH_STATE_SIZE);
+	uint64_t d = fh_alloc(&fh, 64), res = 0;
+	unsigned int i;
+	size_t off = 0, n;
+	uint16_t st;
+
+	for (i = 0; i + 1 < parts; i++) {
+		n = rnd_below(len - off + 1);
+		st = hash_op(f, HSM_IO_HASH_UPDATE, i == 0, mech, key, blob,
+			     msg + off, n, 0, 0, &res);
+		if (st || res)
+			return st ? st : HSM_SC_INTERNAL;
+		off += n;
+	}
+	st = hash_op(f, HSM_IO_HASH_FINAL, parts == 1, mech, key, blob,
+		     msg + off, len - off, d, 64, &res);
+	if (resp)
+		*resp = res;
+	if (!st)
+		memcpy(out, fh_ptr(&fh, d), 64);
+	return st;
+}
+
+static void test_hash_mp(void)
+{
+	static const uint16_t shas[] = {
+		HSM_MECH_SHA256, HSM_MECH_SHA384, HSM_MECH_SHA512,
+	};
+	static const size_t lens[] = {
+		0, 1, 55, 63, 64, 65, 111, 112, 127, 128, 129, 1000, 4099,
+	};
+	static const size_t klens[] = { 0, 20, 64, 65, 131, 1024 };
+	static const char *const rfc6[] = {
+		"60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+		"4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c6"
+		"0c2ef6ab4030fe8296248df163f44952",
+		"80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1121b013783f8f352"
+		"6b56d037e05f2598bd0fd2215d6a1e5295e64f73f63f0aec8b915a985d786598",
+	};
+	static const char *const rfc1[] = {
+		"b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+		"afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59c"
+		"faea9ea9076ede7f4af152e8b2fa9cb6",
+		"87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cde"
+		"daa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854",
+	};
+	static const char msg6[] =
+		"Test Using Larger Than Block-Size Key - Hash Key First";
+	uint8_t msg[4099], key[1024], want[64], got[64];
+	uint64_t hk[6], res;
+	unsigned int m, ki, li, bad, parts;
+	size_t n, dl;
+	uint16_t st;
+
+	rnd(msg, sizeof(msg));
+	rnd(key, sizeof(key));
+	for (ki = 0; ki < 6; ki++)
+		if (!check_st(import(HSM_KEY_HMAC, 0, 0, 0, key, klens[ki],
+				     &hk[ki]), HSM_SC_SUCCESS,
+			      "import a %zu-byte HMAC key", klens[ki]))
+			return;
+
+	for (m = 0; m < 3; m++) {
+		bad = 0;
+		for (li = 0; li < ARRAY_LEN(lens); li++) {
+			for (parts = 1; parts <= 5; parts += 2) {
+				fh_reset(&fh);
+				n = ossl_hash(shas[m], NULL, 0, msg, lens[li],
+					      want);
+				st = mp_hash(fw, shas[m], 0, msg, lens[li],
+					     parts, got, &res);
+				bad += st || res != n || memcmp(got, want, n);
+			}
+		}
+		check(!bad, "multi-part %s = OpenSSL EVP_Digest, 0..4099 bytes, 1/3/5 random parts (%u wrong)",
+		      md_name(shas[m]), bad);
+		for (ki = 0; ki < 6; ki++) {
+			bad = 0;
+			for (li = 0; li < ARRAY_LEN(lens); li++) {
+				parts = 1 + rnd_below(6);
+				fh_reset(&fh);
+				n = ossl_hash(shas[m] + 8, key, klens[ki], msg,
+					      lens[li], want);
+				st = mp_hash(fw, shas[m] + 8, hk[ki], msg,
+					     lens[li], parts, got, &res);
+				bad += st || res != n || memcmp(got, want, n);
+			}
+			check(!bad, "multi-part HMAC-%s, %zu-byte key = OpenSSL HMAC() (%u wrong)",
+			      md_name(shas[m]), klens[ki], bad);
+		}
+		/* RFC 4231 cases 1 and 6 in three pieces */
+		fh_reset(&fh);
+		{
+			uint8_t k1[20], k6[131];
+			uint64_t h1, h6;
+
+			memset(k1, 0x0b, sizeof(k1));
+			memset(k6, 0xaa, sizeof(k6));
+			import(HSM_KEY_HMAC, 0, 0, 0, k1, sizeof(k1), &h1);
+			import(HSM_KEY_HMAC, 0, 0, 0, k6, sizeof(k6), &h6);
+			n = unhex(rfc1[m], want);
+			st = mp_hash(fw, shas[m] + 8, h1,
+				     (const uint8_t *)"Hi There", 8, 3, got,
+				     &res);
+			check(!st && res == n && !memcmp(got, want, n),
+			      "RFC 4231 case 1 HMAC-%s through UPDATE/FINAL",
+			      md_name(shas[m]));
+			n = unhex(rfc6[m], want);
+			st = mp_hash(fw, shas[m] + 8, h6,
+				     (const uint8_t *)msg6, strlen(msg6), 4,
+				     got, &res);
+			check(!st && res == n && !memcmp(got, want, n),
+			      "RFC 4231 case 6 (131-byte key) HMAC-%s through UPDATE/FINAL",
+			      md_name(shas[m]));
+			destroy(fw, h1);
+			destroy(fw, h6);
+		}
+	}
+
+	/* one-shot MAC / MAC_VERIFY with a 0-byte and a 1024-byte key */
+	for (ki = 0; ki < 6; ki += 5) {
+		struct op o = { .opcode = HSM_IO_MAC,
+				.mech = HSM_MECH_HMAC_SHA256,
+				.handle = hk[ki], .src = msg, .src_len = 100,
+				.dst_cap = 32 };
+
+		fh_reset(&fh);
+		ossl_hash(HSM_MECH_HMAC_SHA256, key, klens[ki], msg, 100, want);
+		check(!run_io(&o, got, &res) && res == 32 &&
+		      !memcmp(got, want, 32),
+		      "one-shot MAC with a %zu-byte key = OpenSSL HMAC()",
+		      klens[ki]);
+		o.opcode = HSM_IO_MAC_VERIFY;
+		o.dst_in = want;
+		check_st(run_io(&o, NULL, NULL), HSM_SC_SUCCESS,
+			 "MAC_VERIFY with a %zu-byte key", klens[ki]);
+	}
+	{
+		uint8_t big[HSM_HMAC_IMPORT_MAX + 1], blob[64];
+		uint64_t h, kek;
+
+		rnd(big, 16);
+		import(HSM_KEY_AES, 0, HSM_USE_WRAP, 0, big, 16, &kek);
+		import(HSM_KEY_HMAC, 0, 0, HSM_KEYF_EXTRACTABLE, key, 10, &h);
+		check_st(wrap(h, kek, blob, sizeof(blob), NULL),
+			 HSM_SC_INVALID_KEY_SIZE,
+			 "KEY_WRAP of a 10-byte HMAC key (unwrap would refuse it)");
+		destroy(fw, h);
+		import(HSM_KEY_HMAC, 0, 0, HSM_KEYF_EXTRACTABLE, key, 32, &h);
+		check_st(wrap(h, kek, blob, sizeof(blob), NULL), HSM_SC_SUCCESS,
+			 "KEY_WRAP of a 32-byte HMAC key");
+		destroy(fw, h);
+		destroy(fw, kek);
+
+		rnd(big, sizeof(big));
+		check_st(import(HSM_KEY_HMAC, 0, 0, 0, big, sizeof(big), &h),
+			 HSM_SC_INVALID_KEY_SIZE, "HMAC key of %u bytes",
+			 HSM_HMAC_IMPORT_MAX + 1);
+		check_st(import(HSM_KEY_HMAC, 16, 0, 0, big, 3, &h),
+			 HSM_SC_INVALID_KEY_SIZE, "HMAC key bits not 8 x length");
+	}
+
+	/* saved states: continue from one copy twice, FINAL twice */
+	fh_reset(&fh);
+	{
+		uint64_t b1 = fh_alloc(&fh, HSM_HASH_STATE_SIZE);
+		uint64_t b2 = fh_alloc(&fh, HSM_HASH_STATE_SIZE);
+		uint64_t d = fh_alloc(&fh, 64);
+		uint8_t saved[HSM_HASH_STATE_SIZE], g1[64], g2[64], g3[64];
+
+		for (m = 0; m < 2; m++) {
+			uint16_t mech = m ? HSM_MECH_HMAC_SHA384 :
+					    HSM_MECH_SHA256;
+			uint64_t kh = m ? hk[4] : 0;
+
+			dl = ossl_hash(mech, key, klens[4], msg, 300, want);
+			hash_op(fw, HSM_IO_HASH_UPDATE, true, mech, kh, b1,
+				msg, 77, 0, 0, NULL);
+			memcpy(saved, fh_ptr(&fh, b1), sizeof(saved));
+			memcpy(fh_ptr(&fh, b2), saved, sizeof(saved));
+			st = hash_op(fw, HSM_IO_HASH_UPDATE, false, mech, kh,
+				     b1, msg + 77, 100, 0, 0, NULL);
+			st |= hash_op(fw, HSM_IO_HASH_FINAL, false, mech, kh,
+				      b1, msg + 177, 123, d, 64, &res);
+			memcpy(g1, fh_ptr(&fh, d), 64);
+			check(!memcmp(fh_ptr(&fh, b2), saved, sizeof(saved)),
+			      "the copy is untouched by work on the original");
+			st |= hash_op(fw, HSM_IO_HASH_FINAL, false, mech, kh,
+				      b2, msg + 77, 223, d, 64, NULL);
+			memcpy(g2, fh_ptr(&fh, d), 64);
+			check(!memcmp(fh_ptr(&fh, b2), saved, sizeof(saved)),
+			      "FINAL leaves the blob untouched");
+			st |= hash_op(fw, HSM_IO_HASH_FINAL, false, mech, kh,
+				      b2, msg + 77, 223, d, 64, NULL);
+			memcpy(g3, fh_ptr(&fh, d), 64);
+			check(!st && res == dl && !memcmp(g1, want, dl) &&
+			      !memcmp(g2, want, dl) && !memcmp(g3, want, dl),
+			      "%s: original, copy and the copy again all give OpenSSL's result",
+			      m ? "HMAC-SHA384" : "SHA256");
+			/* an empty UPDATE re-seals: new bytes, same state */
+			memcpy(fh_ptr(&fh, b1), saved, sizeof(saved));
+			st = hash_op(fw, HSM_IO_HASH_UPDATE, false, mech, kh,
+				     b1, NULL, 0, 0, 0, NULL);
+			check(!st && memcmp(fh_ptr(&fh, b1), saved,
+					    sizeof(saved)),
+			      "empty UPDATE re-seals with a fresh nonce");
+			st = hash_op(fw, HSM_IO_HASH_FINAL, false, mech, kh,
+				     b1, msg + 77, 223, d, 64, NULL);
+			check(!st && !memcmp(fh_ptr(&fh, d), want, dl),
+			      "and the state is the same");
+		}
+	}
+
+	/* every bit of a blob matters */
+	for (m = 0; m < 2; m++) {
+		uint16_t mech = m ? HSM_MECH_HMAC_SHA512 : HSM_MECH_SHA256;
+		uint64_t kh = m ? hk[1] : 0, b, d;
+		uint8_t saved[HSM_HASH_STATE_SIZE];
+		unsigned int i, wrong = 0;
+
+		fh_reset(&fh);
+		b = fh_alloc(&fh, HSM_HASH_STATE_SIZE);
+		d = fh_alloc(&fh, 64);
+		hash_op(fw, HSM_IO_HASH_UPDATE, true, mech, kh, b, msg, 200,
+			0, 0, NULL);
+		memcpy(saved, fh_ptr(&fh, b), sizeof(saved));
+		for (i = 0; i < HSM_HASH_STATE_SIZE * 8; i++) {
+			memcpy(fh_ptr(&fh, b), saved, sizeof(saved));
+			((uint8_t *)fh_ptr(&fh, b))[i / 8] ^= 1u << (i % 8);
+			st = hash_op(fw, i & 1 ? HSM_IO_HASH_FINAL :
+				     HSM_IO_HASH_UPDATE, false, mech, kh, b,
+				     msg, 10, i & 1 ? d : 0, i & 1 ? 64 : 0,
+				     &res);
+			wrong += st != HSM_SC_INVALID_STATE || res;
+		}
+		check(!wrong, "%s: each of the %u single-bit flips of a blob gives INVALID_STATE (%u did not)",
+		      m ? "HMAC-SHA512" : "SHA256", HSM_HASH_STATE_SIZE * 8,
+		      wrong);
+	}
+
+	/* a blob is bound to its mechanism, key and card */
+	fh_reset(&fh);
+	{
+		uint64_t b = fh_alloc(&fh, HSM_HASH_STATE_SIZE);
+		uint64_t d = fh_alloc(&fh, 64), h2, h3;
+		uint8_t saved[HSM_HASH_STATE_SIZE];
+		struct hsm_fw *other = hsm_fw_new(&cfg, NULL);
+
+		hash_op(fw, HSM_IO_HASH_UPDATE, true, HSM_MECH_SHA256, 0, b,
+			msg, 64, 0, 0, NULL);
+		memcpy(saved, fh_ptr(&fh, b), sizeof(saved));
+		check_st(hash_op(fw, HSM_IO_HASH_FINAL, false, HSM_MECH_SHA512,
+				 0, b, NULL, 0, d, 64, NULL),
+			 HSM_SC_INVALID_STATE, "SHA256 blob used for SHA512");
+		check_st(hash_op(fw, HSM_IO_HASH_UPDATE, false,
+				 HSM_MECH_HMAC_SHA256, hk[1], b, NULL, 0, 0, 0,
+				 NULL),
+			 HSM_SC_INVALID_STATE, "SHA256 blob used for HMAC-SHA256");
+		check_st(hash_op(other, HSM_IO_HASH_FINAL, false,
+				 HSM_MECH_SHA256, 0, b, NULL, 0, d, 64, NULL),
+			 HSM_SC_INVALID_STATE, "blob from another card");
+		check(!memcmp(fh_ptr(&fh, b), saved, sizeof(saved)),
+		      "refused blob left as it was");
+		hsm_fw_free(other);
+
+		import(HSM_KEY_HMAC, 0, 0, 0, key, 20, &h2);
+		hash_op(fw, HSM_IO_HASH_UPDATE, true, HSM_MECH_HMAC_SHA256, h2,
+			b, msg, 64, 0, 0, NULL);
+		memcpy(saved, fh_ptr(&fh, b), sizeof(saved));
+		check_st(hash_op(fw, HSM_IO_HASH_FINAL, false,
+				 HSM_MECH_HMAC_SHA256, hk[1], b, NULL, 0, d, 64,
+				 NULL),
+			 HSM_SC_INVALID_STATE,
+			 "HMAC blob used with another key of the same bytes");
+		check_st(hash_op(fw, HSM_IO_HASH_FINAL, false,
+				 HSM_MECH_HMAC_SHA384, h2, b, NULL, 0, d, 64,
+				 NULL),
+			 HSM_SC_INVALID_STATE, "HMAC-SHA256 blob used for HMAC-SHA384");
+		check_st(hash_op(fw, HSM_IO_HASH_FINAL, false, HSM_MECH_SHA256,
+				 0, b, NULL, 0, d, 64, NULL),
+			 HSM_SC_INVALID_STATE, "HMAC blob used for plain SHA256");
+		check_st(hash_op(fw, HSM_IO_HASH_FINAL, false,
+				 HSM_MECH_HMAC_SHA256, h2, b, NULL, 0, d, 64,
+				 NULL),
+			 HSM_SC_SUCCESS, "with its own key it is fine");
+		destroy(fw, h2);
+		check_st(hash_op(fw, HSM_IO_HASH_FINAL, false,
+				 HSM_MECH_HMAC_SHA256, h2, b, NULL, 0, d, 64,
+				 NULL),
+			 HSM_SC_INVALID_HANDLE, "after its key is destroyed");
+		/* the same slot, a new key: the tag in the handle differs */
+		{
+			struct hsm_fw_config c1 = cfg;
+			struct hsm_fw *one, *prev = fw;
+
+			c1.max_keys = 1;
+			one = hsm_fw_new(&c1, NULL);
+			fw = one;
+			import(HSM_KEY_HMAC, 0, 0, 0, key, 20, &h2);
+			hash_op(one, HSM_IO_HASH_UPDATE, true,
+				HSM_MECH_HMAC_SHA256, h2, b, msg, 64, 0, 0,
+				NULL);
+			destroy(one, h2);
+			import(HSM_KEY_HMAC, 0, 0, 0, key, 20, &h3);
+			check(HSM_HANDLE_SLOT(h3) == HSM_HANDLE_SLOT(h2) &&
+			      h3 != h2, "one-slot card reuses the slot");
+			check_st(hash_op(one, HSM_IO_HASH_FINAL, false,
+					 HSM_MECH_HMAC_SHA256, h3, b, NULL, 0,
+					 d, 64, NULL),
+				 HSM_SC_INVALID_STATE,
+				 "blob of a destroyed key used with the next key in its slot");
+			fw = prev;
+			hsm_fw_free(one);
+		}
+	}
+
+	/* the usual rules */
+	fh_reset(&fh);
+	{
+		uint64_t b = fh_alloc(&fh, HSM_HASH_STATE_SIZE);
+		uint64_t d = fh_alloc(&fh, 64), haes, hver;
+		struct hsm_sqe s;
+		uint8_t zero[16] = { 0 };
+
+		import(HSM_KEY_AES, 0, 0, 0, zero, 16, &haes);
+		import(HSM_KEY_HMAC, 0, HSM_USE_VERIFY, 0, key, 32, &hver);
+		memset(fh_ptr(&fh, b), 0, HSM_HASH_STATE_SIZE);
+		check_st(hash_op(fw, HSM_IO_HASH_UPDATE, false, HSM_MECH_SHA256,
+				 0, b, msg, 1, 0, 0, NULL),
+			 HSM_SC_INVALID_STATE, "UPDATE of a zeroed blob");
+		check_st(hash_op(fw, HSM_IO_HASH_UPDATE, true, HSM_MECH_SHA256,
+				 0, b, msg, 1, d, 64, NULL),
+			 HSM_SC_INVALID_FIELD, "UPDATE with a dst");
+		check_st(hash_op(fw, HSM_IO_HASH_UPDATE, true, HSM_MECH_SHA256,
+				 0, 0, msg, 1, 0, 0, NULL),
+			 HSM_SC_INVALID_FIELD, "UPDATE without a blob");
+		check_st(hash_op(fw, HSM_IO_HASH_UPDATE, true, HSM_MECH_SHA256,
+				 0, 0x10, msg, 1, 0, 0, NULL),
+			 HSM_SC_DATA_XFER, "UPDATE with an unreachable blob");
+		check_st(hash_op(fw, HSM_IO_HASH_FINAL, false, HSM_MECH_SHA256,
+				 0, 0, msg, 1, d, 64, NULL),
+			 HSM_SC_INVALID_FIELD, "FINAL without INIT and a blob");
+		check_st(hash_op(fw, HSM_IO_HASH_UPDATE, true, HSM_MECH_SHA256,
+				 hk[1], b, msg, 1, 0, 0, NULL),
+			 HSM_SC_INVALID_FIELD, "SHA256 with a key handle");
+		check_st(hash_op(fw, HSM_IO_HASH_UPDATE, true,
+				 HSM_MECH_HMAC_SHA256, 0, b, msg, 1, 0, 0, NULL),
+			 HSM_SC_INVALID_HANDLE, "HMAC without a key");
+		check_st(hash_op(fw, HSM_IO_HASH_UPDATE, true,
+				 HSM_MECH_HMAC_SHA256, haes, b, msg, 1, 0, 0,
+				 NULL),
+			 HSM_SC_KEY_TYPE, "HMAC with an AES key");
+		check_st(hash_op(fw, HSM_IO_HASH_FINAL, true,
+				 HSM_MECH_HMAC_SHA256, hver, b, msg, 1, d, 64,
+				 NULL),
+			 HSM_SC_USE_DENIED, "HMAC with a verify-only key");
+		check_st(hash_op(fw, HSM_IO_HASH_UPDATE, true, HSM_MECH_AES_CBC,
+				 0, b, msg, 1, 0, 0, NULL),
+			 HSM_SC_INVALID_MECH, "UPDATE with AES_CBC");
+		check_st(hash_op(fw, HSM_IO_HASH_FINAL, true, HSM_MECH_SHA384,
+				 0, b, msg, 1, d, 47, &res),
+			 HSM_SC_BUFFER_TOO_SMALL, "FINAL SHA384 into 47 bytes");
+		check(res == 48, "BUFFER_TOO_SMALL reports 48");
+		check_st(hash_op(fw, HSM_IO_HASH_FINAL, true,
+				 HSM_MECH_HMAC_SHA512, hk[1], b, msg, 1, d, 63,
+				 &res),
+			 HSM_SC_BUFFER_TOO_SMALL, "FINAL HMAC-SHA512 into 63 bytes");
+		check(res == 64, "BUFFER_TOO_SMALL reports 64");
+		sqe_init(&s, HSM_IO_HASH_UPDATE);
+		s.flags = HSM_SQE_F_HASH_INIT;
+		s.mech = htole16(HSM_MECH_SHA256);
+		s.qw[0] = htole64(b);
+		check_st(hsm_fw_io(fw, &fh.host, &s, &res), HSM_SC_SUCCESS,
+			 "UPDATE of nothing with INIT");
+		s.mparam = htole16(1);
+		check_st(hsm_fw_io(fw, &fh.host, &s, &res),
+			 HSM_SC_INVALID_FIELD, "UPDATE with mparam");
+		s.mparam = 0;
+		s.aux = htole32(1);
+		check_st(hsm_fw_io(fw, &fh.host, &s, &res),
+			 HSM_SC_INVALID_FIELD, "UPDATE with aux");
+		s.aux = 0;
+		s.qw[1] = htole64(1ull << 40);
+		check_st(hsm_fw_io(fw, &fh.host, &s, &res),
+			 HSM_SC_INVALID_FIELD, "UPDATE with qw[1]");
+		s.qw[1] = 0;
+		s.flags |= HSM_SQE_F_PREHASHED;
+		check_st(hsm_fw_io(fw, &fh.host, &s, &res),
+			 HSM_SC_INVALID_FIELD, "UPDATE with PREHASHED");
+		sqe_init(&s, HSM_IO_DIGEST);
+		s.flags = HSM_SQE_F_HASH_INIT;
+		s.mech = htole16(HSM_MECH_SHA256);
+		s.dst = htole64(d);
+		s.dst_len = htole32(32);
+		check_st(hsm_fw_io(fw, &fh.host, &s, &res),
+			 HSM_SC_INVALID_FIELD, "HASH_INIT flag on DIGEST");
+		/* source through an SGL */
+		{
+			uint64_t pieces[4];
+			size_t plen[4];
+
+			sqe_init(&s, HSM_IO_HASH_FINAL);
+			s.flags = HSM_SQE_F_HASH_INIT | HSM_SQE_F_SRC_SGL;
+			s.mech = htole16(HSM_MECH_HMAC_SHA256);
+			s.handle = htole64(hk[2]);
+			s.src = htole64(build_sgl(msg, 1000, 4, pieces, plen));
+			s.src_len = htole32(1000);
+			s.src_nsge = htole16(4);
+			s.dst = htole64(d);
+			s.dst_len = htole32(64);
+			ossl_hash(HSM_MECH_HMAC_SHA256, key, klens[2], msg, 1000,
+				  want);
+			check(!hsm_fw_io(fw, &fh.host, &s, &res) && res == 32 &&
+			      !memcmp(fh_ptr(&fh, d), want, 32),
+			      "one-shot FINAL from a 4-entry SGL = OpenSSL");
+		}
+		destroy(fw, haes);
+		destroy(fw, hver);
+	}
+
+	/* tamper: HMAC stops, plain hashes go on with a new state key */
+	fh_reset(&fh);
+	{
+		struct hsm_fw *f = hsm_fw_new(&cfg, NULL), *saved = fw;
+		uint64_t b = fh_alloc(&fh, HSM_HASH_STATE_SIZE);
+		uint64_t bh = fh_alloc(&fh, HSM_HASH_STATE_SIZE);
+		uint64_t d = fh_alloc(&fh, 64), h;
+
+		fw = f;
+		import(HSM_KEY_HMAC, 0, 0, 0, key, 32, &h);
+		hash_op(f, HSM_IO_HASH_UPDATE, true, HSM_MECH_SHA256, 0, b, msg,
+			10, 0, 0, NULL);
+		hash_op(f, HSM_IO_HASH_UPDATE, true, HSM_MECH_HMAC_SHA256, h,
+			bh, msg, 10, 0, 0, NULL);
+		hsm_fw_tamper(f);
+		check_st(hash_op(f, HSM_IO_HASH_UPDATE, false,
+				 HSM_MECH_HMAC_SHA256, h, bh, msg, 10, 0, 0,
+				 NULL),
+			 HSM_SC_TAMPERED, "HMAC UPDATE after tamper");
+		check_st(hash_op(f, HSM_IO_HASH_FINAL, true,
+				 HSM_MECH_HMAC_SHA256, h, 0, msg, 10, d, 64,
+				 NULL),
+			 HSM_SC_TAMPERED, "one-shot HMAC FINAL after tamper");
+		check_st(hash_op(f, HSM_IO_HASH_FINAL, false, HSM_MECH_SHA256,
+				 0, b, msg, 10, d, 64, NULL),
+			 HSM_SC_INVALID_STATE, "SHA256 blob from before the tamper");
+		ossl_hash(HSM_MECH_SHA256, NULL, 0, msg, 20, want);
+		st = mp_hash(f, HSM_MECH_SHA256, 0, msg, 20, 3, got, &res);
+		check(!st && !memcmp(got, want, 32),
+		      "multi-part SHA256 still works after tamper");
+		fw = saved;
+		hsm_fw_free(f);
+	}
+	for (ki = 0; ki < 6; ki++)
+		destroy(fw, hk[ki]);
+}
+
+/* ---- multi-part hashes on several threads across a tamper ---- */
+
+#define HC_THREADS	3
+
+static struct hsm_fw *hc_fw;
+static uint8_t hc_msg[256], hc_want[32];
+static int hc_stop, hc_tampered;		/* atomic */
+static unsigned long hc_ok, hc_after, hc_stale, hc_bad;	/* atomic */
+
+static void *hc_worker(void *arg)
+{
+	uint64_t src = fh_put(&fh, hc_msg, sizeof(hc_msg));
+	uint64_t blob = fh_alloc(&fh, HSM_HASH_STATE_SIZE);
+	uint64_t dst = fh_alloc(&fh, 32), res;
+	static const uint32_t cut[] = { 0, 100, 200, 256 };
+	struct hsm_sqe s;
+	unsigned int i;
+	uint16_t st = 0;
+	int t;
+
+	while (!__atomic_load_n(&hc_stop, __ATOMIC_ACQUIRE)) {
+		t = __atomic_load_n(&hc_tampered, __ATOMIC_ACQUIRE);
+		for (i = 0; i < 3; i++) {
+			memset(&s, 0, sizeof(s));
+			s.opcode = i == 2 ? HSM_IO_HASH_FINAL :
+					    HSM_IO_HASH_UPDATE;
+			s.flags = i ? 0 : HSM_SQE_F_HASH_INIT;
+			s.mech = htole16(HSM_MECH_SHA256);
+			s.qw[0] = htole64(blob);
+			s.src = htole64(src + cut[i]);
+			s.src_len = htole32(cut[i + 1] - cut[i]);
+			if (i == 2) {
+				s.dst = htole64(dst);
+				s.dst_len = htole32(32);
+			}
+			st = hsm_fw_io(hc_fw, &fh.host, &s, &res);
+			if (st)
+				break;
+		}
+		if (st == HSM_SC_INVALID_STATE) {
+			/* only a tamper between two steps may cause this */
+			__atomic_add_fetch(&hc_stale, 1, __ATOMIC_RELAXED);
+		} else if (st || res != 32 ||
+			   memcmp(fh_ptr(&fh, dst), hc_want, 32)) {
+			__atomic_add_fetch(&hc_bad, 1, __ATOMIC_RELAXED);
+		} else {
+			__atomic_add_fetch(&hc_ok, 1, __ATOMIC_RELAXED);
+			if (t)
+				__atomic_add_fetch(&hc_after, 1,
+						   __ATOMIC_RELAXED);
+		}
+	}
+	return arg;
+}
+
+static void test_hash_concurrency(void)
+{
+	struct timespec ts = { 0, 80 * 1000 * 1000 };
+	pthread_t th[HC_THREADS];
+	unsigned int i;
+
+	hc_fw = hsm_fw_new(&cfg, NULL);
+	rnd(hc_msg, sizeof(hc_msg));
+	ossl_hash(HSM_MECH_SHA256, NULL, 0, hc_msg, sizeof(hc_msg), hc_want);
+	for (i = 0; i < HC_THREADS; i++)
+		pthread_create(&th[i], NULL, hc_worker, NULL);
+	nanosleep(&ts, NULL);
+	hsm_fw_tamper(hc_fw);
+	__atomic_store_n(&hc_tampered, 1, __ATOMIC_RELEASE);
+	nanosleep(&ts, NULL);
+	__atomic_store_n(&hc_stop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < HC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	check(!hc_bad && hc_ok && hc_after && hc_stale <= HC_THREADS,
+	      "%d threads hashing in 3 steps across a tamper: %lu right (%lu after), %lu stale blobs, %lu wrong",
+	      HC_THREADS, hc_ok, hc_after, hc_stale, hc_bad);
+	hsm_fw_free(hc_fw);
+}
+
+/* ---- AES-CBC + HMAC-SHA256 (authenc) ---- */
+
+static uint16_t import_authenc(const uint8_t *ek, size_t elen,
+			       const uint8_t *mk, size_t mlen, uint16_t bits,
+			       uint32_t uses, uint32_t flags, uint32_t rsvd,
+			       int extra, uint64_t *h)
+{
+	uint8_t blob[8 + 32 + 1024 + 8];
+	struct hsm_authenc_key_hdr hdr = {
+		.enc_len = htole16(elen), .mac_len = htole16(mlen),
+		.rsvd = htole32(rsvd),
+	};
+
+	memcpy(blob, &hdr, sizeof(hdr));
+	memcpy(blob + 8, ek, elen);
+	memcpy(blob + 8 + elen, mk, mlen);
+	return import(HSM_KEY_AUTHENC, bits, uses, flags, blob,
+		      8 + elen + mlen + extra, h);
+}
+
+/* OpenSSL composition: AES-CBC, then HMAC-SHA256 over AAD || ct. */
+static void ossl_authenc(const uint8_t *ek, size_t elen, const uint8_t *mk,
+			 size_t mlen, const uint8_t *iv, const uint8_t *aad,
+			 size_t alen, const uint8_t *pt, size_t len,
+			 uint8_t *ct, uint8_t *tag)
+{
+	static uint8_t buf[8192];
+	char name[32];
+	unsigned int n;
+
+	snprintf(name, sizeof(name), "AES-%zu-CBC", elen * 8);
+	if (len)
+		ossl_cipher(name, ek, iv, 1, pt, len, ct);
+	memcpy(buf, aad, alen);
+	memcpy(buf + alen, ct, len);
+	if (!HMAC(EVP_sha256(), mlen ? mk : buf, (int)mlen, buf, alen + len,
+		  tag, &n))
+		abort();
+}
+
+static void test_authenc(void)
+{
+	static const size_t elens[] = { 16, 24, 32 };
+	static const size_t mlens[] = { 0, 20, 64, 100 };
+	static const size_t taglens[] = { 0, 12, 16, 32 };
+	static const size_t alens[] = { 0, 8, 20 };
+	static const size_t plens[] = { 0, 16, 64, 4096 };
+	static uint8_t src[4096 + 64], want[4096 + 64], got[4096 + 64];
+	uint8_t ek[32], mk[100], iv[16], aad[20], pt[4096], tag[32];
+	unsigned int ei, mi, ti, ai, pi, bad = 0, badd = 0, n = 0;
+	uint64_t h, res;
+	struct op o;
+	uint16_t st;
+
+	rnd(ek, sizeof(ek));
+	rnd(mk, sizeof(mk));
+	rnd(iv, sizeof(iv));
+	rnd(aad, sizeof(aad));
+	rnd(pt, sizeof(pt));
+	for (ei = 0; ei < 3; ei++) {
+		for (mi = 0; mi < 4; mi++) {
+			fh_reset(&fh);
+			if (import_authenc(ek, elens[ei], mk, mlens[mi], 0, 0, 0,
+					   0, 0, &h)) {
+				bad++;
+				continue;
+			}
+			for (n = 0; n < 12; n++) {
+				size_t tl, al, pl;
+
+				ti = n % 4;
+				ai = n % 3;
+				pi = (n + mi) % 4;
+				tl = taglens[ti];
+				al = alens[ai];
+				pl = plens[pi];
+				ossl_authenc(ek, elens[ei], mk, mlens[mi], iv,
+					     aad, al, pt, pl, want, tag);
+				memcpy(want + pl, tag, tl);
+				memcpy(src, aad, al);
+				memcpy(src + al, pt, pl);
+				memset(&o, 0, sizeof(o));
+				o.opcode = HSM_IO_ENCRYPT;
+				o.mech = HSM_MECH_AES_CBC_HMAC_SHA256;
+				o.mparam = tl;
+				o.handle = h;
+				o.aux = al;
+				memcpy(o.iv, iv, 16);
+				o.src = src;
+				o.src_len = al + pl;
+				o.dst_cap = pl + tl;
+				/* SGLs need at least one byte */
+				o.src_sg = (n & 1) && o.src_len ? 3 : 0;
+				o.dst_sg = (n & 2) && o.dst_cap ? 2 : 0;
+				st = run_io(&o, got, &res);
+				bad += st || res != pl + tl ||
+				       memcmp(got, want, pl + tl);
+				/* and back */
+				memcpy(src + al, want, pl + tl);
+				o.opcode = HSM_IO_DECRYPT;
+				o.src_len = al + pl + tl;
+				o.dst_cap = pl;
+				o.src_sg = (n & 1) && o.src_len ? 3 : 0;
+				o.dst_sg = (n & 2) && o.dst_cap ? 2 : 0;
+				st = run_io(&o, got, &res);
+				badd += st || res != pl || memcmp(got, pt, pl);
+			}
+			destroy(fw, h);
+		}
+	}
+	check(!bad, "authenc encrypt = OpenSSL AES-CBC + HMAC-SHA256(AAD || ct): AES-128/192/256, MAC keys 0/20/64/100 bytes, tags 0/12/16/32 (%u wrong)",
+	      bad);
+	check(!badd, "authenc decrypt inverts it (%u wrong)", badd);
+
+	/* tampering: ciphertext, AAD, tag; nothing is written */
+	fh_reset(&fh);
+	import_authenc(ek, 32, mk, 32, 0, 0, 0, 0, 0, &h);
+	for (ti = 1; ti < 4; ti++) {
+		size_t tl = taglens[ti], al = 20, pl = 64, pos[3];
+		unsigned int k, untouched = 0, failed = 0;
+
+		ossl_authenc(ek, 32, mk, 32, iv, aad, al, pt, pl, want, tag);
+		pos[0] = al + 17;		/* ciphertext */
+		pos[1] = 3;			/* AAD */
+		pos[2] = al + pl + tl - 1;	/* tag */
+		for (k = 0; k < 3; k++) {
+			memcpy(src, aad, al);
+			memcpy(src + al, want, pl);
+			memcpy(src + al + pl, tag, tl);
+			src[pos[k]] ^= 0x04;
+			memset(&o, 0, sizeof(o));
+			o.opcode = HSM_IO_DECRYPT;
+			o.mech = HSM_MECH_AES_CBC_HMAC_SHA256;
+			o.mparam = tl;
+			o.handle = h;
+			o.aux = al;
+			memcpy(o.iv, iv, 16);
+			o.src = src;
+			o.src_len = al + pl + tl;
+			o.dst_cap = pl;
+			st = run_io(&o, got, &res);
+			failed += st == HSM_SC_VERIFY_FAILED && !res;
+			for (n = 0; n < pl && got[n] == 0xa5; n++)
+				;
+			untouched += n == pl;
+		}
+		check(failed == 3 && untouched == 3,
+		      "tag %zu: flipped ciphertext, AAD and tag bits give VERIFY_FAILED with dst untouched",
+		      tl);
+	}
+	/* without a tag nothing is checked, by definition */
+	memset(&o, 0, sizeof(o));
+	o.opcode = HSM_IO_ENCRYPT;
+	o.mech = HSM_MECH_AES_CBC_HMAC_SHA256;
+	o.handle = h;
+	o.src = pt;
+	o.src_len = 15;
+	o.dst_cap = 64;
+	check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_LENGTH,
+		 "authenc on 15 bytes");
+	o.src_len = 32;
+	o.aux = 8;
+	check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_LENGTH,
+		 "authenc with 24 bytes of data after the AAD");
+	o.aux = 33;
+	check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_LENGTH,
+		 "authenc AAD longer than src");
+	o.aux = 0;
+	o.mparam = 33;
+	check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_FIELD,
+		 "authenc tag of 33 bytes");
+	o.mparam = 16;
+	o.dst_cap = 47;
+	check_st(run_io(&o, NULL, &res), HSM_SC_BUFFER_TOO_SMALL,
+		 "authenc dst of 47 bytes for 32 + 16");
+	check(res == 48, "BUFFER_TOO_SMALL reports 48");
+	o.opcode = HSM_IO_DECRYPT;
+	o.src_len = 15;
+	o.dst_cap = 64;
+	check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_LENGTH,
+		 "authenc decrypt shorter than the tag");
+	o.opcode = HSM_IO_ENCRYPT;
+	o.mech = HSM_MECH_AES_CBC;
+	o.mparam = 0;
+	o.src_len = 32;
+	check_st(run_io(&o, NULL, NULL), HSM_SC_KEY_TYPE,
+		 "AES_CBC with an authenc key");
+	{
+		uint64_t haes, hk;
+		uint8_t blob[64];
+
+		import(HSM_KEY_AES, 0, HSM_USE_ENCRYPT | HSM_USE_WRAP, 0, ek, 16,
+		       &haes);
+		o.mech = HSM_MECH_AES_CBC_HMAC_SHA256;
+		o.handle = haes;
+		check_st(run_io(&o, NULL, NULL), HSM_SC_KEY_TYPE,
+			 "authenc with a plain AES key");
+		check_st(wrap(h, haes, blob, sizeof(blob), NULL),
+			 HSM_SC_KEY_TYPE, "KEY_WRAP of an authenc key");
+		destroy(fw, haes);
+		import_authenc(ek, 16, mk, 20, 0, HSM_USE_DECRYPT, 0, 0, 0,
+			       &hk);
+		o.handle = hk;
+		check_st(run_io(&o, NULL, NULL), HSM_SC_USE_DENIED,
+			 "authenc encrypt with a decrypt-only key");
+		destroy(fw, hk);
+	}
+	check_st(import_authenc(ek, 20, mk, 20, 0, 0, 0, 0, 0, &res),
+		 HSM_SC_INVALID_KEY_SIZE, "authenc key with a 20-byte AES key");
+	check_st(import_authenc(ek, 16, mk, 20, 0, 0, 0, 0, 1, &res),
+		 HSM_SC_INVALID_LENGTH, "authenc key one byte too long");
+	check_st(import_authenc(ek, 16, mk, 20, 0, 0, 0, 0, -1, &res),
+		 HSM_SC_INVALID_LENGTH, "authenc key one byte too short");
+	check_st(import_authenc(ek, 16, mk, 20, 0, 0, 0, 1, 0, &res),
+		 HSM_SC_INVALID_FIELD, "authenc key with rsvd set");
+	check_st(import_authenc(ek, 16, mk, 20, 256, 0, 0, 0, 0, &res),
+		 HSM_SC_INVALID_KEY_SIZE, "authenc key with bits 256 for AES-128");
+	check_st(import_authenc(ek, 16, mk, 20, 128, HSM_USE_SIGN, 0, 0, 0,
+				&res),
+		 HSM_SC_INVALID_FIELD, "authenc key with USE_SIGN");
+	check_st(import_authenc(ek, 16, mk, 20, 128, 0, 0, 0, 0, &h),
+		 HSM_SC_SUCCESS, "authenc key with bits 128");
+	{
+		struct hsm_key_attrs a;
+
+		get_attrs(fw, h, &a);
+		check(le16toh(a.type) == HSM_KEY_AUTHENC &&
+		      le16toh(a.bits) == 128 &&
+		      le32toh(a.uses) == (HSM_USE_ENCRYPT | HSM_USE_DECRYPT) &&
+		      (le32toh(a.flags) & HSM_KEYF_SESSION),
+		      "authenc key attributes");
+		destroy(fw, h);
+	}
+	check_st(gen(HSM_KEY_AUTHENC, 128, 0, 0, 0, &h), HSM_SC_KEY_TYPE,
+		 "KEY_GENERATE of an authenc key");
+}
+
+/* ---- RSA keys in PKCS#1 form ---- */
+
+static size_t der_of(EVP_PKEY *pk, bool pub, uint8_t **der)
+{
+	int len;
+
+	*der = NULL;
+	len = pub ? i2d_PublicKey(pk, der) : i2d_PrivateKey(pk, der);
+	if (len <= 0)
+		abort();
+	return len;
+}
+
+static int ossl_rsa_raw(EVP_PKEY *pk, const uint8_t *in, size_t k,
+			uint8_t *out)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
+	size_t len = k;
+	int ok;
+
+	ok = EVP_PKEY_encrypt_init(ctx) == 1 &&
+	     EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) == 1 &&
+	     EVP_PKEY_encrypt(ctx, out, &len, in, k) == 1 && len == k;
+	EVP_PKEY_CTX_free(ctx);
+	return ok;
+}
+
+static void test_rsa_pkcs1(void)
+{
+	static const unsigned int sizes[] = { 512, 1024, 2048, 4096 };
+	static uint8_t m[520], c[520], got[520], want[520], sig[520];
+	unsigned int i;
+
+	for (i = 0; i < 4; i++) {
+		unsigned int bits = sizes[i];
+		size_t k = bits / 8, dlen, siglen = sizeof(sig);
+		EVP_PKEY *pk = ossl_keygen("RSA", NULL, bits), *pub;
+		struct hsm_key_attrs a;
+		uint64_t hpriv, hpub, hpub0, res;
+		uint8_t *der;
+		BIGNUM *n = NULL;
+		struct op o;
+		uint16_t st;
+
+		fh_reset(&fh);
+		dlen = der_of(pk, false, &der);
+		st = import(HSM_KEY_RSA, 0, HSM_USE_ENCRYPT | HSM_USE_DECRYPT |
+			    HSM_USE_SIGN, 0, der, dlen, &hpriv);
+		check_st(st, HSM_SC_SUCCESS, "import RSA-%u PKCS#1 RSAPrivateKey",
+			 bits);
+		der[dlen / 2] ^= 1;
+		check(import(HSM_KEY_RSA, 0, 0, 0, der, dlen, &res) != 0,
+		      "RSA-%u private key with a flipped byte is refused",
+		      bits);
+		OPENSSL_free(der);
+		dlen = der_of(pk, true, &der);
+		check_st(import(HSM_KEY_RSA, 0, HSM_USE_ENCRYPT | HSM_USE_VERIFY,
+				HSM_KEYF_EXTRACTABLE, der, dlen, &hpub),
+			 HSM_SC_SUCCESS, "import RSA-%u PKCS#1 RSAPublicKey", bits);
+		check_st(import(HSM_KEY_RSA, 0, 0, 0, der, dlen, &hpub0),
+			 HSM_SC_SUCCESS, "import it with uses 0");
+		get_attrs(fw, hpub0, &a);
+		check(le32toh(a.uses) == HSM_USE_VERIFY && le16toh(a.bits) == bits,
+		      "public key, uses 0: VERIFY only, %u bits", bits);
+		check_st(import(HSM_KEY_RSA, 0, HSM_USE_DECRYPT, 0, der, dlen,
+				&res), HSM_SC_INVALID_FIELD,
+			 "public key with USE_DECRYPT");
+		check_st(import(HSM_KEY_RSA, 0, HSM_USE_SIGN | HSM_USE_VERIFY, 0,
+				der, dlen, &res), HSM_SC_INVALID_FIELD,
+			 "public key with USE_SIGN");
+		check_st(import(HSM_KEY_RSA, bits + 8, HSM_USE_ENCRYPT, 0, der,
+				dlen, &res), HSM_SC_INVALID_KEY_SIZE,
+			 "public key with the wrong bits");
+		OPENSSL_free(der);
+		{
+			uint64_t kek;
+
+			import(HSM_KEY_AES, 0, HSM_USE_WRAP, 0, m, 16, &kek);
+			check_st(wrap(hpub, kek, got, sizeof(got), NULL),
+				 HSM_SC_KEY_TYPE,
+				 "KEY_WRAP of an extractable public-only key");
+			destroy(fw, kek);
+		}
+
+		/* RSA_RAW public operation (public-only key) = OpenSSL */
+		EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_N, &n);
+		rnd(m, k);
+		m[0] = 0;
+		ossl_rsa_raw(pk, m, k, want);
+		memset(&o, 0, sizeof(o));
+		o.opcode = HSM_IO_ENCRYPT;
+		o.mech = HSM_MECH_RSA_RAW;
+		o.handle = hpub;
+		o.src = m;
+		o.src_len = k;
+		o.dst_cap = k;
+		check(!run_io(&o, c, &res) && res == k && !memcmp(c, want, k),
+		      "RSA-%u raw public operation with the public key = OpenSSL",
+		      bits);
+		o.handle = hpriv;
+		check(!run_io(&o, got, &res) && res == k && !memcmp(got, want, k),
+		      "same with the private key");
+		/* short input: a 5-byte integer, output k bytes */
+		memset(m, 0, k);
+		rnd(m + k - 5, 5);
+		ossl_rsa_raw(pk, m, k, want);
+		o.src = m + k - 5;
+		o.src_len = 5;
+		o.handle = hpub;
+		check(!run_io(&o, got, &res) && res == k && !memcmp(got, want, k),
+		      "RSA-%u raw public operation on 5 bytes = OpenSSL on the padded value",
+		      bits);
+		o.opcode = HSM_IO_DECRYPT;
+		check_st(run_io(&o, NULL, NULL), HSM_SC_USE_DENIED,
+			 "raw private operation with the public key");
+		o.handle = hpriv;
+		o.src = want;
+		o.src_len = k;
+		check(!run_io(&o, got, &res) && res == k && !memcmp(got, m, k),
+		      "raw private operation returns k bytes, left-padded");
+		/* a small value with leading zero bytes given short */
+		for (dlen = 0; dlen < k - 1 && !want[dlen]; dlen++)
+			;
+		o.src = want + dlen;
+		o.src_len = k - dlen;
+		check(!run_io(&o, got, &res) && res == k && !memcmp(got, m, k),
+		      "same with the input's leading zeros left off");
+		BN_bn2binpad(n, want, k);
+		o.src = want;
+		o.src_len = k;
+		check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_FIELD,
+			 "raw private operation on n itself");
+		o.opcode = HSM_IO_ENCRYPT;
+		o.handle = hpub;
+		check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_FIELD,
+			 "raw public operation on n itself");
+		o.src_len = k + 1;
+		check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_LENGTH,
+			 "raw operation on k + 1 bytes");
+		o.src_len = 0;
+		o.src = NULL;
+		check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_LENGTH,
+			 "raw operation on 0 bytes");
+		o.src = m;
+		o.src_len = k;
+		o.dst_cap = k - 1;
+		check_st(run_io(&o, NULL, &res), HSM_SC_BUFFER_TOO_SMALL,
+			 "raw operation into k - 1 bytes");
+		BN_free(n);
+
+		if (bits == 512) {
+			memset(&o, 0, sizeof(o));
+			o.opcode = HSM_IO_SIGN;
+			o.mech = HSM_MECH_RSA_PKCS1;
+			o.mparam = HSM_MECH_SHA512;
+			o.handle = hpriv;
+			o.src = m;
+			o.src_len = 100;
+			o.dst_cap = k;
+			check_st(run_io(&o, NULL, NULL), HSM_SC_INVALID_KEY_SIZE,
+				 "PKCS#1 SHA-512 signature with a 512-bit key");
+			o.mparam = HSM_MECH_SHA256;
+			siglen = k;
+			check(!run_io(&o, sig, &res) && res == k &&
+			      ossl_sig(pk, HSM_MECH_RSA_PKCS1, HSM_MECH_SHA256, 0,
+				       m, 100, sig, &siglen, false) == 1,
+			      "PKCS#1 SHA-256 signature with a 512-bit key verifies in OpenSSL");
+		}
+		/* the public key verifies an OpenSSL signature */
+		if (bits >= 1024) {
+			ossl_sig(pk, HSM_MECH_RSA_PKCS1, HSM_MECH_SHA256, 0, m,
+				 100, sig, &siglen, true);
+			memset(&o, 0, sizeof(o));
+			o.opcode = HSM_IO_VERIFY;
+			o.mech = HSM_MECH_RSA_PKCS1;
+			o.mparam = HSM_MECH_SHA256;
+			o.handle = hpub;
+			o.src = m;
+			o.src_len = 100;
+			o.dst_in = sig;
+			o.dst_cap = siglen;
+			check_st(run_io(&o, NULL, NULL), HSM_SC_SUCCESS,
+				 "RSA-%u public key verifies an OpenSSL signature",
+				 bits);
+			o.opcode = HSM_IO_SIGN;
+			o.dst_in = NULL;
+			check_st(run_io(&o, NULL, NULL), HSM_SC_USE_DENIED,
+				 "public key cannot sign");
+		}
+		pub = export_pub(hpub, NULL);
+		check(pub && EVP_PKEY_eq(pub, pk) == 1,
+		      "EXPORT_PUB of the public-only key matches");
+		EVP_PKEY_free(pub);
+		destroy(fw, hpriv);
+		destroy(fw, hpub);
+		destroy(fw, hpub0);
+		EVP_PKEY_free(pk);
+	}
+	{
+		uint8_t junk[64];
+		uint64_t h;
+
+		rnd(junk, sizeof(junk));
+		check_st(import(HSM_KEY_RSA, 0, 0, 0, junk, sizeof(junk), &h),
+			 HSM_SC_INVALID_FIELD, "RSA import of random bytes");
+	}
+}
+
+/* ---- key tokens ---- */
+
+static uint16_t token_create(struct hsm_fw *f, uint64_t h, uint32_t cap,
+			     struct hsm_key_token *t, uint64_t *res)
+{
+	struct hsm_sqe s;
+	uint64_t d = fh_alloc(&fh, cap ? cap : 1), r = 0;
+	uint16_t st;
+
+	sqe_init(&s, HSM_ADM_TOKEN_CREATE);
+	s.handle = htole64(h);
+	s.dst = htole64(cap ? d : 0);
+	s.dst_len = htole32(cap);
+	st = adm(f, &s, &r);
+	if (res)
+		*res = r;
+	if (!st && t)
+		memcpy(t, fh_ptr(&fh, d), sizeof(*t));
+	return st;
+}
+
+static uint16_t token_open(struct hsm_fw *f, const void *t, uint32_t len,
+			   uint64_t *res)
+{
+	struct hsm_sqe s;
+	uint64_t r = 0;
+	uint16_t st;
+
+	sqe_init(&s, HSM_ADM_TOKEN_OPEN);
+	s.src = htole64(fh_put(&fh, t, len));
+	s.src_len = htole32(len);
+	st = adm(f, &s, &r);
+	if (res)
+		*res = r;
+	return st;
+}
+
+static void test_tokens(void)
+{
+	char dir[] = "/tmp/hsm-tok-XXXXXX", path[64], path2[64];
+	struct hsm_fw *saved = fw, *f, *f2, *f3;
+	struct hsm_key_token t, t2, tb, thm;
+	uint64_t hp, hp2, hs, hv, hh, res, h;
+	unsigned int i, bad = 0, wrong = 0;
+	uint8_t id[16], key[16] = "token test key!";
+	char *err;
+	uint16_t st;
+
+	if (!mkdtemp(dir)) {
+		check(false, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/keys", dir);
+	snprintf(path2, sizeof(path2), "%s/other", dir);
+	f = ks_card(path, &err);
+	if (!check(f != NULL, "card with a key store for tokens"))
+		return;
+	fw = f;
+	card_id(f, id);
+	gen(HSM_KEY_AES, 256, 0, HSM_KEYF_PERSISTENT, 0, &hp);
+	gen(HSM_KEY_AES, 128, 0, HSM_KEYF_PERSISTENT, 1, &hp2);
+	gen(HSM_KEY_AES, 256, 0, 0, 0, &hv);
+	gen(HSM_KEY_HMAC, 256, 0, HSM_KEYF_PERSISTENT, 0, &hh);
+	import(HSM_KEY_AES, 0, 0, 0, key, 16, &hs);
+
+	st = token_create(f, hp, 100, &t, &res);
+	check(st == HSM_SC_SUCCESS && res == HSM_TOKEN_SIZE,
+	      "TOKEN_CREATE of a persistent AES-256 key: %s, result %llu",
+	      hsm_fw_status_str(st), (unsigned long long)res);
+	check(le32toh(t.magic) == 0x4b544d48 && !memcmp(&t.magic, "HMTK", 4) &&
+	      le16toh(t.version) == 1 && le16toh(t.type) == HSM_KEY_AES &&
+	      le16toh(t.bits) == 256 && !t.rsvd0 && !t.rsvd1 && !t.rsvd2 &&
+	      le64toh(t.handle) == hp && !memcmp(t.card_id, id, 16),
+	      "token fields: magic, version, type, bits, card id, handle");
+	st = token_open(f, &t, sizeof(t), &res);
+	check(st == HSM_SC_SUCCESS && res == hp,
+	      "TOKEN_OPEN gives the key's handle back");
+	check_st(token_create(f, hp2, HSM_TOKEN_SIZE, &t2, &res),
+		 HSM_SC_SUCCESS, "token of an AES-128 key in partition 1");
+	check(!token_open(f, &t2, sizeof(t2), &res) && res == hp2,
+	      "its TOKEN_OPEN names that key");
+	check(memcmp(t.mac, t2.mac, 32) != 0, "tokens differ in their MAC");
+
+	/* every single-bit change is caught */
+	for (i = 0; i < HSM_TOKEN_SIZE * 8; i++) {
+		tb = t;
+		((uint8_t *)&tb)[i / 8] ^= 1u << (i % 8);
+		st = token_open(f, &tb, sizeof(tb), &res);
+		if (st == HSM_SC_SUCCESS || res)
+			bad++;
+		/* header bits: INVALID_FIELD; the rest: INVALID_TOKEN */
+		if (i / 8 < 6 || (i / 8 >= 10 && i / 8 < 16) ||
+		    (i / 8 >= 40 && i / 8 < 48))
+			wrong += st != HSM_SC_INVALID_FIELD;
+		else
+			wrong += st != HSM_SC_INVALID_TOKEN;
+	}
+	check(!bad && !wrong,
+	      "each of the %u single-bit flips of a token is refused with the right status (%u accepted, %u wrong status)",
+	      HSM_TOKEN_SIZE * 8, bad, wrong);
+	tb = t;
+	tb.handle = htole64(hp2);
+	check_st(token_open(f, &tb, sizeof(tb), NULL), HSM_SC_INVALID_TOKEN,
+		 "token with another key's handle");
+	tb = t;
+	tb.bits = htole16(128);
+	check_st(token_open(f, &tb, sizeof(tb), NULL), HSM_SC_INVALID_TOKEN,
+		 "token with altered bits");
+	check_st(token_open(f, &t, sizeof(t) - 1, NULL), HSM_SC_INVALID_LENGTH,
+		 "TOKEN_OPEN of 79 bytes");
+	check_st(token_create(f, hp, HSM_TOKEN_SIZE - 1, NULL, &res),
+		 HSM_SC_BUFFER_TOO_SMALL, "TOKEN_CREATE into 79 bytes");
+	check(res == HSM_TOKEN_SIZE, "BUFFER_TOO_SMALL reports 80 bytes");
+	check_st(token_create(f, hs, HSM_TOKEN_SIZE, NULL, NULL),
+		 HSM_SC_INVALID_FIELD, "TOKEN_CREATE of a session key");
+	check_st(token_create(f, hv, HSM_TOKEN_SIZE, NULL, NULL),
+		 HSM_SC_INVALID_FIELD, "TOKEN_CREATE of a volatile key");
+	check_st(token_create(f, hh, HSM_TOKEN_SIZE, &thm, NULL),
+		 HSM_SC_KEY_TYPE, "TOKEN_CREATE of a persistent HMAC key");
+	check_st(token_create(f, hp ^ (1ull << 40), HSM_TOKEN_SIZE, NULL,
+			      NULL), HSM_SC_INVALID_HANDLE,
+		 "TOKEN_CREATE of a stale handle");
+	{
+		struct hsm_sqe s;
+
+		sqe_init(&s, HSM_ADM_TOKEN_CREATE);
+		s.handle = htole64(hp);
+		s.dst = htole64(fh_alloc(&fh, 128));
+		s.dst_len = htole32(128);
+		s.aux = htole32(1);
+		check_st(adm(f, &s, NULL), HSM_SC_INVALID_FIELD,
+			 "TOKEN_CREATE with aux set");
+		sqe_init(&s, HSM_ADM_TOKEN_OPEN);
+		s.src = htole64(fh_put(&fh, &t, sizeof(t)));
+		s.src_len = htole32(sizeof(t));
+		s.handle = htole64(hp);
+		check_st(adm(f, &s, NULL), HSM_SC_INVALID_FIELD,
+			 "TOKEN_OPEN with a handle set");
+	}
+
+	/* another card, with and without a store */
+	f2 = ks_card(path2, &err);
+	f3 = hsm_fw_new(&cfg, NULL);
+	if (f2 && f3) {
+		check_st(token_open(f2, &t, sizeof(t), NULL),
+			 HSM_SC_INVALID_TOKEN, "token on another card (store)");
+		check_st(token_open(f3, &t, sizeof(t), NULL),
+			 HSM_SC_INVALID_TOKEN, "token on another card (no store)");
+		fw = f3;
+		check_st(gen(HSM_KEY_AES, 128, 0, 0, 0, &h), HSM_SC_SUCCESS,
+			 "a key on the card without a store");
+		check_st(token_create(f3, h, HSM_TOKEN_SIZE, NULL, NULL),
+			 HSM_SC_INVALID_FIELD,
+			 "no tokens for volatile keys without a store");
+		fw = f;
+	}
+	hsm_fw_free(f2);
+	hsm_fw_free(f3);
+
+	/* the same store after a restart: tokens still open */
+	hsm_fw_free(f);
+	f = ks_card(path, &err);
+	fw = f;
+	if (!check(f != NULL, "card reopened on the same store"))
+		goto out;
+	st = token_open(f, &t, sizeof(t), &res);
+	check(st == HSM_SC_SUCCESS && res == hp,
+	      "token survives a restart: %s", hsm_fw_status_str(st));
+	check(!token_open(f, &t2, sizeof(t2), &res) && res == hp2,
+	      "second token survives a restart");
+	check_st(token_create(f, hp, HSM_TOKEN_SIZE, &tb, NULL),
+		 HSM_SC_SUCCESS, "TOKEN_CREATE again after the restart");
+	check(!memcmp(&tb, &t, sizeof(t)),
+	      "same key, same card: the same token");
+
+	/* a destroyed key, and a new key in its slot */
+	check_st(destroy(f, hp), HSM_SC_SUCCESS, "destroy the key");
+	check_st(token_open(f, &t, sizeof(t), NULL), HSM_SC_INVALID_TOKEN,
+		 "token of a destroyed key");
+	for (i = 0; i < 4; i++) {
+		gen(HSM_KEY_AES, 256, 0, HSM_KEYF_PERSISTENT, 0, &h);
+		if (HSM_HANDLE_SLOT(h) == HSM_HANDLE_SLOT(hp))
+			break;
+	}
+	st = token_open(f, &t, sizeof(t), &res);
+	check(st == HSM_SC_INVALID_TOKEN && !res,
+	      "old token does not open a new key (slot %sreused): %s",
+	      HSM_HANDLE_SLOT(h) == HSM_HANDLE_SLOT(hp) ? "" : "not ",
+	      hsm_fw_status_str(st));
+
+	hsm_fw_tamper(f);
+	check_st(token_open(f, &t2, sizeof(t2), NULL), HSM_SC_TAMPERED,
+		 "TOKEN_OPEN after tamper");
+	check_st(token_create(f, hp2, HSM_TOKEN_SIZE, NULL, NULL),
+		 HSM_SC_TAMPERED, "TOKEN_CREATE after tamper");
+out:
+	fw = saved;
+	hsm_fw_free(f);
+	unlink(path);
+	unlink(path2);
+	snprintf(path2, sizeof(path2), "%s/other.mk", dir);
+	unlink(path2);
+	snprintf(path2, sizeof(path2), "%s/keys.mk", dir);
+	unlink(path2);
+	rmdir(dir);
+}
+
 /* ---- concurrency: I/O on several threads while keys are destroyed ---- */
 
 #define NSLOTS		4
@@ -2787,14 +4065,24 @@ int main(void)
 	test_digest();
 	test_hmac();
 	fh_reset(&fh);
+	test_hash_mp();
+	fh_reset(&fh);
+	test_hash_concurrency();
+	fh_reset(&fh);
 	test_sign();
 	fh_reset(&fh);
 	test_rsa_crypt();
 	test_wrap();
 	fh_reset(&fh);
+	test_authenc();
+	fh_reset(&fh);
+	test_rsa_pkcs1();
+	fh_reset(&fh);
 	test_tamper();
 	fh_reset(&fh);
 	test_persist();
+	fh_reset(&fh);
+	test_tokens();
 	fh_reset(&fh);
 	test_fuzz();
 	fh_reset(&fh);
