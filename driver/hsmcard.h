@@ -299,6 +299,13 @@ int hsm_identify(struct hsm_dev *hdev, struct hsm_limits *lim, bool internal);
 int hsm_cdev_register(struct hsm_dev *hdev);
 void hsm_cdev_unregister(struct hsm_dev *hdev);
 
+/* hsmcard_token.c */
+int hsm_token_create(struct hsm_dev *hdev, unsigned int bits,
+		     const char *label, u64 *handle, u8 *token);
+int hsm_token_open(struct hsm_dev *hdev, const u8 *token, u64 *handle,
+		   struct hsm_key_attrs *attrs);
+int hsm_token_destroy(struct hsm_dev *hdev, const u8 *token);
+
 /* hsmcard_crypto.c */
 int hsm_crypto_register(struct hsm_dev *hdev);
 void hsm_crypto_unregister(struct hsm_dev *hdev);

@@ -11,6 +11,7 @@
  * Copyright (C) 2026 The hsmcard authors
  */
 
+#include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -370,6 +371,73 @@ static int hsm_ioc_key_destroy(struct hsm_dev *hdev, void __user *argp)
 	return hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, NULL, NULL));
 }
 
+/* ---- key tokens ---- */
+
+static int hsm_ioc_token_create(struct hsm_dev *hdev, void __user *argp)
+{
+	struct hsmcard_token_create tc;
+	int ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&tc, argp, sizeof(tc)))
+		return -EFAULT;
+	if (tc.flags)
+		return -EINVAL;
+	ret = hsm_check_label(tc.label);
+	if (ret)
+		return ret;
+	if (tc.bits != 128 && tc.bits != 192 && tc.bits != 256 &&
+	    tc.bits != 512)
+		return -EINVAL;
+	ret = hsm_token_create(hdev, tc.bits, tc.label, &tc.handle, tc.token);
+	if (ret)
+		return ret;
+	if (copy_to_user(argp, &tc, sizeof(tc))) {
+		/*
+		 * Nobody else can ever name a kernel-partition key: without
+		 * its token the key would be lost in the store for good.
+		 */
+		if (hsm_token_destroy(hdev, tc.token))
+			dev_warn_ratelimited(&hdev->pdev->dev,
+					     "cannot destroy unreturned token key %#llx\n",
+					     tc.handle);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+static int hsm_ioc_token_info(struct hsm_dev *hdev, void __user *argp)
+{
+	struct hsmcard_token tk;
+	struct hsm_key_attrs h;
+	u64 handle;
+	int ret;
+
+	if (copy_from_user(&tk, argp, sizeof(tk)))
+		return -EFAULT;
+	if (tk.flags || tk.rsvd)
+		return -EINVAL;
+	ret = hsm_token_open(hdev, tk.token, &handle, &h);
+	if (ret)
+		return ret;
+	hsm_attrs_from_hw(&h, &tk.attrs);
+	return copy_to_user(argp, &tk, sizeof(tk)) ? -EFAULT : 0;
+}
+
+static int hsm_ioc_token_destroy(struct hsm_dev *hdev, void __user *argp)
+{
+	struct hsmcard_token tk;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&tk, argp, sizeof(tk)))
+		return -EFAULT;
+	if (tk.flags || tk.rsvd)
+		return -EINVAL;
+	return hsm_token_destroy(hdev, tk.token);
+}
+
 /* ---- cryptographic operations ---- */
 
 #define HSM_OPF_KEY		BIT(0)	/* needs a key handle */
@@ -645,6 +713,15 @@ static long hsm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		break;
 	case HSMCARD_IOC_RANDOM:
 		ret = hsm_ioc_random(hdev, argp);
+		break;
+	case HSMCARD_IOC_TOKEN_CREATE:
+		ret = hsm_ioc_token_create(hdev, argp);
+		break;
+	case HSMCARD_IOC_TOKEN_INFO:
+		ret = hsm_ioc_token_info(hdev, argp);
+		break;
+	case HSMCARD_IOC_TOKEN_DESTROY:
+		ret = hsm_ioc_token_destroy(hdev, argp);
 		break;
 	default:
 		ret = -ENOTTY;

@@ -2,9 +2,12 @@
 /*
  * hsmcard driver: the kernel crypto API on the card.
  *
- * Registers skcipher ecb/cbc/ctr/xts(aes) and AEAD gcm(aes) and
- * rfc4106(gcm(aes)).  The algorithms are registered once for all cards,
- * when the first card is up, and unregistered when the last card goes.
+ * Registers skcipher ecb/cbc/ctr/xts(aes), the token-keyed xts(paes) and
+ * cbc(paes), and AEAD gcm(aes), rfc4106(gcm(aes)) and
+ * authenc(hmac(sha256),cbc(aes)); hsmcard_ahash.c and hsmcard_akcipher.c
+ * add the hashes and rsa on the same request path.  The algorithms are
+ * registered once for all cards, when the first card is up, and
+ * unregistered when the last card goes.
  * A transform is bound to one card when it is created; the clear key given
  * to setkey becomes a volatile session key in that card's kernel partition
  * and is destroyed when the transform is rekeyed or freed.
@@ -25,9 +28,12 @@
 
 #include <crypto/aes.h>
 #include <crypto/algapi.h>
+#include <crypto/authenc.h>
 #include <crypto/gcm.h>
 #include <crypto/gf128mul.h>
 #include <crypto/internal/aead.h>
+#include <crypto/internal/akcipher.h>
+#include <crypto/internal/hash.h>
 #include <crypto/internal/skcipher.h>
 #include <crypto/scatterwalk.h>
 #include <crypto/xts.h>
@@ -42,113 +48,33 @@
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 
-#include "hsmcard.h"
+#include "hsmcard_crypto.h"
 
 static int priority = 300;
 module_param(priority, int, 0444);
 MODULE_PARM_DESC(priority,
-		 "Crypto API priority of the card's algorithms (default 300, below the CPU's AES-NI)");
+		 "Crypto API priority of the card's ciphers and AEADs (default 300, below the CPU's AES-NI)");
 
-/* Card-format SGL entries per direction in one request slot. */
-#define HSM_CR_NSGE		127
-/* Request slots per I/O queue (at most depth - 1 are usable). */
-#define HSM_CR_SLOTS		64
+static int hash_priority = 50;
+module_param(hash_priority, int, 0444);
+MODULE_PARM_DESC(hash_priority,
+		 "Crypto API priority of the card's hashes and rsa (default 50, below the generic code)");
 
-/**
- * struct hsm_cr_slot - coherent memory of one request in flight
- * @src:     card SGL of the source
- * @dst:     card SGL of the destination
- * @in:      small source buffer (GCM counter block J0)
- * @out:     small destination buffer (GCM tag of an empty message)
- */
-struct hsm_cr_slot {
-	struct hsm_sge src[HSM_CR_NSGE];
-	struct hsm_sge dst[HSM_CR_NSGE];
-	u8 in[AES_BLOCK_SIZE];
-	u8 out[AES_BLOCK_SIZE];
-};
-
-static_assert(sizeof(struct hsm_cr_slot) == 4096);
-
-enum hsm_cr_alg_id {
-	HSM_CR_ECB,
-	HSM_CR_CBC,
-	HSM_CR_CTR,
-	HSM_CR_XTS,
-	HSM_CR_GCM,
-	HSM_CR_RFC4106,
-	HSM_CR_NR_ALGS,
-};
+static bool paes_clear_tokens;
+module_param(paes_clear_tokens, bool, 0644);
+MODULE_PARM_DESC(paes_clear_tokens,
+		 "TEST ONLY: let xts(paes)/cbc(paes) accept clear-key tokens (default off)");
 
 /**
- * struct hsm_cr_stats - per-algorithm counters of one card
- * @requests:   commands sent to the card
- * @bytes:      payload bytes of those commands
- * @errors:     requests that failed after being accepted
- * @backlogged: requests that were backlogged (-EBUSY)
+ * hsm_cr_priority() - crypto API priority for an algorithm of the card
+ * @cipher: a cipher or AEAD (else a hash or public-key algorithm)
+ *
+ * Return: the priority the module parameters ask for.
  */
-struct hsm_cr_stats {
-	atomic64_t requests;
-	atomic64_t bytes;
-	atomic64_t errors;
-	atomic64_t backlogged;
-};
-
-struct hsm_card;
-
-/**
- * struct hsm_cq - crypto state of one I/O queue
- * @card:     owning card
- * @q:        hardware queue
- * @lock:     protects everything below
- * @dead:     the card is gone; refuse requests
- * @backlog:  requests waiting for room, oldest first
- * @slot_map: slots in use
- * @nslots:   usable slots
- * @slots:    slot memory (coherent)
- * @slots_dma: bus address of @slots
- * @wqe:      entry on the hardware queue's space_wq: room may have appeared
- * @work:     drains the backlog after a @wqe wake-up
- * @done:     requests the card completed, not yet reported
- * @done_bh:  reports them to their owners in softirq context
- */
-struct hsm_cq {
-	struct hsm_card *card;
-	struct hsm_queue *q;
-	spinlock_t lock; /* backlog, slots, dead */
-	bool dead;
-	struct list_head backlog;
-	DECLARE_BITMAP(slot_map, HSM_CR_SLOTS);
-	unsigned int nslots;
-	struct hsm_cr_slot *slots;
-	dma_addr_t slots_dma;
-	struct wait_queue_entry wqe;
-	struct work_struct work;
-	struct llist_head done;
-	struct tasklet_struct done_bh;
-};
-
-/**
- * struct hsm_card - the crypto side of one card
- * @node:   entry in hsm_cards
- * @kref:   the card's binding and every transform bound to it
- * @hdev:   device (holds a reference to it)
- * @dead:   removed: no new transforms, no new keys
- * @nr_cq:  entries in @cq
- * @cq:     per-I/O-queue state
- * @stats:  per-algorithm counters
- * @dbg:    debugfs file
- */
-struct hsm_card {
-	struct list_head node;
-	struct kref kref;
-	struct hsm_dev *hdev;
-	bool dead;
-	unsigned int nr_cq;
-	struct hsm_cq *cq;
-	struct hsm_cr_stats stats[HSM_CR_NR_ALGS];
-	struct dentry *dbg;
-};
+int hsm_cr_priority(bool cipher)
+{
+	return cipher ? priority : hash_priority;
+}
 
 /* Live cards; new transforms are spread over them. */
 static LIST_HEAD(hsm_cards);
@@ -159,101 +85,22 @@ static unsigned int hsm_cards_rr;
 static DEFINE_MUTEX(hsm_cr_reg_lock);
 static unsigned int hsm_cr_users;
 
-/**
- * struct hsm_tfm_ctx - transform context
- * @card:      card the transform is bound to
- * @id:        algorithm
- * @mech:      card mechanism
- * @handle:    session key in the card (0: none)
- * @salt:      rfc4106 nonce salt
- * @authsize:  AEAD tag length
- * @use_soft:  xts: the current key is one the card refuses (equal halves,
- *             XTS-AES-192) and is handled in software with @soft
- * @soft:      xts: expanded data key and tweak key for @use_soft
- */
-struct hsm_tfm_ctx {
-	struct hsm_card *card;
-	enum hsm_cr_alg_id id;
-	u16 mech;
-	u64 handle;
-	u8 salt[4];
-	unsigned int authsize;
-	bool use_soft;
-	struct crypto_aes_ctx soft[2];
-};
-
-/* A range [off, off + len) of a scatterlist. */
-struct hsm_range {
-	u32 off;
-	u32 len;
-};
-
-enum hsm_cr_kind {
-	HSM_CR_SKCIPHER,
-	HSM_CR_AEAD,
-};
-
-/**
- * struct hsm_creq - per-request state (in the request context)
- * @node:      backlog entry
- * @kind:      skcipher or AEAD
- * @areq:      the crypto API request
- * @ctx:       transform context
- * @cq:        queue the request runs on
- * @src:       source scatterlist
- * @dst:       destination scatterlist
- * @src_rg:    source ranges (up to two)
- * @nsrc_rg:   used entries of @src_rg
- * @dst_rg:    destination range
- * @src_map:   bytes of @src to map
- * @dst_map:   bytes of @dst to map
- * @src_nents: mapped entries of @src (0: not mapped)
- * @dst_nents: mapped entries of @dst
- * @done_node: entry on the queue's list of completed requests
- * @status:    card status of the completed command
- * @slot:      slot in use
- * @sqe:       the command, without buffers and cid
- * @iv_next:   output IV saved before an in-place CBC decryption
- * @j0:        GCM counter block for an empty message
- * @bytes:     payload bytes, for the counters
- * @encrypt:   direction
- * @gcm_empty: the tag of an empty GCM message is computed as E(K, J0)
- * @notified:  -EINPROGRESS was reported for this backlogged request
- */
-struct hsm_creq {
-	struct list_head node;
-	enum hsm_cr_kind kind;
-	void *areq;
-	struct hsm_tfm_ctx *ctx;
-	struct hsm_cq *cq;
-	struct scatterlist *src;
-	struct scatterlist *dst;
-	struct hsm_range src_rg[2];
-	unsigned int nsrc_rg;
-	struct hsm_range dst_rg;
-	u32 src_map;
-	u32 dst_map;
-	int src_nents;
-	int dst_nents;
-	struct llist_node done_node;
-	u16 status;
-	unsigned int slot;
-	struct hsm_sqe sqe;
-	u8 iv_next[AES_BLOCK_SIZE];
-	u8 j0[AES_BLOCK_SIZE];
-	u32 bytes;
-	bool encrypt;
-	bool gcm_empty;
-	bool notified;
-};
-
-static const char * const hsm_cr_driver_names[HSM_CR_NR_ALGS] = {
-	[HSM_CR_ECB]	 = "ecb-aes-hsmcard",
-	[HSM_CR_CBC]	 = "cbc-aes-hsmcard",
-	[HSM_CR_CTR]	 = "ctr-aes-hsmcard",
-	[HSM_CR_XTS]	 = "xts-aes-hsmcard",
-	[HSM_CR_GCM]	 = "gcm-aes-hsmcard",
-	[HSM_CR_RFC4106] = "rfc4106-gcm-aes-hsmcard",
+const char * const hsm_cr_driver_names[HSM_CR_NR_ALGS] = {
+	[HSM_CR_ECB]	     = "ecb-aes-hsmcard",
+	[HSM_CR_CBC]	     = "cbc-aes-hsmcard",
+	[HSM_CR_CTR]	     = "ctr-aes-hsmcard",
+	[HSM_CR_XTS]	     = "xts-aes-hsmcard",
+	[HSM_CR_GCM]	     = "gcm-aes-hsmcard",
+	[HSM_CR_RFC4106]     = "rfc4106-gcm-aes-hsmcard",
+	[HSM_CR_AUTHENC]     = "authenc-hmac-sha256-cbc-aes-hsmcard",
+	[HSM_CR_XTS_PAES]    = "xts-paes-hsmcard",
+	[HSM_CR_CBC_PAES]    = "cbc-paes-hsmcard",
+	[HSM_CR_SHA256]	     = "sha256-hsmcard",
+	[HSM_CR_SHA384]	     = "sha384-hsmcard",
+	[HSM_CR_SHA512]	     = "sha512-hsmcard",
+	[HSM_CR_HMAC_SHA256] = "hmac-sha256-hsmcard",
+	[HSM_CR_HMAC_SHA512] = "hmac-sha512-hsmcard",
+	[HSM_CR_RSA]	     = "rsa-hsmcard",
 };
 
 /* ---- cards ---- */
@@ -267,13 +114,13 @@ static void hsm_card_release(struct kref *kref)
 	kfree(card);
 }
 
-static void hsm_card_put(struct hsm_card *card)
+void hsm_card_put(struct hsm_card *card)
 {
 	kref_put(&card->kref, hsm_card_release);
 }
 
 /* Take a live card for a new transform, round robin. */
-static struct hsm_card *hsm_card_get(void)
+struct hsm_card *hsm_card_get(void)
 {
 	struct hsm_card *card, *found = NULL;
 	unsigned int n = 0, pick;
@@ -302,12 +149,28 @@ static struct hsm_cq *hsm_card_cq(struct hsm_card *card)
 
 /* ---- session keys ---- */
 
-/* Import @key as a session AES key of the kernel partition. */
-static int hsm_key_import(struct hsm_card *card, const u8 *key,
-			  unsigned int keylen, u64 *handle)
+/**
+ * hsm_key_import() - import a clear key into a card as a session key
+ * @card:   card
+ * @attrs:  type, bits and uses; partition and flags are set here
+ * @hdr:    bytes that go before the key (may be NULL)
+ * @hdrlen: length of @hdr
+ * @key:    the clear key
+ * @keylen: its length
+ * @handle: out: the new key's handle
+ *
+ * The key becomes a volatile session key of the kernel partition.  The
+ * bounce pages that carried it to the card are wiped.
+ *
+ * Context: process context; sleeps.
+ * Return: 0 or a negative errno.
+ */
+int hsm_key_import(struct hsm_card *card, const struct hsm_key_attrs *attrs,
+		   const void *hdr, unsigned int hdrlen,
+		   const u8 *key, unsigned int keylen, u64 *handle)
 {
 	struct hsm_dev *hdev = card->hdev;
-	struct hsm_key_attrs attrs = {};
+	struct hsm_key_attrs a = *attrs;
 	struct hsm_sqe sqe = {};
 	struct hsm_buf buf;
 	u64 result = 0;
@@ -315,18 +178,21 @@ static int hsm_key_import(struct hsm_card *card, const u8 *key,
 
 	if (READ_ONCE(card->dead))
 		return -ENODEV;
-	attrs.type = cpu_to_le16(HSM_KEY_AES);
-	attrs.uses = cpu_to_le32(HSM_USE_ENCRYPT | HSM_USE_DECRYPT);
-	attrs.flags = cpu_to_le32(HSM_KEYF_SESSION);
-	attrs.partition = cpu_to_le32(HSMCARD_PARTITION_KERNEL);
-	strscpy_pad(attrs.label, "kernel crypto API", sizeof(attrs.label));
+	if (sizeof(a) + hdrlen + keylen > hdev->limits.max_xfer)
+		return -EINVAL;
+	a.flags = cpu_to_le32(HSM_KEYF_SESSION);
+	a.partition = cpu_to_le32(HSMCARD_PARTITION_KERNEL);
+	strscpy_pad(a.label, "kernel crypto API", sizeof(a.label));
 
-	ret = hsm_buf_alloc(&buf, &hdev->pdev->dev, sizeof(attrs) + keylen,
-			    DMA_TO_DEVICE);
+	ret = hsm_buf_alloc(&buf, &hdev->pdev->dev,
+			    sizeof(a) + hdrlen + keylen, DMA_TO_DEVICE);
 	if (ret)
 		return ret;
-	hsm_buf_copy_from_kernel(&buf, 0, &attrs, sizeof(attrs));
-	hsm_buf_copy_from_kernel(&buf, sizeof(attrs), key, keylen);
+	hsm_buf_copy_from_kernel(&buf, 0, &a, sizeof(a));
+	if (hdrlen)
+		hsm_buf_copy_from_kernel(&buf, sizeof(a), hdr, hdrlen);
+	if (keylen)
+		hsm_buf_copy_from_kernel(&buf, sizeof(a) + hdrlen, key, keylen);
 	ret = hsm_buf_map(&buf);
 	if (ret)
 		goto out;
@@ -336,7 +202,7 @@ static int hsm_key_import(struct hsm_card *card, const u8 *key,
 	if (ret > 0)
 		ret = hsm_status_to_errno(ret);
 	if (!ret && (!result ||
-		     ((result >> 24) & 0xff) != HSMCARD_PARTITION_KERNEL)) {
+		     HSM_HANDLE_PART(result) != HSMCARD_PARTITION_KERNEL)) {
 		dev_err_ratelimited(&hdev->pdev->dev,
 				    "key import returned a bad handle %#llx\n",
 				    result);
@@ -350,7 +216,14 @@ out:
 	return ret;
 }
 
-static void hsm_key_destroy(struct hsm_card *card, u64 handle)
+/**
+ * hsm_key_destroy() - destroy a session key of the kernel partition
+ * @card:   card holding it
+ * @handle: the key, or 0 (nothing to do)
+ *
+ * Context: process context; sleeps.
+ */
+void hsm_key_destroy(struct hsm_card *card, u64 handle)
 {
 	struct hsm_sqe sqe = {};
 	int ret;
@@ -367,21 +240,110 @@ static void hsm_key_destroy(struct hsm_card *card, u64 handle)
 				     ret);
 }
 
-/* Replace the transform's key. */
-static int hsm_ctx_set_key(struct hsm_tfm_ctx *ctx, const u8 *key,
-			   unsigned int keylen)
+/**
+ * hsm_key_bits() - ask the card for the size of a key
+ * @card:   card
+ * @handle: key
+ * @bits:   out: its size in bits
+ *
+ * Context: process context; sleeps.
+ * Return: 0 or a negative errno.
+ */
+int hsm_key_bits(struct hsm_card *card, u64 handle, unsigned int *bits)
 {
-	u64 handle = 0;
+	struct hsm_dev *hdev = card->hdev;
+	struct hsm_key_attrs *a;
+	struct hsm_sqe sqe = {};
+	struct hsm_buf buf;
 	int ret;
 
-	ret = hsm_key_import(ctx->card, key, keylen, &handle);
-	hsm_key_destroy(ctx->card, ctx->handle);
-	ctx->handle = ret ? 0 : handle;
+	ret = hsm_buf_alloc(&buf, &hdev->pdev->dev, sizeof(*a),
+			    DMA_FROM_DEVICE);
+	if (ret)
+		return ret;
+	ret = hsm_buf_map(&buf);
+	if (ret)
+		goto out;
+	sqe.opcode = HSM_ADM_KEY_GET_ATTRS;
+	sqe.handle = cpu_to_le64(handle);
+	hsm_buf_sqe_dst(&buf, &sqe);
+	ret = hsm_submit_sync(&hdev->adminq, &sqe, NULL, false);
+	if (ret > 0)
+		ret = hsm_status_to_errno(ret);
+	if (ret)
+		goto out;
+	hsm_buf_unmap(&buf);
+	a = kmalloc(sizeof(*a), GFP_KERNEL);
+	if (!a) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	hsm_buf_copy_to_kernel(&buf, a, sizeof(*a));
+	if (le64_to_cpu(a->handle) != handle) {
+		dev_err_ratelimited(&hdev->pdev->dev,
+				    "key attributes of another key\n");
+		ret = -EIO;
+	} else {
+		*bits = le16_to_cpu(a->bits);
+	}
+	kfree(a);
+out:
+	hsm_buf_free(&buf);
 	return ret;
 }
 
-static int hsm_ctx_init(struct hsm_tfm_ctx *ctx, enum hsm_cr_alg_id id,
-			u16 mech)
+/* Forget the transform's key; session keys are destroyed. */
+void hsm_ctx_drop_key(struct hsm_tfm_ctx *ctx)
+{
+	if (!ctx->token_key)
+		hsm_key_destroy(ctx->card, ctx->handle);
+	ctx->handle = 0;
+	ctx->token_key = false;
+}
+
+/**
+ * hsm_ctx_import_key() - replace the transform's key by a new session key
+ * @ctx:    transform context
+ * @type:   HSM_KEY_* type
+ * @uses:   HSM_USE_* uses
+ * @hdr:    bytes that go before the key (may be NULL)
+ * @hdrlen: length of @hdr
+ * @key:    the clear key
+ * @keylen: its length
+ *
+ * On failure the transform is left without a key.
+ *
+ * Context: process context; sleeps.
+ * Return: 0 or a negative errno.
+ */
+int hsm_ctx_import_key(struct hsm_tfm_ctx *ctx, u16 type, u32 uses,
+		       const void *hdr, unsigned int hdrlen,
+		       const u8 *key, unsigned int keylen)
+{
+	struct hsm_key_attrs attrs = {};
+	u64 handle = 0;
+	int ret;
+
+	attrs.type = cpu_to_le16(type);
+	attrs.uses = cpu_to_le32(uses);
+	ret = hsm_key_import(ctx->card, &attrs, hdr, hdrlen, key, keylen,
+			     &handle);
+	hsm_ctx_drop_key(ctx);
+	if (!ret)
+		ctx->handle = handle;
+	return ret;
+}
+
+/* Replace the transform's key by an AES session key. */
+static int hsm_ctx_set_key(struct hsm_tfm_ctx *ctx, const u8 *key,
+			   unsigned int keylen)
+{
+	return hsm_ctx_import_key(ctx, HSM_KEY_AES,
+				  HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
+				  NULL, 0, key, keylen);
+}
+
+int hsm_ctx_init(struct hsm_tfm_ctx *ctx, enum hsm_cr_alg_id id, u16 mech)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->card = hsm_card_get();
@@ -392,10 +354,9 @@ static int hsm_ctx_init(struct hsm_tfm_ctx *ctx, enum hsm_cr_alg_id id,
 	return 0;
 }
 
-static void hsm_ctx_exit(struct hsm_tfm_ctx *ctx)
+void hsm_ctx_exit(struct hsm_tfm_ctx *ctx)
 {
-	hsm_key_destroy(ctx->card, ctx->handle);
-	ctx->handle = 0;
+	hsm_ctx_drop_key(ctx);
 	hsm_card_put(ctx->card);
 	ctx->card = NULL;
 }
@@ -582,8 +543,10 @@ static int hsm_creq_send(struct hsm_cq *cq, struct hsm_creq *r)
 			return ret;
 		ns = hsm_sgl_build(r->src, r->src_nents, r->src_rg, r->nsrc_rg,
 				   slot->src, HSM_CR_NSGE);
-		nd = hsm_sgl_build(r->dst, r->dst_nents, &r->dst_rg, 1,
-				   slot->dst, HSM_CR_NSGE);
+		nd = 0;
+		if (r->kind != HSM_CR_AHASH)
+			nd = hsm_sgl_build(r->dst, r->dst_nents, &r->dst_rg, 1,
+					   slot->dst, HSM_CR_NSGE);
 		if (ns < 0 || nd < 0) {
 			hsm_creq_unmap(r);
 			return -EINVAL;
@@ -592,9 +555,27 @@ static int hsm_creq_send(struct hsm_cq *cq, struct hsm_creq *r)
 			    slot_dma + offsetof(struct hsm_cr_slot, src), ns,
 			    r->src_rg[0].len + (r->nsrc_rg > 1 ?
 						r->src_rg[1].len : 0));
-		hsm_sqe_buf(&sqe, false, slot->dst,
-			    slot_dma + offsetof(struct hsm_cr_slot, dst), nd,
-			    r->dst_rg.len);
+		if (r->kind == HSM_CR_AHASH) {
+			/* The state travels in the slot; so does the digest. */
+			if (*r->hvalid)
+				memcpy(slot->h.state, r->hstate,
+				       HSM_HASH_STATE_SIZE);
+			else
+				sqe.flags |= HSM_SQE_F_HASH_INIT;
+			sqe.qw[0] = cpu_to_le64(slot_dma +
+						offsetof(struct hsm_cr_slot,
+							 h.state));
+			if (sqe.opcode == HSM_IO_HASH_FINAL) {
+				sqe.dst = cpu_to_le64(slot_dma +
+						      offsetof(struct hsm_cr_slot,
+							       h.digest));
+				sqe.dst_len = cpu_to_le32(r->hsize);
+			}
+		} else {
+			hsm_sqe_buf(&sqe, false, slot->dst,
+				    slot_dma + offsetof(struct hsm_cr_slot, dst),
+				    nd, r->dst_rg.len);
+		}
 	}
 
 	__set_bit(i, cq->slot_map);
@@ -612,10 +593,20 @@ static int hsm_creq_send(struct hsm_cq *cq, struct hsm_creq *r)
 
 static void hsm_creq_complete(struct hsm_creq *r, int err)
 {
-	if (r->kind == HSM_CR_SKCIPHER)
+	switch (r->kind) {
+	case HSM_CR_SKCIPHER:
 		skcipher_request_complete(r->areq, err);
-	else
+		break;
+	case HSM_CR_AEAD:
 		aead_request_complete(r->areq, err);
+		break;
+	case HSM_CR_AHASH:
+		ahash_request_complete(r->areq, err);
+		break;
+	case HSM_CR_AKCIPHER:
+		akcipher_request_complete(r->areq, err);
+		break;
+	}
 }
 
 /* Send backlogged requests while there is room. */
@@ -674,11 +665,15 @@ static int hsm_cq_wake(struct wait_queue_entry *wqe, unsigned int mode,
 	return 0;
 }
 
-/*
- * Queue a prepared request.
+/**
+ * hsm_creq_queue() - send a prepared request, or backlog it
+ * @r:         the request, with its command (no buffers, no cid) and ranges
+ * @req_flags: the crypto API request's flags (CRYPTO_TFM_REQ_MAY_BACKLOG)
+ *
+ * Context: any; does not sleep or allocate.
  * Return: -EINPROGRESS (sent), -EBUSY (backlogged), or an error.
  */
-static int hsm_creq_queue(struct hsm_creq *r, u32 req_flags)
+int hsm_creq_queue(struct hsm_creq *r, u32 req_flags)
 {
 	struct hsm_cq *cq = hsm_card_cq(r->ctx->card);
 	unsigned long flags;
@@ -733,8 +728,8 @@ static void hsm_skcipher_finish(struct hsm_creq *r, int err)
 
 	if (err)
 		return;
-	switch (r->ctx->id) {
-	case HSM_CR_CBC:
+	switch (r->ctx->mech) {
+	case HSM_MECH_AES_CBC:
 		if (r->encrypt)
 			scatterwalk_map_and_copy(req->iv, req->dst,
 						 req->cryptlen - AES_BLOCK_SIZE,
@@ -742,7 +737,7 @@ static void hsm_skcipher_finish(struct hsm_creq *r, int err)
 		else
 			memcpy(req->iv, r->iv_next, AES_BLOCK_SIZE);
 		break;
-	case HSM_CR_CTR:
+	case HSM_MECH_AES_CTR:
 		hsm_ctr_add(req->iv, DIV_ROUND_UP(req->cryptlen,
 						  AES_BLOCK_SIZE));
 		break;
@@ -784,10 +779,20 @@ static void hsm_creq_finish(struct hsm_cq *cq, struct hsm_creq *r)
 
 	err = hsm_status_to_errno(r->status);
 	hsm_creq_unmap(r);
-	if (r->kind == HSM_CR_SKCIPHER)
+	switch (r->kind) {
+	case HSM_CR_SKCIPHER:
 		hsm_skcipher_finish(r, err);
-	else
+		break;
+	case HSM_CR_AEAD:
 		hsm_aead_finish(r, err);
+		break;
+	case HSM_CR_AHASH:
+		hsm_ahash_finish(r, err);
+		break;
+	case HSM_CR_AKCIPHER:
+		hsm_akcipher_finish(r, err);
+		break;
+	}
 
 	spin_lock_irqsave(&cq->lock, flags);
 	__clear_bit(r->slot, cq->slot_map);
@@ -818,6 +823,77 @@ static struct hsm_tfm_ctx *hsm_sk_ctx(struct crypto_skcipher *tfm)
 	return crypto_skcipher_ctx(tfm);
 }
 
+/*
+ * A test-only clear-key token (struct hsmcard_clear_token): check it and
+ * import its key as a session key.
+ */
+static int hsm_paes_clear_token(struct hsm_tfm_ctx *ctx, const u8 *token)
+{
+	struct hsmcard_clear_token ct;
+	bool xts = ctx->mech == HSM_MECH_AES_XTS;
+	unsigned int len;
+	int ret = -EINVAL;
+
+	memcpy(&ct, token, sizeof(ct));
+	len = le16_to_cpu((__force __le16)ct.key_len);
+	if (le16_to_cpu((__force __le16)ct.version) != 1 ||
+	    memchr_inv(ct.rsvd, 0, sizeof(ct.rsvd)) ||
+	    len > sizeof(ct.key) ||
+	    memchr_inv(ct.key + len, 0, sizeof(ct.key) - len))
+		goto out;
+	if (xts ? len != 2 * AES_KEYSIZE_128 && len != 2 * AES_KEYSIZE_256 :
+		  aes_check_keylen(len))
+		goto out;
+	if (xts && !crypto_memneq(ct.key, ct.key + len / 2, len / 2))
+		goto out;
+	ret = hsm_ctx_set_key(ctx, ct.key, len);
+out:
+	memzero_explicit(&ct, sizeof(ct));
+	return ret;
+}
+
+/*
+ * xts(paes), cbc(paes): the key is a key token (HSMCARD_TOKEN_SIZE bytes)
+ * naming a persistent AES key of the card, which stays in the card.
+ */
+static int hsm_paes_setkey(struct crypto_skcipher *tfm, const u8 *key,
+			   unsigned int keylen)
+{
+	struct hsm_tfm_ctx *ctx = crypto_skcipher_ctx(tfm);
+	bool xts = ctx->mech == HSM_MECH_AES_XTS;
+	struct hsm_key_attrs attrs;
+	unsigned int bits;
+	__le32 magic;
+	u64 handle;
+	int ret;
+
+	if (keylen != HSMCARD_TOKEN_SIZE)
+		return -EINVAL;
+	if (READ_ONCE(ctx->card->dead))
+		return -ENODEV;
+	memcpy(&magic, key, sizeof(magic));
+	if (le32_to_cpu(magic) == HSMCARD_CLEAR_TOKEN_MAGIC) {
+		if (!READ_ONCE(paes_clear_tokens))
+			return -EINVAL;
+		return hsm_paes_clear_token(ctx, key);
+	}
+	ret = hsm_token_open(ctx->card->hdev, key, &handle, &attrs);
+	if (ret)
+		return ret;
+	/* The card checked the token; check that the key fits the mode. */
+	bits = le16_to_cpu(attrs.bits);
+	if (le16_to_cpu(attrs.type) != HSM_KEY_AES ||
+	    HSM_HANDLE_PART(handle) != HSMCARD_PARTITION_KERNEL ||
+	    (~le32_to_cpu(attrs.uses) & (HSM_USE_ENCRYPT | HSM_USE_DECRYPT)) ||
+	    (xts ? bits != 256 && bits != 512 :
+		   bits != 128 && bits != 192 && bits != 256))
+		return -EINVAL;
+	hsm_ctx_drop_key(ctx);
+	ctx->handle = handle;
+	ctx->token_key = true;
+	return 0;
+}
+
 static int hsm_skcipher_setkey(struct crypto_skcipher *tfm, const u8 *key,
 			       unsigned int keylen)
 {
@@ -842,8 +918,7 @@ static int hsm_skcipher_setkey(struct crypto_skcipher *tfm, const u8 *key,
 				!crypto_memneq(key, key + keylen / 2,
 					       keylen / 2);
 		if (ctx->use_soft) {
-			hsm_key_destroy(ctx->card, ctx->handle);
-			ctx->handle = 0;
+			hsm_ctx_drop_key(ctx);
 			ret = aes_expandkey(&ctx->soft[0], key, keylen / 2);
 			if (!ret)
 				ret = aes_expandkey(&ctx->soft[1],
@@ -925,13 +1000,13 @@ static int hsm_skcipher_crypt(struct skcipher_request *req, bool encrypt)
 	struct hsm_creq *r = skcipher_request_ctx(req);
 	unsigned int len = req->cryptlen;
 
-	switch (ctx->id) {
-	case HSM_CR_ECB:
-	case HSM_CR_CBC:
+	switch (ctx->mech) {
+	case HSM_MECH_AES_ECB:
+	case HSM_MECH_AES_CBC:
 		if (!IS_ALIGNED(len, AES_BLOCK_SIZE))
 			return -EINVAL;
 		break;
-	case HSM_CR_XTS:
+	case HSM_MECH_AES_XTS:
 		if (len < AES_BLOCK_SIZE)
 			return -EINVAL;
 		break;
@@ -947,29 +1022,13 @@ static int hsm_skcipher_crypt(struct skcipher_request *req, bool encrypt)
 	if (!ctx->handle)
 		return -ENOKEY;
 
-	memset(&r->sqe, 0, sizeof(r->sqe));
-	r->kind = HSM_CR_SKCIPHER;
-	r->areq = req;
-	r->ctx = ctx;
-	r->encrypt = encrypt;
-	r->gcm_empty = false;
-	r->src = req->src;
-	r->dst = req->dst;
-	r->src_rg[0].off = 0;
-	r->src_rg[0].len = len;
-	r->nsrc_rg = 1;
-	r->dst_rg.off = 0;
-	r->dst_rg.len = len;
-	r->src_map = len;
-	r->dst_map = len;
-	r->bytes = len;
-	r->sqe.opcode = encrypt ? HSM_IO_ENCRYPT : HSM_IO_DECRYPT;
-	r->sqe.mech = cpu_to_le16(ctx->mech);
-	r->sqe.handle = cpu_to_le64(ctx->handle);
-	if (ctx->id != HSM_CR_ECB)
+	hsm_creq_prep(r, HSM_CR_SKCIPHER, req, ctx,
+		      encrypt ? HSM_IO_ENCRYPT : HSM_IO_DECRYPT, ctx->mech,
+		      req->src, len, req->dst, 0, len);
+	if (ctx->mech != HSM_MECH_AES_ECB)
 		memcpy(r->sqe.iv, req->iv, AES_BLOCK_SIZE);
 	/* The output IV of CBC decryption is the last input block. */
-	if (ctx->id == HSM_CR_CBC && !encrypt)
+	if (ctx->mech == HSM_MECH_AES_CBC && !encrypt)
 		scatterwalk_map_and_copy(r->iv_next, req->src,
 					 len - AES_BLOCK_SIZE,
 					 AES_BLOCK_SIZE, 0);
@@ -1017,7 +1076,7 @@ static void hsm_skcipher_exit(struct crypto_skcipher *tfm)
 }
 
 #define HSM_SKCIPHER_ALG(_id, _mech, _name, _drv, _bs, _ivs, _kmin, _kmax, \
-			 _xflags)					   \
+			 _setkey)					   \
 	{								   \
 		.id = _id,						   \
 		.mech = _mech,						   \
@@ -1026,8 +1085,7 @@ static void hsm_skcipher_exit(struct crypto_skcipher *tfm)
 				.cra_name = _name,			   \
 				.cra_driver_name = _drv,		   \
 				.cra_flags = CRYPTO_ALG_ASYNC |		   \
-					     CRYPTO_ALG_KERN_DRIVER_ONLY | \
-					     (_xflags),			   \
+					     CRYPTO_ALG_KERN_DRIVER_ONLY,  \
 				.cra_blocksize = _bs,			   \
 				.cra_ctxsize = sizeof(struct hsm_tfm_ctx), \
 				.cra_module = THIS_MODULE,		   \
@@ -1036,7 +1094,7 @@ static void hsm_skcipher_exit(struct crypto_skcipher *tfm)
 			.max_keysize = _kmax,				   \
 			.ivsize = _ivs,					   \
 			.chunksize = AES_BLOCK_SIZE,			   \
-			.setkey = hsm_skcipher_setkey,			   \
+			.setkey = _setkey,				   \
 			.encrypt = hsm_skcipher_encrypt,		   \
 			.decrypt = hsm_skcipher_decrypt,		   \
 			.init = hsm_skcipher_init,			   \
@@ -1047,24 +1105,70 @@ static void hsm_skcipher_exit(struct crypto_skcipher *tfm)
 static struct hsm_skcipher_alg hsm_skcipher_algs[] = {
 	HSM_SKCIPHER_ALG(HSM_CR_ECB, HSM_MECH_AES_ECB, "ecb(aes)",
 			 "ecb-aes-hsmcard", AES_BLOCK_SIZE, 0,
-			 AES_MIN_KEY_SIZE, AES_MAX_KEY_SIZE, 0),
+			 AES_MIN_KEY_SIZE, AES_MAX_KEY_SIZE,
+			 hsm_skcipher_setkey),
 	HSM_SKCIPHER_ALG(HSM_CR_CBC, HSM_MECH_AES_CBC, "cbc(aes)",
 			 "cbc-aes-hsmcard", AES_BLOCK_SIZE, AES_BLOCK_SIZE,
-			 AES_MIN_KEY_SIZE, AES_MAX_KEY_SIZE, 0),
+			 AES_MIN_KEY_SIZE, AES_MAX_KEY_SIZE,
+			 hsm_skcipher_setkey),
 	HSM_SKCIPHER_ALG(HSM_CR_CTR, HSM_MECH_AES_CTR, "ctr(aes)",
 			 "ctr-aes-hsmcard", 1, AES_BLOCK_SIZE,
-			 AES_MIN_KEY_SIZE, AES_MAX_KEY_SIZE, 0),
+			 AES_MIN_KEY_SIZE, AES_MAX_KEY_SIZE,
+			 hsm_skcipher_setkey),
 	HSM_SKCIPHER_ALG(HSM_CR_XTS, HSM_MECH_AES_XTS, "xts(aes)",
 			 "xts-aes-hsmcard", AES_BLOCK_SIZE, AES_BLOCK_SIZE,
-			 2 * AES_MIN_KEY_SIZE, 2 * AES_MAX_KEY_SIZE, 0),
+			 2 * AES_MIN_KEY_SIZE, 2 * AES_MAX_KEY_SIZE,
+			 hsm_skcipher_setkey),
+	HSM_SKCIPHER_ALG(HSM_CR_XTS_PAES, HSM_MECH_AES_XTS, "xts(paes)",
+			 "xts-paes-hsmcard", AES_BLOCK_SIZE, AES_BLOCK_SIZE,
+			 HSMCARD_TOKEN_SIZE, HSMCARD_TOKEN_SIZE,
+			 hsm_paes_setkey),
+	HSM_SKCIPHER_ALG(HSM_CR_CBC_PAES, HSM_MECH_AES_CBC, "cbc(paes)",
+			 "cbc-paes-hsmcard", AES_BLOCK_SIZE, AES_BLOCK_SIZE,
+			 HSMCARD_TOKEN_SIZE, HSMCARD_TOKEN_SIZE,
+			 hsm_paes_setkey),
 };
 
 /* ---- AEAD ---- */
+
+/*
+ * authenc(hmac(sha256),cbc(aes)): the key is the kernel's authenc key blob
+ * (an rtattr with the AES key length, the HMAC key, the AES key).  Both
+ * halves become one HSM_KEY_AUTHENC session key.
+ */
+static int hsm_authenc_setkey(struct hsm_tfm_ctx *ctx, const u8 *key,
+			      unsigned int keylen)
+{
+	struct crypto_authenc_keys keys;
+	struct {
+		struct hsm_authenc_key_hdr h;
+		u8 enc[AES_MAX_KEY_SIZE];
+	} hdr = {};
+	int ret;
+
+	if (crypto_authenc_extractkeys(&keys, key, keylen))
+		return -EINVAL;
+	if (aes_check_keylen(keys.enckeylen) ||
+	    keys.authkeylen > HSM_HMAC_IMPORT_MAX)
+		return -EINVAL;
+	hdr.h.enc_len = cpu_to_le16(keys.enckeylen);
+	hdr.h.mac_len = cpu_to_le16(keys.authkeylen);
+	memcpy(hdr.enc, keys.enckey, keys.enckeylen);
+	ret = hsm_ctx_import_key(ctx, HSM_KEY_AUTHENC,
+				 HSM_USE_ENCRYPT | HSM_USE_DECRYPT, &hdr,
+				 sizeof(hdr.h) + keys.enckeylen,
+				 keys.authkey, keys.authkeylen);
+	memzero_explicit(&hdr, sizeof(hdr));
+	return ret;
+}
 
 static int hsm_aead_setkey(struct crypto_aead *tfm, const u8 *key,
 			   unsigned int keylen)
 {
 	struct hsm_tfm_ctx *ctx = crypto_aead_ctx(tfm);
+
+	if (ctx->id == HSM_CR_AUTHENC)
+		return hsm_authenc_setkey(ctx, key, keylen);
 
 	if (ctx->id == HSM_CR_RFC4106) {
 		if (keylen < sizeof(ctx->salt))
@@ -1084,13 +1188,50 @@ static int hsm_aead_setauthsize(struct crypto_aead *tfm,
 	struct hsm_tfm_ctx *ctx = crypto_aead_ctx(tfm);
 	int ret;
 
-	if (ctx->id == HSM_CR_RFC4106)
+	if (ctx->id == HSM_CR_AUTHENC)
+		ret = authsize <= SHA256_DIGEST_SIZE ? 0 : -EINVAL;
+	else if (ctx->id == HSM_CR_RFC4106)
 		ret = crypto_rfc4106_check_authsize(authsize);
 	else
 		ret = crypto_gcm_check_authsize(authsize);
 	if (!ret)
 		ctx->authsize = authsize;
 	return ret;
+}
+
+/*
+ * authenc: src = AAD || data (|| tag), dst = AAD || data' (|| tag); the card
+ * takes AAD || data (|| tag) and writes data' (|| tag) after the AAD.
+ */
+static int hsm_authenc_crypt(struct aead_request *req, bool encrypt)
+{
+	struct crypto_aead *tfm = crypto_aead_reqtfm(req);
+	struct hsm_tfm_ctx *ctx = crypto_aead_ctx(tfm);
+	struct hsm_creq *r = aead_request_ctx(req);
+	unsigned int authsize = ctx->authsize;
+	unsigned int assoclen = req->assoclen;
+	unsigned int dlen, total;
+
+	if (!encrypt && req->cryptlen < authsize)
+		return -EINVAL;
+	dlen = req->cryptlen - (encrypt ? 0 : authsize);
+	if (!IS_ALIGNED(dlen, AES_BLOCK_SIZE))
+		return -EINVAL;
+	total = assoclen + req->cryptlen;
+	if (total < assoclen || total > ctx->card->hdev->limits.max_xfer ||
+	    dlen + authsize > ctx->card->hdev->limits.max_xfer)
+		return -EINVAL;
+	if (!ctx->handle)
+		return -ENOKEY;
+
+	hsm_creq_prep(r, HSM_CR_AEAD, req, ctx,
+		      encrypt ? HSM_IO_ENCRYPT : HSM_IO_DECRYPT,
+		      HSM_MECH_AES_CBC_HMAC_SHA256, req->src, total, req->dst,
+		      assoclen, dlen + (encrypt ? authsize : 0));
+	r->sqe.mparam = cpu_to_le16(authsize);
+	r->sqe.aux = cpu_to_le32(assoclen);
+	memcpy(r->sqe.iv, req->iv, AES_BLOCK_SIZE);
+	return hsm_creq_queue(r, req->base.flags);
 }
 
 static int hsm_aead_crypt(struct aead_request *req, bool encrypt)
@@ -1103,6 +1244,8 @@ static int hsm_aead_crypt(struct aead_request *req, bool encrypt)
 	unsigned int aad = assoclen, dlen, total;
 	bool rfc = ctx->id == HSM_CR_RFC4106;
 
+	if (ctx->id == HSM_CR_AUTHENC)
+		return hsm_authenc_crypt(req, encrypt);
 	if (rfc) {
 		if (crypto_ipsec_check_assoclen(assoclen))
 			return -EINVAL;
@@ -1118,16 +1261,11 @@ static int hsm_aead_crypt(struct aead_request *req, bool encrypt)
 	if (!ctx->handle)
 		return -ENOKEY;
 
-	memset(&r->sqe, 0, sizeof(r->sqe));
-	r->kind = HSM_CR_AEAD;
-	r->areq = req;
-	r->ctx = ctx;
-	r->encrypt = encrypt;
-	r->src = req->src;
-	r->dst = req->dst;
+	/* The ranges are set below. */
+	hsm_creq_prep(r, HSM_CR_AEAD, req, ctx,
+		      encrypt ? HSM_IO_ENCRYPT : HSM_IO_DECRYPT,
+		      HSM_MECH_AES_GCM, req->src, 0, req->dst, 0, 0);
 	r->bytes = total;
-	r->sqe.opcode = encrypt ? HSM_IO_ENCRYPT : HSM_IO_DECRYPT;
-	r->sqe.handle = cpu_to_le64(ctx->handle);
 	if (rfc) {
 		memcpy(r->sqe.iv, ctx->salt, sizeof(ctx->salt));
 		memcpy(r->sqe.iv + sizeof(ctx->salt), req->iv,
@@ -1184,6 +1322,7 @@ static int hsm_aead_decrypt(struct aead_request *req)
 
 struct hsm_aead_alg {
 	enum hsm_cr_alg_id id;
+	u16 mech;
 	bool registered;
 	struct aead_alg alg;
 };
@@ -1195,10 +1334,10 @@ static int hsm_aead_init(struct crypto_aead *tfm)
 	struct hsm_tfm_ctx *ctx = crypto_aead_ctx(tfm);
 	int ret;
 
-	ret = hsm_ctx_init(ctx, a->id, HSM_MECH_AES_GCM);
+	ret = hsm_ctx_init(ctx, a->id, a->mech);
 	if (ret)
 		return ret;
-	ctx->authsize = AES_BLOCK_SIZE;
+	ctx->authsize = crypto_aead_alg(tfm)->maxauthsize;
 	crypto_aead_set_reqsize(tfm, sizeof(struct hsm_creq));
 	return 0;
 }
@@ -1208,21 +1347,22 @@ static void hsm_aead_exit(struct crypto_aead *tfm)
 	hsm_ctx_exit(crypto_aead_ctx(tfm));
 }
 
-#define HSM_AEAD_ALG(_id, _name, _drv, _ivs)				   \
+#define HSM_AEAD_ALG(_id, _mech, _name, _drv, _bs, _ivs, _maxauth)	   \
 	{								   \
 		.id = _id,						   \
+		.mech = _mech,						   \
 		.alg = {						   \
 			.base = {					   \
 				.cra_name = _name,			   \
 				.cra_driver_name = _drv,		   \
 				.cra_flags = CRYPTO_ALG_ASYNC |		   \
 					     CRYPTO_ALG_KERN_DRIVER_ONLY,  \
-				.cra_blocksize = 1,			   \
+				.cra_blocksize = _bs,			   \
 				.cra_ctxsize = sizeof(struct hsm_tfm_ctx), \
 				.cra_module = THIS_MODULE,		   \
 			},						   \
 			.ivsize = _ivs,					   \
-			.maxauthsize = AES_BLOCK_SIZE,			   \
+			.maxauthsize = _maxauth,			   \
 			.chunksize = AES_BLOCK_SIZE,			   \
 			.setkey = hsm_aead_setkey,			   \
 			.setauthsize = hsm_aead_setauthsize,		   \
@@ -1234,10 +1374,15 @@ static void hsm_aead_exit(struct crypto_aead *tfm)
 	}
 
 static struct hsm_aead_alg hsm_aead_algs[] = {
-	HSM_AEAD_ALG(HSM_CR_GCM, "gcm(aes)", "gcm-aes-hsmcard",
-		     GCM_AES_IV_SIZE),
-	HSM_AEAD_ALG(HSM_CR_RFC4106, "rfc4106(gcm(aes))",
-		     "rfc4106-gcm-aes-hsmcard", GCM_RFC4106_IV_SIZE),
+	HSM_AEAD_ALG(HSM_CR_GCM, HSM_MECH_AES_GCM, "gcm(aes)",
+		     "gcm-aes-hsmcard", 1, GCM_AES_IV_SIZE, AES_BLOCK_SIZE),
+	HSM_AEAD_ALG(HSM_CR_RFC4106, HSM_MECH_AES_GCM, "rfc4106(gcm(aes))",
+		     "rfc4106-gcm-aes-hsmcard", 1, GCM_RFC4106_IV_SIZE,
+		     AES_BLOCK_SIZE),
+	HSM_AEAD_ALG(HSM_CR_AUTHENC, HSM_MECH_AES_CBC_HMAC_SHA256,
+		     "authenc(hmac(sha256),cbc(aes))",
+		     "authenc-hmac-sha256-cbc-aes-hsmcard", AES_BLOCK_SIZE,
+		     AES_BLOCK_SIZE, SHA256_DIGEST_SIZE),
 };
 
 /* ---- registration ---- */
@@ -1246,6 +1391,8 @@ static void hsm_cr_unregister_algs(void)
 {
 	unsigned int i;
 
+	hsm_akcipher_unregister();
+	hsm_ahash_unregister();
 	for (i = 0; i < ARRAY_SIZE(hsm_aead_algs); i++) {
 		if (hsm_aead_algs[i].registered)
 			crypto_unregister_aead(&hsm_aead_algs[i].alg);
@@ -1270,7 +1417,7 @@ static void hsm_cr_register_algs(struct hsm_dev *hdev)
 
 		if (!(hdev->limits.mechs & BIT_ULL(a->mech)))
 			continue;
-		a->alg.base.cra_priority = priority;
+		a->alg.base.cra_priority = hsm_cr_priority(true);
 		ret = crypto_register_skcipher(&a->alg);
 		if (ret)
 			dev_warn(dev, "registering %s failed: %d\n",
@@ -1278,12 +1425,12 @@ static void hsm_cr_register_algs(struct hsm_dev *hdev)
 		else
 			a->registered = true;
 	}
-	if (!(hdev->limits.mechs & BIT_ULL(HSM_MECH_AES_GCM)))
-		return;
 	for (i = 0; i < ARRAY_SIZE(hsm_aead_algs); i++) {
 		struct hsm_aead_alg *a = &hsm_aead_algs[i];
 
-		a->alg.base.cra_priority = priority;
+		if (!(hdev->limits.mechs & BIT_ULL(a->mech)))
+			continue;
+		a->alg.base.cra_priority = hsm_cr_priority(true);
 		ret = crypto_register_aead(&a->alg);
 		if (ret)
 			dev_warn(dev, "registering %s failed: %d\n",
@@ -1291,50 +1438,53 @@ static void hsm_cr_register_algs(struct hsm_dev *hdev)
 		else
 			a->registered = true;
 	}
+	hsm_ahash_register(hdev);
+	hsm_akcipher_register(hdev);
 }
 
-/*
- * Wait until the self-tests of the algorithms just registered are done:
- * newer kernels run them after registration returns, and a card removed
- * while they run would make them fail.  Looking an algorithm up by driver
- * name waits for its test.  An algorithm that failed is withdrawn.
+/**
+ * hsm_cr_alg_usable() - wait for an algorithm's self-test and check it
+ * @hdev: card (for messages)
+ * @drv:  driver name of an algorithm just registered
+ *
+ * Newer kernels run the self-tests after registration returns, and a card
+ * removed while they run would make them fail.  Looking an algorithm up by
+ * driver name waits for its test.
+ *
+ * Context: process context; sleeps.
+ * Return: true if the algorithm passed its self-test and can be used.
  */
+bool hsm_cr_alg_usable(struct hsm_dev *hdev, const char *drv)
+{
+	if (crypto_has_alg(drv, 0, 0))
+		return true;
+	dev_warn(&hdev->pdev->dev, "%s failed its self-test; unregistering it\n",
+		 drv);
+	return false;
+}
+
+/* Wait for the self-tests; withdraw an algorithm that failed. */
 static void hsm_cr_wait_selftests(struct hsm_dev *hdev)
 {
-	struct device *dev = &hdev->pdev->dev;
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(hsm_skcipher_algs); i++) {
 		struct hsm_skcipher_alg *a = &hsm_skcipher_algs[i];
-		struct crypto_skcipher *tfm;
 
-		if (!a->registered)
-			continue;
-		tfm = crypto_alloc_skcipher(a->alg.base.cra_driver_name, 0, 0);
-		if (!IS_ERR(tfm)) {
-			crypto_free_skcipher(tfm);
-			continue;
+		if (a->registered &&
+		    !hsm_cr_alg_usable(hdev, a->alg.base.cra_driver_name)) {
+			crypto_unregister_skcipher(&a->alg);
+			a->registered = false;
 		}
-		dev_warn(dev, "%s unusable (%ld); unregistering it\n",
-			 a->alg.base.cra_driver_name, PTR_ERR(tfm));
-		crypto_unregister_skcipher(&a->alg);
-		a->registered = false;
 	}
 	for (i = 0; i < ARRAY_SIZE(hsm_aead_algs); i++) {
 		struct hsm_aead_alg *a = &hsm_aead_algs[i];
-		struct crypto_aead *tfm;
 
-		if (!a->registered)
-			continue;
-		tfm = crypto_alloc_aead(a->alg.base.cra_driver_name, 0, 0);
-		if (!IS_ERR(tfm)) {
-			crypto_free_aead(tfm);
-			continue;
+		if (a->registered &&
+		    !hsm_cr_alg_usable(hdev, a->alg.base.cra_driver_name)) {
+			crypto_unregister_aead(&a->alg);
+			a->registered = false;
 		}
-		dev_warn(dev, "%s unusable (%ld); unregistering it\n",
-			 a->alg.base.cra_driver_name, PTR_ERR(tfm));
-		crypto_unregister_aead(&a->alg);
-		a->registered = false;
 	}
 }
 

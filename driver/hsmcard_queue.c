@@ -467,6 +467,8 @@ int hsm_status_to_errno(u16 status)
 	case HSM_SC_INVALID_FIELD:
 	case HSM_SC_INVALID_LENGTH:
 	case HSM_SC_INVALID_KEY_SIZE:
+	case HSM_SC_INVALID_STATE:
+	case HSM_SC_INVALID_TOKEN:
 		return -EINVAL;
 	case HSM_SC_BUFFER_TOO_SMALL:
 		return -ENOSPC;

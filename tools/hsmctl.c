@@ -465,6 +465,52 @@ static int hsmdev_random(struct hsmdev *d, uint8_t *buf, size_t len)
 	return hsmdev_ioctl(d, HSMCARD_IOC_RANDOM, &r);
 }
 
+#define HSMDEV_TOKEN_SIZE	HSMCARD_TOKEN_SIZE
+
+/*
+ * Key tokens: a persistent AES key generated in the kernel's partition for
+ * the token-keyed ciphers (dm-crypt's xts(paes), cbc(paes)), named by an
+ * opaque token of HSMDEV_TOKEN_SIZE bytes.
+ */
+static int hsmdev_token_create(struct hsmdev *d, uint32_t bits,
+			       const char *label, uint8_t *token,
+			       uint64_t *handle)
+{
+	struct hsmcard_token_create tc = { .bits = bits };
+	int ret;
+
+	/* NUL padded (initialiser), always NUL terminated */
+	if (label)
+		memcpy(tc.label, label, strnlen(label, sizeof(tc.label) - 1));
+	ret = hsmdev_ioctl(d, HSMCARD_IOC_TOKEN_CREATE, &tc);
+	if (!ret) {
+		memcpy(token, tc.token, HSMDEV_TOKEN_SIZE);
+		*handle = tc.handle;
+	}
+	return ret;
+}
+
+static int hsmdev_token_info(struct hsmdev *d, const uint8_t *token,
+			     struct hsmdev_key_attrs *a)
+{
+	struct hsmcard_token tk = { };
+	int ret;
+
+	memcpy(tk.token, token, HSMDEV_TOKEN_SIZE);
+	ret = hsmdev_ioctl(d, HSMCARD_IOC_TOKEN_INFO, &tk);
+	if (!ret)
+		attrs_from_uapi(a, &tk.attrs);
+	return ret;
+}
+
+static int hsmdev_token_destroy(struct hsmdev *d, const uint8_t *token)
+{
+	struct hsmcard_token tk = { };
+
+	memcpy(tk.token, token, HSMDEV_TOKEN_SIZE);
+	return hsmdev_ioctl(d, HSMCARD_IOC_TOKEN_DESTROY, &tk);
+}
+
 static int hsmdev_op(struct hsmdev *d, enum hsmdev_opcode opc,
 		     struct hsmdev_op *o)
 {
@@ -2200,6 +2246,208 @@ out:
 	return ret;
 }
 
+/* ---- token ---- */
+
+/*
+ * Byte offset and size of the card's identity in a token (struct
+ * hsm_key_token, Documentation/hsmcard/crypto.rst); shown by "token info".
+ */
+#define TOKEN_CARD_ID_OFF	16
+#define TOKEN_CARD_ID_LEN	16
+
+/* The token from the argument (hex) or from --in FILE (raw bytes). */
+static int read_token(const struct opts *o, uint8_t *token)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	if ((o->argc > 1) == !!o->in) {
+		err_msg("token %s: give the token either in hex or with --in FILE",
+			o->argv[0]);
+		return EX_USAGE;
+	}
+	if (o->in) {
+		ret = read_input(o->in, &buf, &len);
+		if (ret)
+			return ret;
+	} else if (parse_hex(o->argv[1], &buf, &len)) {
+		err_msg("invalid token '%s' (expected %d hex digits)",
+			o->argv[1], 2 * HSMDEV_TOKEN_SIZE);
+		return EX_USAGE;
+	}
+	if (len != HSMDEV_TOKEN_SIZE) {
+		err_msg("%s: not a key token (%zu bytes, expected %d)",
+			o->in ? o->in : "token", len, HSMDEV_TOKEN_SIZE);
+		free(buf);
+		return EX_USAGE;
+	}
+	memcpy(token, buf, len);
+	free(buf);
+	return EX_OK;
+}
+
+/* Token requests refused by the driver or card, in the token's terms. */
+static int token_error(const char *what, int err)
+{
+	if (err == -EINVAL) {
+		err_msg("%s: not a valid token for this card (malformed, altered, made by another card, or its key was destroyed) (EINVAL)",
+			what);
+		return EX_DEVICE;
+	}
+	if (err == -EPERM) {
+		err_msg("%s: permission denied (needs CAP_SYS_ADMIN) (EPERM)",
+			what);
+		return EX_DEVICE;
+	}
+	if (err == -EOPNOTSUPP) {
+		err_msg("%s: the card has no persistent key store or no key tokens (EOPNOTSUPP)",
+			what);
+		return EX_DEVICE;
+	}
+	return dev_error(what, err);
+}
+
+static int token_create(const struct opts *o)
+{
+	uint8_t token[HSMDEV_TOKEN_SIZE];
+	unsigned long bits;
+	struct hsmdev d;
+	uint64_t h;
+	int ret;
+
+	if (o->argc != 1 || o->in) {
+		err_msg("token create: takes no token and no --in");
+		return EX_USAGE;
+	}
+	if (!o->bits) {
+		err_msg("token create: --bits is required (128, 192, 256 or 512)");
+		return EX_USAGE;
+	}
+	if (parse_uint("key size", o->bits, 65535, &bits))
+		return EX_USAGE;
+	if (bits != 128 && bits != 192 && bits != 256 && bits != 512) {
+		err_msg("token create: --bits must be 128, 192, 256 (cbc; also AES-128-XTS) or 512 (AES-256-XTS)");
+		return EX_USAGE;
+	}
+	if (o->label && strlen(o->label) >= HSMDEV_LABEL_LEN) {
+		err_msg("label longer than %d characters", HSMDEV_LABEL_LEN - 1);
+		return EX_USAGE;
+	}
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = hsmdev_token_create(&d, (uint32_t)bits, o->label, token, &h);
+	hsmdev_close(&d);
+	if (ret)
+		return token_error("token create", ret);
+	if (o->out) {
+		ret = write_output(o->out, token, sizeof(token));
+		if (ret)
+			return ret;
+	}
+	if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_open(&j, NULL, '{');
+		json_hex(&j, "token", token, sizeof(token));
+		json_handle(&j, "handle", h);
+		json_u64(&j, "bits", bits);
+		json_close(&j, '}');
+	} else if (!o->out) {
+		print_hex(stdout, token, sizeof(token));
+		putchar('\n');
+	}
+	return EX_OK;
+}
+
+static int token_info(const struct opts *o)
+{
+	uint8_t token[HSMDEV_TOKEN_SIZE];
+	const uint8_t *card = token + TOKEN_CARD_ID_OFF;
+	struct hsmdev_key_attrs a;
+	char uses[96], flags[96], when[32];
+	struct hsmdev d;
+	int ret;
+
+	ret = read_token(o, token);
+	if (ret)
+		return ret;
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = hsmdev_token_info(&d, token, &a);
+	hsmdev_close(&d);
+	if (ret)
+		return token_error("token info", ret);
+	format_time(a.created, when, sizeof(when));
+	if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_open(&j, NULL, '{');
+		json_string(&j, "type", key_type_name(a.type));
+		json_u64(&j, "bits", a.bits);
+		json_string(&j, "label", a.label);
+		json_u64(&j, "created", a.created);
+		json_string(&j, "created_utc", when);
+		json_hex(&j, "card_id", card, TOKEN_CARD_ID_LEN);
+		json_handle(&j, "handle", a.handle);
+		json_mask(&j, "uses", use_names, a.uses);
+		json_mask(&j, "flags", flag_names, a.flags);
+		json_u64(&j, "partition", a.partition);
+		json_close(&j, '}');
+		return EX_OK;
+	}
+	mask_names(use_names, a.uses, uses, sizeof(uses));
+	mask_names(flag_names, a.flags, flags, sizeof(flags));
+	printf("Type:       %s\n", key_type_name(a.type));
+	printf("Bits:       %u\n", a.bits);
+	printf("Label:      %s\n", a.label);
+	printf("Created:    %s\n", when);
+	printf("Card:       ");
+	print_hex(stdout, card, TOKEN_CARD_ID_LEN);
+	printf("\nHandle:     0x%016" PRIx64 " (kernel partition)\n", a.handle);
+	printf("Uses:       %s\n", uses);
+	printf("Flags:      %s\n", *flags ? flags : "-");
+	return EX_OK;
+}
+
+static int token_destroy(const struct opts *o)
+{
+	uint8_t token[HSMDEV_TOKEN_SIZE];
+	struct hsmdev d;
+	int ret;
+
+	ret = read_token(o, token);
+	if (ret)
+		return ret;
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = hsmdev_token_destroy(&d, token);
+	hsmdev_close(&d);
+	return ret ? token_error("token destroy", ret) : EX_OK;
+}
+
+static int cmd_token(const struct opts *o)
+{
+	const char *act = o->argv[0];
+
+	if (!strcmp(act, "create"))
+		return token_create(o);
+	if (o->bits || o->label || o->out) {
+		err_msg("token %s: --bits, --label and --out only apply to create",
+			act);
+		return EX_USAGE;
+	}
+	if (!strcmp(act, "info"))
+		return token_info(o);
+	if (!strcmp(act, "destroy"))
+		return token_destroy(o);
+	err_msg("token: unknown action '%s' (create, info, destroy)", act);
+	return EX_USAGE;
+}
+
 /* ---- mechs ---- */
 
 static int cmd_mechs(const struct opts *o)
@@ -2330,6 +2578,26 @@ static const struct command commands[] = {
 	  "  -o, --out FILE       write the bytes (binary) to FILE\n"
 	  "      --raw            write the bytes (binary) to stdout\n",
 	  "o:", 1, 1, L(O_RAW) },
+	{ "token", cmd_token, "ACTION ...",
+	  "key tokens for dm-crypt's paes ciphers: create, info, destroy",
+	  "Actions:\n"
+	  "  create --bits N [--label TEXT] [--out FILE]\n"
+	  "                       generate a persistent, non-extractable AES key\n"
+	  "                       for the kernel and print its token as one line\n"
+	  "                       of hex (or write the raw 80 bytes to FILE);\n"
+	  "                       needs CAP_SYS_ADMIN\n"
+	  "  info TOKEN|--in FILE show the key a token names\n"
+	  "  destroy TOKEN|--in FILE\n"
+	  "                       destroy that key: whatever it encrypted is lost;\n"
+	  "                       needs CAP_SYS_ADMIN\n"
+	  "Options:\n"
+	  "  -b, --bits N         128, 192, 256 (cbc(paes); 256 is also AES-128 for\n"
+	  "                       xts(paes)) or 512 (AES-256 for xts(paes))\n"
+	  "  -l, --label TEXT     label, up to 63 characters\n"
+	  "  -o, --out FILE       create: write the raw token to FILE\n"
+	  "  -i, --in FILE        info, destroy: read the raw token from FILE\n"
+	  "                       ('-' = stdin)\n",
+	  "b:l:o:i:", 1, 2, 0 },
 	{ "mechs", cmd_mechs, "", "list the mechanism names hsmctl knows",
 	  "", "", 0, 0, 0 },
 	{ "help", cmd_help, "[COMMAND]", "show help for hsmctl or a command",
@@ -2375,7 +2643,10 @@ static void command_usage(FILE *f, const struct command *c)
 	fprintf(f, "Usage: %s %s [OPTIONS]%s%s\n\n%c%s.\n", progname,
 		c->name, *c->args ? " " : "", c->args,
 		toupper((unsigned char)c->summary[0]), c->summary + 1);
-	if (*c->help)
+	/* A help text with its own headings (token) is printed as it is. */
+	if (!strncmp(c->help, "Actions:", 8))
+		fprintf(f, "\n%s", c->help);
+	else if (*c->help)
 		fprintf(f, "\nOptions:\n%s", c->help);
 	fprintf(f,
 		"\nCommon options: -d/--device DEV, -j/--json, -h/--help\n");

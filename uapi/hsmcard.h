@@ -51,7 +51,8 @@ enum hsmcard_key_type {
 	HSMCARD_KEY_EC_P256		= 4,
 	HSMCARD_KEY_EC_P384		= 5,
 	HSMCARD_KEY_ED25519		= 6,
-	HSMCARD_KEY_TYPE_MAX		= 7,
+	HSMCARD_KEY_AUTHENC		= 7,	/* kernel crypto API only */
+	HSMCARD_KEY_TYPE_MAX		= 8,
 };
 
 /* Allowed uses of a key (struct hsmcard_key_attrs.uses). */
@@ -232,6 +233,75 @@ struct hsmcard_key_handle {
 	__u32	rsvd;
 };
 
+/*
+ * Key tokens for the kernel's token-keyed ciphers xts(paes) and cbc(paes)
+ * (Documentation/hsmcard/crypto.rst).  A token names a persistent AES key
+ * the card generated in the kernel partition; it holds no key material.
+ * The layout is the card's struct hsm_key_token; user space treats it as
+ * HSMCARD_TOKEN_SIZE opaque bytes (e.g. a dm-crypt key in hex).
+ */
+#define HSMCARD_TOKEN_SIZE		80
+
+/*
+ * Test-only clear-key token: accepted by xts(paes)/cbc(paes) setkey only
+ * while the module parameter paes_clear_tokens is 1 (default 0), for
+ * known-answer tests.  Same size as a card token; the key is imported as
+ * a session key.  @key_len: 16, 24, 32 (cbc) or 32, 64 (xts); the rest of
+ * @key and @rsvd must be zero.
+ */
+#define HSMCARD_CLEAR_TOKEN_MAGIC	0x4b4c4348U	/* "HCLK" little-endian */
+
+struct hsmcard_clear_token {
+	__u32	magic;		/* HSMCARD_CLEAR_TOKEN_MAGIC, little-endian */
+	__u16	version;	/* 1, little-endian */
+	__u16	key_len;	/* little-endian */
+	__u8	key[64];
+	__u8	rsvd[8];
+};
+
+/**
+ * struct hsmcard_token_create - HSMCARD_IOC_TOKEN_CREATE
+ * @bits:   in: AES key size: 128, 192, 256 (for cbc(paes)) or 256, 512
+ *          (AES-128-XTS, AES-256-XTS for xts(paes))
+ * @flags:  in: must be 0
+ * @label:  in: NUL-terminated, NUL-padded label of the key (may be empty)
+ * @handle: out: handle of the new key (kernel partition: for information,
+ *          no other request accepts it); ignored on input
+ * @token:  out: the token; ignored on input
+ *
+ * Generates a persistent, sensitive, non-extractable AES key (uses encrypt
+ * and decrypt) in the kernel partition and returns a token for it.  Needs
+ * CAP_SYS_ADMIN (-EPERM) and a card with a persistent key store
+ * (-EOPNOTSUPP).
+ */
+struct hsmcard_token_create {
+	__u32	bits;
+	__u32	flags;
+	char	label[HSMCARD_LABEL_LEN];
+	__u64	handle;
+	__u8	token[HSMCARD_TOKEN_SIZE];
+};
+
+/**
+ * struct hsmcard_token - HSMCARD_IOC_TOKEN_INFO and HSMCARD_IOC_TOKEN_DESTROY
+ * @token: in: a token made by HSMCARD_IOC_TOKEN_CREATE on this card
+ * @flags: in: must be 0
+ * @rsvd:  must be zero
+ * @attrs: out (INFO): attributes of the key the token names; ignored on
+ *         input
+ *
+ * INFO (any opener) checks the token with the card (-EINVAL if it is not
+ * valid on this card, or its key is gone).  DESTROY destroys the key
+ * (CAP_SYS_ADMIN, else -EPERM); every volume keyed by the token becomes
+ * unreadable.
+ */
+struct hsmcard_token {
+	__u8	token[HSMCARD_TOKEN_SIZE];
+	__u32	flags;
+	__u32	rsvd;
+	struct hsmcard_key_attrs attrs;
+};
+
 /* struct hsmcard_op.flags */
 #define HSMCARD_OP_F_PREHASHED		0x1U	/* sign/verify a digest */
 #define HSMCARD_OP_F_ALL		0x1U
@@ -299,5 +369,8 @@ struct hsmcard_random {
 #define HSMCARD_IOC_SIGN	_IOWR(HSMCARD_IOC_MAGIC, 0x15, struct hsmcard_op)
 #define HSMCARD_IOC_VERIFY	_IOWR(HSMCARD_IOC_MAGIC, 0x16, struct hsmcard_op)
 #define HSMCARD_IOC_RANDOM	_IOWR(HSMCARD_IOC_MAGIC, 0x17, struct hsmcard_random)
+#define HSMCARD_IOC_TOKEN_CREATE _IOWR(HSMCARD_IOC_MAGIC, 0x20, struct hsmcard_token_create)
+#define HSMCARD_IOC_TOKEN_INFO	_IOWR(HSMCARD_IOC_MAGIC, 0x21, struct hsmcard_token)
+#define HSMCARD_IOC_TOKEN_DESTROY _IOWR(HSMCARD_IOC_MAGIC, 0x22, struct hsmcard_token)
 
 #endif /* _UAPI_LINUX_HSMCARD_H */

@@ -1123,4 +1123,161 @@ TEST_F_TIMEOUT(hsmctl, random, HSMCTL_TIMEOUT)
 	EXPECT_NE(NULL, strstr(c->r.out, "\"random\": \""));
 }
 
+/* ---- key tokens ---- */
+
+#define TOKEN_LEN	80
+
+/* 160 lower-case hex digits, then a newline. */
+static bool is_token_line(const char *s)
+{
+	if (strlen(s) != 2 * TOKEN_LEN + 1 || s[2 * TOKEN_LEN] != '\n')
+		return false;
+	for (int i = 0; i < 2 * TOKEN_LEN; i++)
+		if (!strchr("0123456789abcdef", s[i]))
+			return false;
+	return true;
+}
+
+static void sysfs_card_id(char *buf, size_t size)
+{
+	FILE *f = fopen("/sys/class/misc/hsmcard0/device/card_id", "r");
+
+	buf[0] = '\0';
+	if (!f)
+		return;
+	if (!fgets(buf, (int)size, f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/*
+ * create -> info -> destroy with the token in hex and in a file; the
+ * card's identity in the token and in "info" is the one sysfs shows.
+ */
+TEST_F_TIMEOUT(hsmctl, token_lifecycle, HSMCTL_TIMEOUT)
+{
+	char hex[2 * TOKEN_LEN + 1], bad[2 * TOKEN_LEN + 1], label[64];
+	char card[64], want[128], tok_card[33];
+	unsigned char *raw = NULL, tok[TOKEN_LEN];
+	struct ctx *c = &self->c;
+	long len;
+
+	sysfs_card_id(card, sizeof(card));
+	ASSERT_EQ(32, (int)strlen(card));
+	snprintf(label, sizeof(label), "hsmctl-token-%d", getpid());
+
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "create", "--bits", "256",
+			    "--label", label, NULL));
+	if (c->r.status == 3 && strstr(c->r.err, "EOPNOTSUPP"))
+		SKIP(return, "no key store or key tokens on this card");
+	ASSERT_EQ(0, c->r.status) TH_LOG("token create: %s", c->r.err);
+	ASSERT_TRUE(is_token_line(c->r.out)) TH_LOG("output: %s", c->r.out);
+	memcpy(hex, c->r.out, 2 * TOKEN_LEN);
+	hex[2 * TOKEN_LEN] = '\0';
+	/* bytes 16..31 of a token are the card's identity */
+	memcpy(tok_card, hex + 32, 32);
+	tok_card[32] = '\0';
+	EXPECT_STREQ(card, tok_card);
+
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", hex, "--json",
+			    NULL));
+	ASSERT_EQ(0, c->r.status) TH_LOG("token info: %s", c->r.err);
+	EXPECT_NE(NULL, strstr(c->r.out, "\"type\": \"aes\""));
+	EXPECT_NE(NULL, strstr(c->r.out, "\"bits\": 256"));
+	snprintf(want, sizeof(want), "\"label\": \"%s\"", label);
+	EXPECT_NE(NULL, strstr(c->r.out, want));
+	snprintf(want, sizeof(want), "\"card_id\": \"%s\"", card);
+	EXPECT_NE(NULL, strstr(c->r.out, want));
+	EXPECT_NE(NULL, strstr(c->r.out, "\"persistent\""));
+	EXPECT_EQ(NULL, strstr(c->r.out, "\"extractable\""));
+	EXPECT_NE(NULL, strstr(c->r.out, "\"partition\": 1"));
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", hex, NULL));
+	ASSERT_EQ(0, c->r.status);
+	EXPECT_NE(NULL, strstr(c->r.out, "Bits:       256"));
+	EXPECT_NE(NULL, strstr(c->r.out, card));
+	EXPECT_NE(NULL, strstr(c->r.out, label));
+
+	/* the key is not the user's: no user command sees it */
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "keys", "--json", NULL));
+	EXPECT_EQ(NULL, strstr(c->r.out, label));
+
+	/* an altered token is refused, however it is altered */
+	strcpy(bad, hex);
+	bad[2 * TOKEN_LEN - 1] ^= 1;			/* last MAC bit */
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", bad, NULL));
+	EXPECT_EQ(3, c->r.status);
+	EXPECT_NE(NULL, strstr(c->r.err, "not a valid token"));
+	strcpy(bad, hex);
+	bad[40] = bad[40] == '0' ? '1' : '0';		/* card identity */
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "destroy", bad, NULL));
+	EXPECT_EQ(3, c->r.status);
+	/* malformed: not hex, too short, too long, two sources */
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", "xyz", NULL));
+	EXPECT_EQ(2, c->r.status);
+	strcpy(bad, hex);
+	bad[2 * TOKEN_LEN - 2] = '\0';
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", bad, NULL));
+	EXPECT_EQ(2, c->r.status);
+	EXPECT_NE(NULL, strstr(c->r.err, "not a key token"));
+	ASSERT_EQ(0, write_file(path(c, "long"), "0123456789", 10));
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", "--in",
+			    path(c, "long"), NULL));
+	EXPECT_EQ(2, c->r.status);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", hex, "--in",
+			    path(c, "long"), NULL));
+	EXPECT_EQ(2, c->r.status);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", "--in",
+			    path(c, "missing"), NULL));
+	EXPECT_EQ(4, c->r.status);
+	/* usage */
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "create", NULL));
+	EXPECT_EQ(2, c->r.status);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "create", "--bits", "100",
+			    NULL));
+	EXPECT_EQ(2, c->r.status);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", hex, "--bits",
+			    "128", NULL));
+	EXPECT_EQ(2, c->r.status);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "frob", NULL));
+	EXPECT_EQ(2, c->r.status);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "--help", NULL));
+	EXPECT_EQ(0, c->r.status);
+	EXPECT_NE(NULL, strstr(c->r.out, "destroy"));
+
+	/* destroy: the token is dead */
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "destroy", hex, NULL));
+	EXPECT_EQ(0, c->r.status) TH_LOG("token destroy: %s", c->r.err);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", hex, NULL));
+	EXPECT_EQ(3, c->r.status);
+	EXPECT_NE(NULL, strstr(c->r.err, "not a valid token"));
+
+	/* the raw form in a file, AES-256-XTS */
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "create", "--bits", "512",
+			    "-o", path(c, "tok"), NULL));
+	ASSERT_EQ(0, c->r.status) TH_LOG("token create: %s", c->r.err);
+	EXPECT_STREQ("", c->r.out);
+	len = read_file(path(c, "tok"), &raw);
+	ASSERT_EQ(TOKEN_LEN, len);
+	memcpy(tok, raw, TOKEN_LEN);
+	free(raw);
+	EXPECT_EQ(0, memcmp(tok, "HMTK", 4));
+	to_hex(tok + 16, 16, tok_card);
+	EXPECT_STREQ(card, tok_card);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", "--in",
+			    path(c, "tok"), "--json", NULL));
+	ASSERT_EQ(0, c->r.status) TH_LOG("token info: %s", c->r.err);
+	EXPECT_NE(NULL, strstr(c->r.out, "\"bits\": 512"));
+	/* the same token in hex, from stdin as a file */
+	ASSERT_EQ(0, hsmctl(&c->r, path(c, "tok"), "token", "info", "-i", "-",
+			    NULL));
+	EXPECT_EQ(0, c->r.status);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "destroy", "--in",
+			    path(c, "tok"), NULL));
+	EXPECT_EQ(0, c->r.status) TH_LOG("token destroy: %s", c->r.err);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "destroy", "--in",
+			    path(c, "tok"), NULL));
+	EXPECT_EQ(3, c->r.status);
+}
+
 TEST_HARNESS_MAIN

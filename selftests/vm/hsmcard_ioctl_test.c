@@ -18,7 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
+#include <linux/if_alg.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -1135,6 +1141,494 @@ TEST_F(card, key_errors)
 	op.salt_len = 32;
 	ASSERT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_SIGN, &op));
 	destroy_key(self->fd, a.handle);
+}
+
+/* ---- key tokens ---- */
+
+#define TOKEN_LEN	HSMCARD_TOKEN_SIZE
+
+/*
+ * The token layout of Documentation/hsmcard/crypto.rst, read byte by byte
+ * here rather than through the driver's structure.
+ */
+static uint64_t le_at(const uint8_t *p, size_t off, unsigned int bytes)
+{
+	uint64_t v = 0;
+
+	while (bytes--)
+		v = v << 8 | p[off + bytes];
+	return v;
+}
+
+static int token_create(int fd, uint32_t bits, const char *label,
+			struct hsmcard_token_create *tc)
+{
+	memset(tc, 0, sizeof(*tc));
+	tc->bits = bits;
+	if (label)
+		snprintf(tc->label, sizeof(tc->label), "%s", label);
+	return xioctl(fd, HSMCARD_IOC_TOKEN_CREATE, tc);
+}
+
+static int token_info(int fd, const uint8_t *tok, struct hsmcard_key_attrs *a)
+{
+	struct hsmcard_token t;
+	int ret;
+
+	memset(&t, 0, sizeof(t));
+	memcpy(t.token, tok, TOKEN_LEN);
+	ret = xioctl(fd, HSMCARD_IOC_TOKEN_INFO, &t);
+	if (!ret && a)
+		*a = t.attrs;
+	return ret;
+}
+
+static int token_destroy(int fd, const uint8_t *tok)
+{
+	struct hsmcard_token t;
+
+	memset(&t, 0, sizeof(t));
+	memcpy(t.token, tok, TOKEN_LEN);
+	return xioctl(fd, HSMCARD_IOC_TOKEN_DESTROY, &t);
+}
+
+static uint32_t card_nr_keys(int fd)
+{
+	struct hsmcard_info info;
+
+	memset(&info, 0, sizeof(info));
+	if (xioctl(fd, HSMCARD_IOC_INFO, &info))
+		return UINT32_MAX;
+	return info.nr_keys;
+}
+
+/* Is @h among the handles KEY_LIST shows user space? */
+static bool user_list_has(int fd, uint64_t h)
+{
+	struct hsmcard_key_list kl;
+	uint64_t handles[64];
+	unsigned int i;
+
+	memset(&kl, 0, sizeof(kl));
+	do {
+		kl.handles = (uintptr_t)handles;
+		kl.max = 64;
+		if (xioctl(fd, HSMCARD_IOC_KEY_LIST, &kl))
+			return false;
+		for (i = 0; i < kl.count && i < 64; i++)
+			if (handles[i] == h)
+				return true;
+	} while (kl.count);
+	return false;
+}
+
+/* One encryption through AF_ALG with the driver @drv keyed by @key. */
+static int alg_encrypt(const char *drv, const uint8_t *key, size_t keylen,
+		       const uint8_t *iv, const uint8_t *in, uint8_t *out,
+		       size_t len)
+{
+	char cbuf[CMSG_SPACE(sizeof(uint32_t)) +
+		  CMSG_SPACE(sizeof(struct af_alg_iv) + 16)] = { 0 };
+	struct sockaddr_alg sa = { .salg_family = AF_ALG };
+	struct iovec iov = { .iov_base = (void *)in, .iov_len = len };
+	struct msghdr msg = {
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+		.msg_iov = &iov, .msg_iovlen = 1,
+	};
+	struct af_alg_iv *aiv;
+	struct cmsghdr *c;
+	int tfm, op = -1, ret = 0;
+
+	strcpy((char *)sa.salg_type, "skcipher");
+	snprintf((char *)sa.salg_name, sizeof(sa.salg_name), "%s", drv);
+	tfm = socket(AF_ALG, SOCK_SEQPACKET, 0);
+	if (tfm < 0)
+		return -errno;
+	if (bind(tfm, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    setsockopt(tfm, SOL_ALG, ALG_SET_KEY, key, keylen)) {
+		ret = -errno;
+		goto out;
+	}
+	op = accept(tfm, NULL, 0);
+	if (op < 0) {
+		ret = -errno;
+		goto out;
+	}
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_ALG;
+	c->cmsg_type = ALG_SET_OP;
+	c->cmsg_len = CMSG_LEN(sizeof(uint32_t));
+	*(uint32_t *)CMSG_DATA(c) = ALG_OP_ENCRYPT;
+	c = CMSG_NXTHDR(&msg, c);
+	c->cmsg_level = SOL_ALG;
+	c->cmsg_type = ALG_SET_IV;
+	c->cmsg_len = CMSG_LEN(sizeof(*aiv) + 16);
+	aiv = (struct af_alg_iv *)CMSG_DATA(c);
+	aiv->ivlen = 16;
+	memcpy(aiv->iv, iv, 16);
+	if (sendmsg(op, &msg, 0) != (ssize_t)len ||
+	    read(op, out, len) != (ssize_t)len)
+		ret = errno ? -errno : -EIO;
+out:
+	if (op >= 0)
+		close(op);
+	close(tfm);
+	return ret;
+}
+
+static const EVP_CIPHER *token_cipher(bool xts, unsigned int key_bytes)
+{
+	if (xts)
+		return key_bytes == 32 ? EVP_aes_128_xts() : EVP_aes_256_xts();
+	switch (key_bytes) {
+	case 16: return EVP_aes_128_cbc();
+	case 24: return EVP_aes_192_cbc();
+	default: return EVP_aes_256_cbc();
+	}
+}
+
+/*
+ * The token does not carry its key: encrypt with the card through the
+ * token-keyed cipher, then with OpenSSL under every window of the token's
+ * bytes taken as a clear key.  None may give the card's ciphertext.
+ * Returns the number of windows tried, 0 when the cipher is not there.
+ */
+static int token_key_absent(struct __test_metadata *_metadata,
+			    const uint8_t *tok, unsigned int bits, bool xts)
+{
+	unsigned int kb = bits / 8, off, tried = 0;
+	uint8_t iv[16], pt[64], ct[64], ref[64];
+	const char *drv = xts ? "xts-paes-hsmcard" : "cbc-paes-hsmcard";
+	int ret;
+
+	fill_pattern(iv, sizeof(iv), bits);
+	fill_pattern(pt, sizeof(pt), bits + 1);
+	ret = alg_encrypt(drv, tok, TOKEN_LEN, iv, pt, ct, sizeof(ct));
+	if (ret == -ENOENT || ret == -EAFNOSUPPORT) {
+		TH_LOG("%s not available (%s): key-absence check skipped",
+		       drv, strerror(-ret));
+		return 0;
+	}
+	EXPECT_EQ(0, ret) TH_LOG("%s with a card token: %s", drv,
+				 strerror(-ret));
+	if (ret)
+		return 0;
+	EXPECT_NE(0, memcmp(ct, pt, sizeof(ct)));
+	for (off = 0; off + kb <= TOKEN_LEN; off++) {
+		if (ossl_crypt(token_cipher(xts, kb), tok + off, iv, pt,
+			       sizeof(pt), ref, 1) != (int)sizeof(pt))
+			continue;	/* OpenSSL refuses XTS equal halves */
+		tried++;
+		EXPECT_NE(0, memcmp(ref, ct, sizeof(ct)))
+			TH_LOG("the key is token bytes %u..%u", off,
+			       off + kb - 1);
+	}
+	EXPECT_LT(0U, tried);
+	return tried;
+}
+
+TEST_F(card, token_round_trip)
+{
+	static const uint32_t sizes[] = { 128, 192, 256, 512 };
+	struct hsmcard_key_get_attrs ga;
+	struct hsmcard_key_handle kh;
+	struct hsmcard_key_attrs a;
+	struct hsmcard_token_create tc;
+	struct hsmcard_key_pubkey pk;
+	uint8_t buf[64] = { 0 }, out[64];
+	char label[HSMCARD_LABEL_LEN];
+	uint32_t keys0, ol;
+	unsigned int i;
+	const uint8_t *t;
+	uint64_t h;
+	int ret;
+
+	if (system("modprobe -q -a af_alg algif_skcipher"))
+		TH_LOG("modprobe of the AF_ALG modules failed");
+	keys0 = card_nr_keys(self->fd);
+	ASSERT_NE(UINT32_MAX, keys0);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		snprintf(label, sizeof(label), "token-%u-%d", sizes[i],
+			 getpid());
+		ret = token_create(self->fd, sizes[i], label, &tc);
+		if (ret == -EOPNOTSUPP)
+			SKIP(return, "no key store or key tokens on this card");
+		ASSERT_EQ(0, ret) TH_LOG("%u bits: %s", sizes[i],
+					 strerror(-ret));
+		h = tc.handle;
+		t = tc.token;
+		EXPECT_EQ(keys0 + 1, card_nr_keys(self->fd));
+
+		/* the documented layout, and nothing but the MAC unknown */
+		ASSERT_EQ((uint64_t)HSMCARD_PARTITION_KERNEL, (h >> 24) & 0xff);
+		EXPECT_EQ(0, memcmp(t, "HMTK", 4));
+		EXPECT_EQ(1U, le_at(t, 4, 2));			/* version */
+		EXPECT_EQ((uint64_t)HSMCARD_KEY_AES, le_at(t, 6, 2));	/* type */
+		EXPECT_EQ(sizes[i], le_at(t, 8, 2));		/* bits */
+		EXPECT_EQ(0U, le_at(t, 10, 2) | le_at(t, 12, 4));
+		EXPECT_EQ(0, memcmp(t + 16, self->info.card_id, 16));
+		EXPECT_EQ(h, le_at(t, 32, 8));			/* handle */
+		EXPECT_EQ(0U, le_at(t, 40, 8));
+		memset(out, 0, sizeof(out));
+		EXPECT_NE(0, memcmp(t + 48, out, 32));		/* a MAC */
+
+		/* the card describes the key it generated */
+		ASSERT_EQ(0, token_info(self->fd, t, &a));
+		EXPECT_EQ(h, a.handle);
+		EXPECT_EQ(HSMCARD_KEY_AES, a.type);
+		EXPECT_EQ(sizes[i], a.bits);
+		EXPECT_EQ(HSMCARD_USE_ENCRYPT | HSMCARD_USE_DECRYPT, a.uses);
+		EXPECT_NE(0U, a.flags & HSMCARD_KEYF_PERSISTENT);
+		EXPECT_NE(0U, a.flags & HSMCARD_KEYF_SENSITIVE);
+		EXPECT_EQ(0U, a.flags & (HSMCARD_KEYF_EXTRACTABLE |
+					 HSMCARD_KEYF_SESSION));
+		EXPECT_EQ((uint32_t)HSMCARD_PARTITION_KERNEL, a.partition);
+		EXPECT_STREQ(label, a.label);
+		EXPECT_LT(1600000000ULL, a.created);
+
+		/* user space cannot name the key, let alone export it */
+		memset(&ga, 0, sizeof(ga));
+		ga.handle = h;
+		EXPECT_EQ(-ENOKEY, xioctl(self->fd, HSMCARD_IOC_KEY_ATTRS,
+					  &ga));
+		pk = (struct hsmcard_key_pubkey){ .handle = h,
+			.buf = (uintptr_t)out, .len = sizeof(out) };
+		EXPECT_EQ(-ENOKEY, xioctl(self->fd, HSMCARD_IOC_KEY_PUBKEY,
+					  &pk));
+		ol = sizeof(out);
+		EXPECT_EQ(-ENOKEY, card_crypt(self->fd, HSMCARD_IOC_ENCRYPT, h,
+					      HSMCARD_MECH_AES_ECB, NULL, 0, 0,
+					      buf, 16, out, &ol));
+		ol = sizeof(out);
+		EXPECT_EQ(-ENOKEY, card_crypt(self->fd, HSMCARD_IOC_DECRYPT, h,
+					      HSMCARD_MECH_AES_ECB, NULL, 0, 0,
+					      buf, 16, out, &ol));
+		kh = (struct hsmcard_key_handle){ .handle = h };
+		EXPECT_EQ(-ENOKEY, xioctl(self->fd, HSMCARD_IOC_KEY_DESTROY,
+					  &kh));
+		EXPECT_FALSE(user_list_has(self->fd, h));
+
+		/* and the token bytes are not the key */
+		if (sizes[i] != 512)
+			token_key_absent(_metadata, t, sizes[i], false);
+		if (sizes[i] >= 256)
+			token_key_absent(_metadata, t, sizes[i], true);
+
+		/* destroy: the key and its token are gone */
+		ASSERT_EQ(0, token_destroy(self->fd, t));
+		EXPECT_EQ(keys0, card_nr_keys(self->fd));
+		EXPECT_EQ(-EINVAL, token_info(self->fd, t, &a));
+		EXPECT_EQ(-EINVAL, token_destroy(self->fd, t));
+	}
+}
+
+TEST_F(card, token_create_errors)
+{
+	static const uint32_t bad_bits[] = {
+		0, 1, 64, 100, 127, 129, 160, 224, 255, 257, 384, 511, 513,
+		1024, 0x10080, 0xffffffff,
+	};
+	struct hsmcard_token_create tc;
+	struct hsmcard_token t;
+	uint32_t keys0;
+	unsigned int i;
+
+	keys0 = card_nr_keys(self->fd);
+	for (i = 0; i < sizeof(bad_bits) / sizeof(bad_bits[0]); i++)
+		EXPECT_EQ(-EINVAL, token_create(self->fd, bad_bits[i], "x",
+						&tc))
+			TH_LOG("bits %u", bad_bits[i]);
+	memset(&tc, 0, sizeof(tc));
+	tc.bits = 256;
+	tc.flags = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_TOKEN_CREATE, &tc));
+	tc.flags = 0x80000000;
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_TOKEN_CREATE, &tc));
+	tc.flags = 0;
+	memset(tc.label, 'x', sizeof(tc.label));	/* not terminated */
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_TOKEN_CREATE, &tc));
+	tc.label[0] = 0;				/* garbage after NUL */
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_TOKEN_CREATE, &tc));
+	EXPECT_EQ(-EFAULT, xioctl(self->fd, HSMCARD_IOC_TOKEN_CREATE, NULL));
+	EXPECT_EQ(-EFAULT, xioctl(self->fd, HSMCARD_IOC_TOKEN_INFO, NULL));
+	EXPECT_EQ(-EFAULT, xioctl(self->fd, HSMCARD_IOC_TOKEN_DESTROY,
+				  (void *)8));
+	/* a structure of the wrong size is another request */
+	EXPECT_EQ(-ENOTTY, xioctl(self->fd, _IOWR('H', 0x21,
+						  struct hsmcard_token_create),
+				  &tc));
+	/* flags and rsvd of INFO and DESTROY */
+	memset(&t, 0, sizeof(t));
+	t.flags = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_TOKEN_INFO, &t));
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_TOKEN_DESTROY, &t));
+	t.flags = 0;
+	t.rsvd = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_TOKEN_INFO, &t));
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_TOKEN_DESTROY, &t));
+	/* no failed request left a key behind */
+	EXPECT_EQ(keys0, card_nr_keys(self->fd));
+}
+
+/* Every way of spoiling a token gives -EINVAL and harms nothing. */
+TEST_F(card, token_forged)
+{
+	struct hsmcard_token_create tc, tc2;
+	struct hsmcard_key_attrs a, a2;
+	uint8_t bad[TOKEN_LEN], tok[TOKEN_LEN];
+	struct hsmcard_key_attrs ua;
+	struct hsmcard_info info;
+	unsigned int i, bit;
+	int ret;
+
+	ret = token_create(self->fd, 256, "forged", &tc);
+	if (ret == -EOPNOTSUPP)
+		SKIP(return, "no key store or key tokens on this card");
+	ASSERT_EQ(0, ret);
+	memcpy(tok, tc.token, TOKEN_LEN);
+	ASSERT_EQ(0, token_info(self->fd, tok, &a));
+
+	/* every byte, every bit of it, and the whole byte */
+	for (i = 0; i < TOKEN_LEN; i++) {
+		for (bit = 0; bit <= 8; bit++) {
+			memcpy(bad, tok, TOKEN_LEN);
+			bad[i] ^= bit < 8 ? 1u << bit : 0xff;
+			EXPECT_EQ(-EINVAL, token_info(self->fd, bad, NULL))
+				TH_LOG("byte %u ^ 0x%02x", i,
+				       bit < 8 ? 1u << bit : 0xff);
+			if (bit == 8) {
+				EXPECT_EQ(-EINVAL,
+					  token_destroy(self->fd, bad));
+			}
+		}
+	}
+	/* zeroed MAC, another card, other versions, magic */
+	memcpy(bad, tok, TOKEN_LEN);
+	memset(bad + 48, 0, 32);
+	EXPECT_EQ(-EINVAL, token_info(self->fd, bad, NULL));
+	memcpy(bad, tok, TOKEN_LEN);
+	fill_pattern(bad + 16, 16, 99);
+	EXPECT_EQ(-EINVAL, token_info(self->fd, bad, NULL));
+	for (i = 0; i < 4; i++) {
+		static const uint16_t vers[] = { 0, 2, 0x100, 0xffff };
+
+		memcpy(bad, tok, TOKEN_LEN);
+		bad[4] = vers[i] & 0xff;
+		bad[5] = vers[i] >> 8;
+		EXPECT_EQ(-EINVAL, token_info(self->fd, bad, NULL));
+	}
+	memcpy(bad, tok, TOKEN_LEN);
+	memcpy(bad, "HCLK", 4);				/* a clear-key token */
+	EXPECT_EQ(-EINVAL, token_info(self->fd, bad, NULL));
+	/* truncated (the rest zero), empty, all ones, garbage */
+	for (i = 0; i < TOKEN_LEN; i += 8) {
+		memset(bad, 0, TOKEN_LEN);
+		memcpy(bad, tok, i);
+		EXPECT_EQ(-EINVAL, token_info(self->fd, bad, NULL))
+			TH_LOG("first %u bytes", i);
+	}
+	memset(bad, 0xff, TOKEN_LEN);
+	EXPECT_EQ(-EINVAL, token_info(self->fd, bad, NULL));
+	for (i = 0; i < 16; i++) {
+		fill_pattern(bad, TOKEN_LEN, 1000 + i);
+		EXPECT_EQ(-EINVAL, token_info(self->fd, bad, NULL));
+	}
+
+	/* a genuine MAC does not carry over to another key's handle */
+	ASSERT_EQ(0, token_create(self->fd, 256, "forged-2", &tc2));
+	memcpy(bad, tok, TOKEN_LEN);
+	memcpy(bad + 32, tc2.token + 32, 8);
+	EXPECT_EQ(-EINVAL, token_info(self->fd, bad, NULL));
+	/* nor to a key of the user partition */
+	ASSERT_EQ(0, gen_key(self->fd, HSMCARD_KEY_AES, 256, 0, "user", &ua));
+	memcpy(bad, tok, TOKEN_LEN);
+	for (i = 0; i < 8; i++)
+		bad[32 + i] = (uint8_t)(ua.handle >> (8 * i));
+	EXPECT_EQ(-EINVAL, token_info(self->fd, bad, NULL));
+	EXPECT_EQ(-EINVAL, token_destroy(self->fd, bad));
+	destroy_key(self->fd, ua.handle);
+
+	/* nothing was harmed: both tokens still name their keys */
+	ASSERT_EQ(0, token_info(self->fd, tok, &a2));
+	EXPECT_EQ(a.handle, a2.handle);
+	EXPECT_EQ(a.created, a2.created);
+	ASSERT_EQ(0, token_info(self->fd, tc2.token, &a2));
+	EXPECT_EQ(tc2.handle, a2.handle);
+	memset(&info, 0, sizeof(info));
+	ASSERT_EQ(0, xioctl(self->fd, HSMCARD_IOC_INFO, &info));
+	EXPECT_EQ((uint32_t)HSMCARD_STATE_LIVE, info.state);
+	EXPECT_EQ(0, token_destroy(self->fd, tc2.token));
+	EXPECT_EQ(0, token_destroy(self->fd, tok));
+}
+
+/*
+ * Without CAP_SYS_ADMIN a token cannot be made or destroyed, but an open
+ * file may still ask what it names.  @how: 0 = become an unprivileged
+ * user, 1 = stay root but drop CAP_SYS_ADMIN.  Returns 0 or the number of
+ * the first failed step (the child's exit status).
+ */
+static int token_unprivileged(int fd, const uint8_t *tok, uint64_t h,
+			      int how)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct data[2];
+	struct hsmcard_token_create tc;
+	struct hsmcard_key_attrs a;
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0)
+		return 100;
+	if (!pid) {
+		if (how == 0) {
+			if (setresgid(65534, 65534, 65534) ||
+			    setresuid(65534, 65534, 65534))
+				_exit(1);
+			if (!geteuid())
+				_exit(2);
+		} else {
+			if (syscall(SYS_capget, &hdr, data))
+				_exit(1);
+			data[CAP_SYS_ADMIN / 32].effective &=
+				~(1u << (CAP_SYS_ADMIN % 32));
+			data[CAP_SYS_ADMIN / 32].permitted &=
+				~(1u << (CAP_SYS_ADMIN % 32));
+			if (syscall(SYS_capset, &hdr, data))
+				_exit(2);
+		}
+		if (token_create(fd, 256, "unprivileged", &tc) != -EPERM)
+			_exit(3);
+		if (token_destroy(fd, tok) != -EPERM)
+			_exit(4);
+		if (token_info(fd, tok, &a) || a.handle != h)
+			_exit(5);
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return 101;
+	return WEXITSTATUS(status);
+}
+
+TEST_F(card, token_needs_cap_sys_admin)
+{
+	struct hsmcard_token_create tc;
+	uint32_t keys0;
+	int ret;
+
+	ret = token_create(self->fd, 512, "privileged", &tc);
+	if (ret == -EOPNOTSUPP)
+		SKIP(return, "no key store or key tokens on this card");
+	ASSERT_EQ(0, ret);
+	keys0 = card_nr_keys(self->fd);
+	EXPECT_EQ(0, token_unprivileged(self->fd, tc.token, tc.handle, 0));
+	EXPECT_EQ(0, token_unprivileged(self->fd, tc.token, tc.handle, 1));
+	/* nothing was created or destroyed */
+	EXPECT_EQ(keys0, card_nr_keys(self->fd));
+	EXPECT_EQ(0, token_info(self->fd, tc.token, NULL));
+	EXPECT_EQ(0, token_destroy(self->fd, tc.token));
 }
 
 TEST_HARNESS_MAIN
