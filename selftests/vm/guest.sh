@@ -6,7 +6,8 @@
 #
 #   hsmvm.top=DIR      source tree (as on the host)
 #   hsmvm.build=DIR    build directory (selftests/, kmod-<kver>/)
-#   hsmvm.mode=M       test | shell | demo
+#   hsmvm.mode=M       test | shell | demo | run
+#   hsmvm.script=PATH  script to run in run mode
 #   hsmvm.tests=LIST   comma-separated test names, or "all"
 #   hsmvm.timeout=S    per-test-binary timeout in seconds
 #
@@ -17,6 +18,7 @@
 TOP=
 BUILD=
 MODE="test"
+SCRIPT=
 TESTS=all
 TIMEOUT=900
 read -r cmdline </proc/cmdline
@@ -25,6 +27,7 @@ for arg in $cmdline; do
 	hsmvm.top=*) TOP="${arg#*=}" ;;
 	hsmvm.build=*) BUILD="${arg#*=}" ;;
 	hsmvm.mode=*) MODE="${arg#*=}" ;;
+	hsmvm.script=*) SCRIPT="${arg#*=}" ;;
 	hsmvm.tests=*) TESTS="${arg#*=}" ;;
 	hsmvm.timeout=*) TIMEOUT="${arg#*=}" ;;
 	esac
@@ -137,6 +140,10 @@ test)
 	;;
 demo)
 	demo
+	res "DEMO rc=$?"
+	;;
+run)
+	"$SCRIPT"
 	res "DEMO rc=$?"
 	;;
 shell)

@@ -13,6 +13,7 @@ BUILD=${BUILD:-$TOP/build}
 KERNELS="6.1 6.12"
 TESTS=
 MODE="test"
+SCRIPT=
 TIMEOUT=${HSMVM_TIMEOUT:-900}
 TEST_TIMEOUT=${HSMVM_TEST_TIMEOUT:-600}
 VERBOSE=0
@@ -38,6 +39,8 @@ Options:
                     NAME is e.g. hsmcard_bind or hsmcard_bind_test
   --shell           interactive shell in the guest (first kernel only)
   --demo            boot one kernel and run selftests/vm/demo.sh
+  --run SCRIPT      boot one kernel and run SCRIPT (a path inside the
+                    tree, e.g. selftests/vm/bench-kernel.sh) in the guest
   --timeout SEC     kill a guest after SEC seconds (default: $TIMEOUT)
   --test-timeout S  per test binary timeout inside the guest (default: $TEST_TIMEOUT)
   -v, --verbose     copy the guest console to stdout
@@ -66,6 +69,7 @@ while [ $# -gt 0 ]; do
 	--test=*) TESTS="$TESTS${TESTS:+,}${1#*=}" ;;
 	--shell) MODE=shell ;;
 	--demo) MODE=demo ;;
+	--run) [ $# -ge 2 ] || die "$1 needs an argument"; MODE=run; SCRIPT=$2; shift ;;
 	--timeout) [ $# -ge 2 ] || die "$1 needs an argument"; TIMEOUT=$2; shift ;;
 	--test-timeout) [ $# -ge 2 ] || die "$1 needs an argument"; TEST_TIMEOUT=$2; shift ;;
 	-v|--verbose) VERBOSE=1 ;;
@@ -78,7 +82,14 @@ TESTS=${TESTS// /,}
 case "$TIMEOUT$TEST_TIMEOUT" in
 *[!0-9]*) die "timeouts must be whole seconds" ;;
 esac
-case "$TOP$BUILD$TESTS" in
+if [ "$MODE" = run ]; then
+	case "$SCRIPT" in
+	/*) ;;
+	*) SCRIPT=$TOP/$SCRIPT ;;
+	esac
+	[ -x "$SCRIPT" ] || die "--run: $SCRIPT is not an executable file"
+fi
+case "$TOP$BUILD$TESTS$SCRIPT" in
 *[[:space:]]*) die "paths and test names must not contain white space" ;;
 esac
 # The guest sees the host's root, but with its own tmpfs on these.
@@ -257,7 +268,7 @@ fi
 
 if [ "$MODE" != test ]; then
 	KERNELS=${KERNELS%% *}
-	[ -n "$TESTS" ] && echo "run-vm: --test is ignored with --shell/--demo" >&2
+	[ -n "$TESTS" ] && echo "run-vm: --test is ignored with --shell/--demo/--run" >&2
 fi
 
 mkdir -p "$BUILD" || die "cannot create $BUILD"
@@ -306,7 +317,8 @@ for spec in $KERNELS; do
 	append="console=ttyS0 panic=-1 oops=panic mitigations=off"
 	append="$append hsmvm.top=$TOP hsmvm.build=$BUILD hsmvm.mode=$MODE"
 	append="$append hsmvm.tests=${TESTS:-all} hsmvm.timeout=$TEST_TIMEOUT"
-	[ "$MODE" = demo ] && append="$append quiet"
+	[ "$MODE" = run ] && append="$append hsmvm.script=$SCRIPT"
+	[ "$MODE" = test ] || append="$append quiet"
 
 	args=(-machine q35 -accel tcg -cpu max -smp "$SMP" -m "$MEM"
 	      -L /usr/share/seabios -L /usr/share/qemu
@@ -314,7 +326,11 @@ for spec in $KERNELS; do
 	      -kernel "/boot/vmlinuz-$kver" -initrd "$initrd" -append "$append"
 	      -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
 	      -device "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot")
-	[ "$NO_CARD" = 1 ] || args+=(-device hsmcard)
+	# A fresh sealed key store per boot: persistent keys and key tokens
+	# work, and no state leaks from one run into the next.
+	keystore=$BUILD/vm-$kver-$MODE.keystore
+	rm -f "$keystore" "$keystore.mk"
+	[ "$NO_CARD" = 1 ] || args+=(-device "hsmcard,keystore=$keystore")
 	# shellcheck disable=SC2206
 	[ -z "$EXTRA_ARGS" ] || args+=($EXTRA_ARGS)
 
@@ -329,24 +345,24 @@ for spec in $KERNELS; do
 		mv -f "$log" "$final_log"
 		exit $rc
 		;;
-	demo)
+	demo|run)
 		args+=(-chardev "stdio,id=con,logfile=$log"
 		       -serial chardev:con
 		       -chardev "file,id=res,path=$res" -serial chardev:res
 		       -monitor none)
-		echo "run-vm: booting $kver with the card (demo; log: $final_log)"
+		echo "run-vm: booting $kver with the card ($MODE; log: $final_log)"
 		timeout -k 10 "$TIMEOUT" "$QEMU_BIN" "${args[@]}" </dev/null
 		qrc=$?
 		tr -d '\r' <"$res" >"$res.tmp" && mv "$res.tmp" "$res"
 		rc=0
 		grep -q '^=== HSMVM MODULE rc=0' "$res" ||
-			{ echo "run-vm: demo: hsmcard.ko did not load"; rc=1; }
+			{ echo "run-vm: $MODE: hsmcard.ko did not load"; rc=1; }
 		grep -q '^=== HSMVM DEMO rc=0' "$res" ||
-			{ echo "run-vm: demo: failed (QEMU status $qrc)"; rc=1; }
+			{ echo "run-vm: $MODE: failed (QEMU status $qrc)"; rc=1; }
 		bad=$(check_kernel_log "$res" "$log")
 		[ -z "$bad" ] ||
-			{ echo "run-vm: demo: kernel log problems:"; echo "$bad"; rc=1; }
-		[ $rc -ne 0 ] || echo "run-vm: demo: OK"
+			{ echo "run-vm: $MODE: kernel log problems:"; echo "$bad"; rc=1; }
+		[ $rc -ne 0 ] || echo "run-vm: $MODE: OK"
 		mv -f "$log" "$final_log"
 		mv -f "$res" "$final_res"
 		exit $rc
