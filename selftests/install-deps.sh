@@ -3,7 +3,9 @@
 #
 # Install what building and testing hsmcard needs from Debian 12's archive:
 # the toolchain, Debian's 6.1 and 6.12 kernels with their headers, the 6.12
-# source package (kselftest harness, checkpatch), what QEMU's build needs and
+# source package (kselftest harness, checkpatch, and the source of the debug
+# kernel of selftests/vm/debug-kernel/, whose build needs bc, flex, bison,
+# libelf-dev, libssl-dev and cpio), what QEMU's build needs and
 # what the guest tests run (the guest uses the host's root file system).
 # Does nothing when everything is installed already.  Run as root.
 
@@ -16,8 +18,9 @@ PKGS=(
 	linux-image-6.12-amd64 linux-headers-6.12-amd64 linux-source-6.12
 	busybox-static seabios qemu-system-data
 	libglib2.0-dev libpixman-1-dev zlib1g-dev libcap-ng-dev libattr1-dev
-	libssl-dev openssl libnl-3-dev libnl-genl-3-dev
+	libssl-dev openssl libnl-3-dev libnl-genl-3-dev libfdt-dev
 	rng-tools5 pciutils iproute2 cryptsetup-bin util-linux coreutils
+	dmsetup socat
 )
 
 missing=()

@@ -5,7 +5,11 @@
 # own tree $BUILD/kmod-<kver>/ (a copy of Kbuild, driver/ and uapi/; files
 # are copied only when they changed, so kbuild rebuilds incrementally).
 #
-#   selftests/vm/build-modules.sh [--kernels "6.1 6.12"]
+#   selftests/vm/build-modules.sh [--kernels "6.1 6.12 6.12-debug"]
+#
+# "6.12-debug" is the debug kernel of selftests/vm/debug-kernel/ (built and
+# cached by its build-kernel.sh when missing); its module lands in
+# $BUILD/kmod-<debug kver>/ like the others.
 #
 # Fails if any build fails; prints the compiler warnings of each build.
 
@@ -21,7 +25,7 @@ while [ $# -gt 0 ]; do
 	--kernels) [ $# -ge 2 ] || { echo "$1 needs an argument" >&2; exit 2; }
 		KERNELS=$2; shift ;;
 	-h|--help)
-		echo "usage: $0 [--kernels \"6.1 6.12\"]"
+		echo "usage: $0 [--kernels \"6.1 6.12 6.12-debug\"]"
 		exit 0 ;;
 	*) echo "usage: $0 [--kernels \"6.1 6.12\"]" >&2; exit 2 ;;
 	esac
@@ -49,6 +53,16 @@ sync_tree() {
 headers_for() {
 	local spec=$1 d best=
 
+	# The debug kernel (selftests/vm/debug-kernel/): its built tree in
+	# the cache, built first if it is not there yet.
+	if [ "$spec" = 6.12-debug ]; then
+		"$TOP/selftests/vm/debug-kernel/build-kernel.sh" >&2 || return 1
+		d=$("$TOP/selftests/vm/debug-kernel/build-kernel.sh" --print-path) ||
+			return 1
+		echo "$d/linux"
+		return 0
+	fi
+
 	for d in /usr/src/linux-headers-"$spec".*-amd64 /usr/src/linux-headers-"$spec"; do
 		[ -f "$d/Makefile" ] || continue
 		best=$(printf '%s\n%s\n' "$best" "$d" | sed '/^$/d' | sort -V | tail -n1)
@@ -59,11 +73,17 @@ headers_for() {
 rc=0
 for spec in $KERNELS; do
 	kdir=$(headers_for "$spec") || {
-		echo "build-modules: no headers for kernel $spec (apt-get install linux-headers-...)" >&2
+		echo "build-modules: no headers for kernel $spec (apt-get install linux-headers-..., or the debug kernel failed to build)" >&2
 		rc=1
 		continue
 	}
-	kver=${kdir#/usr/src/linux-headers-}
+	# Debian's headers carry the upstream release in kernel.release
+	# (6.1.192 for 6.1.0-56-amd64): only the debug tree is named by it.
+	if [ "$spec" = 6.12-debug ]; then
+		kver=$(cat "$kdir/include/config/kernel.release")
+	else
+		kver=${kdir#/usr/src/linux-headers-}
+	fi
 	out=$BUILD/kmod-$kver
 	mkdir -p "$out" || exit 1
 	cmp -s "$TOP/Kbuild" "$out/Kbuild" || cp -p "$TOP/Kbuild" "$out/Kbuild" || exit 1
