@@ -365,13 +365,20 @@ static void *hsm_worker(void *opaque)
             qemu_cond_wait(&s->work_cond, &s->lock);
             continue;
         }
+        /*
+         * Fetch the entry before the head moves past it, under the lock:
+         * the host may reuse a slot once a later command has completed,
+         * which another worker could make happen while this one had not
+         * read its entry yet.  Entries are fetched in order, as the head
+         * reported in the completions says.
+         */
         idx = q->sq_head;
+        hsm_read_sqe(s, q, idx, &sqe, &status);
         q->sq_head = (idx + 1) % q->size;
         sq_head = q->sq_head;
         q->inflight++;
         qemu_mutex_unlock(&s->lock);
 
-        hsm_read_sqe(s, q, idx, &sqe, &status);
         if (status == HSM_SC_SUCCESS) {
             status = hsm_fw_io(s->fw, &s->host, &sqe, &result);
         }
