@@ -10,6 +10,7 @@
 #include <linux/completion.h>
 #include <linux/dma-mapping.h>
 #include <linux/hw_random.h>
+#include <linux/kfifo.h>
 #include <linux/kref.h>
 #include <linux/miscdevice.h>
 #include <linux/pci.h>
@@ -64,6 +65,7 @@ typedef void (*hsm_queue_fn)(struct hsm_queue *q, u16 status);
 struct hsm_cmd_slot {
 	hsm_done_fn done;
 	void *ctx;
+	unsigned long start;	/* jiffies at submission, for the watchdog */
 };
 
 /**
@@ -163,6 +165,18 @@ struct hsm_limits {
 };
 
 /**
+ * struct hsm_event - an event waiting to go out on netlink
+ * @event:   enum hsmcard_event
+ * @arg:     new state or key handle
+ * @time_ns: when it happened (CLOCK_REALTIME)
+ */
+struct hsm_event {
+	u32 event;
+	u64 arg;
+	u64 time_ns;
+};
+
+/**
  * struct hsm_dev - one card
  * @pdev:        PCI device (NULL once removed)
  * @bar:         BAR0 mapping
@@ -193,6 +207,12 @@ struct hsm_limits {
  * @rng_ok:      hwrng registered
  * @misc_ok:     character device registered
  * @dbg:         debugfs directory
+ * @genl_node:   entry in the netlink family's card list
+ * @evt_lock:    protects @evt_fifo, @evt_lost and @evt_closed
+ * @evt_fifo:    events not yet sent
+ * @evt_lost:    events dropped because @evt_fifo was full
+ * @evt_closed:  the card is gone: drop new events
+ * @evt_work:    sends the queued events
  */
 struct hsm_dev {
 	struct pci_dev *pdev;
@@ -212,6 +232,7 @@ struct hsm_dev {
 	bool removing;
 	wait_queue_head_t state_wq;
 	struct work_struct reset_work;
+	struct delayed_work watchdog;
 	struct mutex reset_lock; /* controller bring-up and teardown */
 	unsigned int resets;
 	unsigned int ctrl_to_ms;
@@ -224,6 +245,12 @@ struct hsm_dev {
 	bool rng_ok;
 	bool misc_ok;
 	struct dentry *dbg;
+	struct list_head genl_node;
+	spinlock_t evt_lock; /* evt_fifo, evt_lost, evt_closed */
+	DECLARE_KFIFO(evt_fifo, struct hsm_event, 32);
+	u32 evt_lost;
+	bool evt_closed;
+	struct work_struct evt_work;
 };
 
 /**
@@ -265,6 +292,7 @@ unsigned int hsm_queue_abort_all(struct hsm_queue *q, u16 status);
 void hsm_queue_quiesce(struct hsm_queue *q, u16 status);
 int hsm_queue_submit(struct hsm_queue *q, const struct hsm_sqe *sqe,
 		     hsm_done_fn done, void *ctx);
+bool hsm_queue_stuck(struct hsm_queue *q, unsigned long timeout);
 irqreturn_t hsm_queue_irq(int irq, void *data);
 int hsm_submit_sync(struct hsm_queue *q, struct hsm_sqe *sqe, u64 *result,
 		    bool internal);
@@ -295,6 +323,14 @@ void hsm_ctrl_halt(struct hsm_dev *hdev, u16 status);
 enum hsmcard_state hsm_dev_state(struct hsm_dev *hdev);
 int hsm_identify(struct hsm_dev *hdev, struct hsm_limits *lim, bool internal);
 
+/* hsmcard_genl.c */
+void hsm_genl_event(struct hsm_dev *hdev, enum hsmcard_event event, u64 arg);
+void hsm_genl_init_dev(struct hsm_dev *hdev);
+void hsm_genl_add_card(struct hsm_dev *hdev);
+void hsm_genl_remove_card(struct hsm_dev *hdev);
+int hsm_genl_register(void);
+void hsm_genl_unregister(void);
+
 /* hsmcard_cdev.c */
 int hsm_cdev_register(struct hsm_dev *hdev);
 void hsm_cdev_unregister(struct hsm_dev *hdev);
@@ -309,5 +345,10 @@ int hsm_token_destroy(struct hsm_dev *hdev, const u8 *token);
 /* hsmcard_crypto.c */
 int hsm_crypto_register(struct hsm_dev *hdev);
 void hsm_crypto_unregister(struct hsm_dev *hdev);
+void hsm_crypto_exit(void);
+
+/* hsmcard_ring.c */
+int hsm_ring_setup(struct hsm_dev *hdev, void __user *argp);
+void hsm_ring_dev_gone(struct hsm_dev *hdev);
 
 #endif /* HSMCARD_H */

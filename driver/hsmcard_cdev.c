@@ -179,6 +179,7 @@ static int hsm_key_create(struct hsm_dev *hdev, struct hsmcard_key_attrs *a,
 	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, &src, NULL, &handle));
 	if (ret)
 		goto out;
+	hsm_genl_event(hdev, HSMCARD_EVENT_KEY_CREATED, handle);
 	/* Report what the card applied (default uses, forced flags...). */
 	if (hsm_get_attrs(hdev, handle, a)) {
 		a->handle = handle;
@@ -359,6 +360,7 @@ static int hsm_ioc_key_destroy(struct hsm_dev *hdev, void __user *argp)
 {
 	struct hsmcard_key_handle kh;
 	struct hsm_sqe sqe = {};
+	int ret;
 
 	if (copy_from_user(&kh, argp, sizeof(kh)))
 		return -EFAULT;
@@ -368,7 +370,10 @@ static int hsm_ioc_key_destroy(struct hsm_dev *hdev, void __user *argp)
 		return -ENOKEY;
 	sqe.opcode = HSM_ADM_KEY_DESTROY;
 	sqe.handle = cpu_to_le64(kh.handle);
-	return hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, NULL, NULL));
+	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, NULL, NULL));
+	if (!ret)
+		hsm_genl_event(hdev, HSMCARD_EVENT_KEY_DESTROYED, kh.handle);
+	return ret;
 }
 
 /* ---- key tokens ---- */
@@ -722,6 +727,9 @@ static long hsm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		break;
 	case HSMCARD_IOC_TOKEN_DESTROY:
 		ret = hsm_ioc_token_destroy(hdev, argp);
+		break;
+	case HSMCARD_IOC_RING_SETUP:
+		ret = hsm_ring_setup(hdev, argp);
 		break;
 	default:
 		ret = -ENOTTY;

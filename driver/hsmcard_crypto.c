@@ -81,9 +81,15 @@ static LIST_HEAD(hsm_cards);
 static DEFINE_SPINLOCK(hsm_cards_lock);
 static unsigned int hsm_cards_rr;
 
-/* Serialises registration; counts live cards. */
+/*
+ * Serialises registration; counts live cards.  The algorithms stay
+ * registered while transforms exist, even without a card: the crypto API
+ * cannot unregister an algorithm that is in use (hsm_crypto_unregister()).
+ */
 static DEFINE_MUTEX(hsm_cr_reg_lock);
 static unsigned int hsm_cr_users;
+static bool hsm_cr_registered;
+static atomic_t hsm_cr_live_tfms = ATOMIC_INIT(0);
 
 const char * const hsm_cr_driver_names[HSM_CR_NR_ALGS] = {
 	[HSM_CR_ECB]	     = "ecb-aes-hsmcard",
@@ -349,6 +355,7 @@ int hsm_ctx_init(struct hsm_tfm_ctx *ctx, enum hsm_cr_alg_id id, u16 mech)
 	ctx->card = hsm_card_get();
 	if (!ctx->card)
 		return -ENODEV;
+	atomic_inc(&hsm_cr_live_tfms);
 	ctx->id = id;
 	ctx->mech = mech;
 	return 0;
@@ -359,6 +366,7 @@ void hsm_ctx_exit(struct hsm_tfm_ctx *ctx)
 	hsm_ctx_drop_key(ctx);
 	hsm_card_put(ctx->card);
 	ctx->card = NULL;
+	atomic_dec(&hsm_cr_live_tfms);
 }
 
 /* ---- request path ---- */
@@ -1583,8 +1591,9 @@ int hsm_crypto_register(struct hsm_dev *hdev)
 	spin_unlock(&hsm_cards_lock);
 
 	mutex_lock(&hsm_cr_reg_lock);
-	if (!hsm_cr_users++) {
+	if (!hsm_cr_users++ && !hsm_cr_registered) {
 		hsm_cr_register_algs(hdev);
+		hsm_cr_registered = true;
 		hsm_cr_wait_selftests(hdev);
 	}
 	mutex_unlock(&hsm_cr_reg_lock);
@@ -1597,7 +1606,12 @@ int hsm_crypto_register(struct hsm_dev *hdev)
  *
  * Fails the card's backlogged requests with -ENODEV, frees its request
  * slots and, with the last card, unregisters the algorithms.  Transforms
- * still bound to the card fail their requests with -ENODEV.
+ * still bound to the card fail their requests with -ENODEV.  The crypto
+ * API forbids unregistering an algorithm that transforms still use, so
+ * when the last card goes while any transform of this driver is alive the
+ * algorithms stay registered (new transforms fail with -ENODEV until a
+ * card comes back) and hsm_crypto_exit() unregisters them at module
+ * unload, which the transforms' module references hold off.
  *
  * Context: process context (remove).
  */
@@ -1645,10 +1659,36 @@ void hsm_crypto_unregister(struct hsm_dev *hdev)
 	}
 
 	mutex_lock(&hsm_cr_reg_lock);
-	if (!--hsm_cr_users)
-		hsm_cr_unregister_algs();
+	if (!--hsm_cr_users && hsm_cr_registered) {
+		int live = atomic_read(&hsm_cr_live_tfms);
+
+		if (!live) {
+			hsm_cr_unregister_algs();
+			hsm_cr_registered = false;
+		} else {
+			dev_info(&hdev->pdev->dev,
+				 "%d transforms still open: algorithms stay registered until module unload\n",
+				 live);
+		}
+	}
 	mutex_unlock(&hsm_cr_reg_lock);
 
 	hsm_card_free_cqs(card);
 	hsm_card_put(card);
+}
+
+/**
+ * hsm_crypto_exit() - unregister algorithms left registered at module exit
+ *
+ * Context: module exit, after every card is removed; no transform of this
+ * module can exist then, as each holds a reference to the module.
+ */
+void hsm_crypto_exit(void)
+{
+	mutex_lock(&hsm_cr_reg_lock);
+	if (hsm_cr_registered) {
+		hsm_cr_unregister_algs();
+		hsm_cr_registered = false;
+	}
+	mutex_unlock(&hsm_cr_reg_lock);
 }

@@ -117,11 +117,23 @@ enum hsmcard_state hsm_dev_state(struct hsm_dev *hdev)
 	return READ_ONCE(hdev->state);
 }
 
+/* Report a state change (called with state_lock held). */
+static void hsm_state_changed(struct hsm_dev *hdev, enum hsmcard_state old,
+			      enum hsmcard_state state)
+{
+	if (old == state)
+		return;
+	if (state == HSMCARD_STATE_TAMPERED)
+		hsm_genl_event(hdev, HSMCARD_EVENT_TAMPER, 0);
+	hsm_genl_event(hdev, HSMCARD_EVENT_STATE, state);
+}
+
 static void hsm_set_state(struct hsm_dev *hdev, enum hsmcard_state state)
 {
 	unsigned long flags;
 
 	spin_lock_irqsave(&hdev->state_lock, flags);
+	hsm_state_changed(hdev, hdev->state, state);
 	WRITE_ONCE(hdev->state, state);
 	spin_unlock_irqrestore(&hdev->state_lock, flags);
 	wake_up_all(&hdev->state_wq);
@@ -379,15 +391,30 @@ static const struct pci_error_handlers hsm_err_handlers = {
 	.reset_done	= hsm_reset_done,
 };
 
+/*
+ * Which states a reset may start from: any but DEAD (commands, events),
+ * any (an administrator's request), or only LIVE (the watchdog, which must
+ * not restart a reset that is already dealing with the same command).
+ */
+enum hsm_reset_from {
+	HSM_RESET_NOT_DEAD,
+	HSM_RESET_ANY,
+	HSM_RESET_LIVE,
+};
+
 static void __hsm_schedule_reset(struct hsm_dev *hdev, const char *why,
-				 bool revive)
+				 enum hsm_reset_from from)
 {
 	unsigned long flags;
 	bool go = false;
 
 	spin_lock_irqsave(&hdev->state_lock, flags);
 	if (!hdev->removing &&
-	    (revive || hdev->state != HSMCARD_STATE_DEAD)) {
+	    (from == HSM_RESET_ANY ||
+	     (from == HSM_RESET_NOT_DEAD &&
+	      hdev->state != HSMCARD_STATE_DEAD) ||
+	     hdev->state == HSMCARD_STATE_LIVE)) {
+		hsm_state_changed(hdev, hdev->state, HSMCARD_STATE_RESETTING);
 		WRITE_ONCE(hdev->state, HSMCARD_STATE_RESETTING);
 		go = true;
 	}
@@ -397,6 +424,41 @@ static void __hsm_schedule_reset(struct hsm_dev *hdev, const char *why,
 				     "scheduling controller reset: %s\n", why);
 		queue_work(system_long_wq, &hdev->reset_work);
 	}
+}
+
+/*
+ * Asynchronous commands (crypto API requests, rings) have no one waiting
+ * with a timeout: the watchdog looks for I/O commands the card has held
+ * longer than the command timeout and resets the controller, which fails
+ * them, instead of leaving their owners (dm-crypt, say) hanging forever.
+ */
+#define HSM_WATCHDOG_PERIOD	HZ
+
+static void hsm_watchdog(struct work_struct *work)
+{
+	struct hsm_dev *hdev = container_of(to_delayed_work(work),
+					    struct hsm_dev, watchdog);
+	unsigned int timeout_ms = hsm_cmd_timeout_ms();
+	unsigned int i;
+
+	/* A reset or removal in progress owns the queues. */
+	if (hsm_dev_state(hdev) == HSMCARD_STATE_LIVE &&
+	    mutex_trylock(&hdev->reset_lock)) {
+		for (i = 0; i < hdev->nr_ioq; i++) {
+			if (!hsm_queue_stuck(&hdev->ioq[i],
+					     msecs_to_jiffies(timeout_ms)))
+				continue;
+			dev_err(&hdev->pdev->dev,
+				"queue %u: a command is outstanding for more than %u ms\n",
+				hdev->ioq[i].qid, timeout_ms);
+			__hsm_schedule_reset(hdev, "command timeout",
+					     HSM_RESET_LIVE);
+			break;
+		}
+		mutex_unlock(&hdev->reset_lock);
+	}
+	if (!READ_ONCE(hdev->removing))
+		schedule_delayed_work(&hdev->watchdog, HSM_WATCHDOG_PERIOD);
 }
 
 /**
@@ -411,7 +473,7 @@ static void __hsm_schedule_reset(struct hsm_dev *hdev, const char *why,
  */
 void hsm_schedule_reset(struct hsm_dev *hdev, const char *why)
 {
-	__hsm_schedule_reset(hdev, why, false);
+	__hsm_schedule_reset(hdev, why, HSM_RESET_NOT_DEAD);
 }
 
 static irqreturn_t hsm_event_irq(int irq, void *data)
@@ -429,14 +491,21 @@ static irqreturn_t hsm_event_irq(int irq, void *data)
 
 		dev_crit(dev, "tamper event: keys zeroized\n");
 		spin_lock_irqsave(&hdev->state_lock, flags);
-		if (hdev->state == HSMCARD_STATE_LIVE)
+		if (hdev->state == HSMCARD_STATE_LIVE) {
+			hsm_state_changed(hdev, hdev->state,
+					  HSMCARD_STATE_TAMPERED);
 			WRITE_ONCE(hdev->state, HSMCARD_STATE_TAMPERED);
+		} else {
+			hsm_genl_event(hdev, HSMCARD_EVENT_TAMPER, 0);
+		}
 		spin_unlock_irqrestore(&hdev->state_lock, flags);
 		wake_up_all(&hdev->state_wq);
 	}
-	if (evt & HSM_EVT_HEALTH)
+	if (evt & HSM_EVT_HEALTH) {
 		dev_warn(dev, "health event: HEALTH=%u\n",
 			 readl(hdev->bar + HSM_REG_HEALTH));
+		hsm_genl_event(hdev, HSMCARD_EVENT_HEALTH, 0);
+	}
 	if (evt & HSM_EVT_FATAL) {
 		dev_err(dev, "fatal error reported by the card\n");
 		hsm_schedule_reset(hdev, "fatal event");
@@ -680,7 +749,7 @@ static ssize_t reset_controller_store(struct device *dev,
 		return ret;
 	if (!val)
 		return -EINVAL;
-	__hsm_schedule_reset(hdev, "requested through sysfs", true);
+	__hsm_schedule_reset(hdev, "requested through sysfs", HSM_RESET_ANY);
 	flush_work(&hdev->reset_work);
 	return count;
 }
@@ -819,6 +888,7 @@ static void hsm_shutdown(struct hsm_dev *hdev)
 	hdev->removing = true;
 	spin_unlock_irqrestore(&hdev->state_lock, flags);
 	wake_up_all(&hdev->state_wq);
+	cancel_delayed_work_sync(&hdev->watchdog);
 	cancel_work_sync(&hdev->reset_work);
 
 	mutex_lock(&hdev->reset_lock);
@@ -838,6 +908,8 @@ static void hsm_shutdown(struct hsm_dev *hdev)
 	down_write(&hdev->gone_sem);
 	hdev->gone = true;
 	up_write(&hdev->gone_sem);
+	/* Rings hold DMA mappings of user memory: give them back now. */
+	hsm_ring_dev_gone(hdev);
 }
 
 static void hsm_release_hw(struct hsm_dev *hdev)
@@ -870,7 +942,9 @@ static int hsm_probe(struct pci_dev *pdev, const struct pci_device_id *ent)
 	spin_lock_init(&hdev->state_lock);
 	init_waitqueue_head(&hdev->state_wq);
 	INIT_WORK(&hdev->reset_work, hsm_reset_work);
+	INIT_DELAYED_WORK(&hdev->watchdog, hsm_watchdog);
 	mutex_init(&hdev->reset_lock);
+	hsm_genl_init_dev(hdev);
 	hdev->pdev = pdev;
 	hdev->state = HSMCARD_STATE_RESETTING;
 
@@ -979,6 +1053,7 @@ static int hsm_probe(struct pci_dev *pdev, const struct pci_device_id *ent)
 	}
 	mutex_unlock(&hdev->reset_lock);
 	hsm_set_state(hdev, hsm_hw_state(hdev));
+	schedule_delayed_work(&hdev->watchdog, HSM_WATCHDOG_PERIOD);
 
 	hsm_debugfs_init(hdev);
 
@@ -1001,6 +1076,7 @@ static int hsm_probe(struct pci_dev *pdev, const struct pci_device_id *ent)
 	if (ret)
 		dev_warn(dev, "crypto API registration failed: %d\n", ret);
 
+	hsm_genl_add_card(hdev);
 	dev_info(dev, "%s: serial %s, firmware %s, %u I/O queues of %u\n",
 		 hdev->name, hdev->limits.serial, hdev->limits.fw_rev,
 		 hdev->nr_ioq, hdev->io_depth);
@@ -1016,6 +1092,7 @@ err_hw:
 err_ida:
 	ida_free(&hsm_ida, hdev->id);
 err_free:
+	hsm_genl_remove_card(hdev);
 	hsm_dev_put(hdev);
 	return ret;
 }
@@ -1030,6 +1107,7 @@ static void hsm_remove(struct pci_dev *pdev)
 	hdev->rng_ok = false;
 	hsm_shutdown(hdev);
 	hsm_crypto_unregister(hdev);
+	hsm_genl_remove_card(hdev);
 	hsm_release_hw(hdev);
 	ida_free(&hsm_ida, hdev->id);
 	hsm_dev_put(hdev);
@@ -1064,10 +1142,15 @@ static int __init hsm_init(void)
 {
 	int ret;
 
+	ret = hsm_genl_register();
+	if (ret)
+		return ret;
 	hsm_debugfs_root = debugfs_create_dir(HSMCARD_DRV_NAME, NULL);
 	ret = pci_register_driver(&hsm_pci_driver);
-	if (ret)
+	if (ret) {
 		debugfs_remove_recursive(hsm_debugfs_root);
+		hsm_genl_unregister();
+	}
 	return ret;
 }
 module_init(hsm_init);
@@ -1075,7 +1158,9 @@ module_init(hsm_init);
 static void __exit hsm_exit(void)
 {
 	pci_unregister_driver(&hsm_pci_driver);
+	hsm_crypto_exit();
 	debugfs_remove_recursive(hsm_debugfs_root);
+	hsm_genl_unregister();
 	ida_destroy(&hsm_ida);
 }
 module_exit(hsm_exit);

@@ -182,6 +182,7 @@ int hsm_queue_submit(struct hsm_queue *q, const struct hsm_sqe *sqe,
 	__set_bit(cid, q->cid_map);
 	q->cmds[cid].done = done;
 	q->cmds[cid].ctx = ctx;
+	q->cmds[cid].start = jiffies;
 	q->inflight++;
 
 	slot = &q->sqes[q->sq_tail];
@@ -193,6 +194,34 @@ int hsm_queue_submit(struct hsm_queue *q, const struct hsm_sqe *sqe,
 	writel(q->sq_tail, q->hdev->bar + HSM_REG_SQTDBL(q->qid));
 	spin_unlock_irqrestore(&q->lock, flags);
 	return 0;
+}
+
+/**
+ * hsm_queue_stuck() - whether the card holds a command for too long
+ * @q:       queue
+ * @timeout: longest time a command may be outstanding, in jiffies
+ *
+ * Context: any; does not sleep.
+ * Return: true if a command submitted more than @timeout ago has not
+ * completed.
+ */
+bool hsm_queue_stuck(struct hsm_queue *q, unsigned long timeout)
+{
+	unsigned long flags, now = jiffies;
+	bool stuck = false;
+	unsigned int cid;
+
+	spin_lock_irqsave(&q->lock, flags);
+	if (q->live && q->inflight) {
+		for_each_set_bit(cid, q->cid_map, q->depth) {
+			if (time_after(now, q->cmds[cid].start + timeout)) {
+				stuck = true;
+				break;
+			}
+		}
+	}
+	spin_unlock_irqrestore(&q->lock, flags);
+	return stuck;
 }
 
 /*

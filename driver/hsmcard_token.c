@@ -291,6 +291,7 @@ int hsm_token_create(struct hsm_dev *hdev, unsigned int bits,
 	}
 	*handle = h;
 	memcpy(token, &t, sizeof(t));
+	hsm_genl_event(hdev, HSMCARD_EVENT_TOKEN_CREATED, h);
 	return 0;
 fail:
 	hsm_token_destroy_key(hdev, h);
@@ -320,6 +321,9 @@ int hsm_token_destroy(struct hsm_dev *hdev, const u8 *token)
 		return ret;
 	sqe.opcode = HSM_ADM_KEY_DESTROY;
 	sqe.handle = cpu_to_le64(handle);
-	return hsm_token_errno(hsm_submit_sync(&hdev->adminq, &sqe, NULL,
-					       false));
+	ret = hsm_token_errno(hsm_submit_sync(&hdev->adminq, &sqe, NULL,
+					      false));
+	if (!ret)
+		hsm_genl_event(hdev, HSMCARD_EVENT_TOKEN_DESTROYED, handle);
+	return ret;
 }

@@ -354,6 +354,200 @@ struct hsmcard_random {
 	__u32	flags;
 };
 
+/*
+ * Generic netlink family "hsmcard" (Documentation/hsmcard/netlink.rst).
+ *
+ * HSMCARD_CMD_GET_CARD: a request with HSMCARD_A_CARD_INDEX returns that
+ * card; a dump request returns every card.  Any user may ask.
+ * HSMCARD_CMD_EVENT: sent to the multicast group "events" (joining needs
+ * CAP_NET_ADMIN) for every event of every card, in order per card.
+ */
+#define HSMCARD_GENL_NAME		"hsmcard"
+#define HSMCARD_GENL_VERSION		1
+#define HSMCARD_GENL_MCGRP_EVENTS	"events"
+
+enum hsmcard_genl_cmd {
+	HSMCARD_CMD_UNSPEC,
+	HSMCARD_CMD_GET_CARD,		/* reply: the card attributes below */
+	HSMCARD_CMD_EVENT,		/* multicast: an event */
+	__HSMCARD_CMD_MAX,
+};
+
+#define HSMCARD_CMD_MAX		(__HSMCARD_CMD_MAX - 1)
+
+enum hsmcard_genl_attr {
+	HSMCARD_A_UNSPEC,
+	HSMCARD_A_PAD,
+	HSMCARD_A_CARD_INDEX,		/* u32: the N of /dev/hsmcardN */
+	HSMCARD_A_CARD_NAME,		/* string: "hsmcardN" */
+	HSMCARD_A_PCI_ADDR,		/* string: PCI address */
+	HSMCARD_A_SERIAL,		/* string */
+	HSMCARD_A_CARD_ID,		/* binary, 16 bytes */
+	HSMCARD_A_STATE,		/* u32: enum hsmcard_state */
+	HSMCARD_A_RESETS,		/* u32: controller resets */
+	HSMCARD_A_CMDS_SUBMITTED,	/* u64: commands sent, all queues */
+	HSMCARD_A_CMDS_COMPLETED,	/* u64 */
+	HSMCARD_A_CMD_ERRORS,		/* u64: completions with an error */
+	HSMCARD_A_EVENT,		/* u32: enum hsmcard_event */
+	HSMCARD_A_TIMESTAMP,		/* u64: ns since the epoch (CLOCK_REALTIME) */
+	HSMCARD_A_KEY_HANDLE,		/* u64: key events */
+	HSMCARD_A_EVENTS_LOST,		/* u32: events dropped before this one */
+	__HSMCARD_A_MAX,
+};
+
+#define HSMCARD_A_MAX		(__HSMCARD_A_MAX - 1)
+
+enum hsmcard_event {
+	HSMCARD_EVENT_CARD_ADDED	= 1,	/* bound and live */
+	HSMCARD_EVENT_CARD_REMOVED	= 2,
+	HSMCARD_EVENT_STATE		= 3,	/* HSMCARD_A_STATE changed */
+	HSMCARD_EVENT_TAMPER		= 4,	/* card zeroized */
+	HSMCARD_EVENT_HEALTH		= 5,	/* health warning from the card */
+	HSMCARD_EVENT_KEY_CREATED	= 6,	/* generated or imported */
+	HSMCARD_EVENT_KEY_DESTROYED	= 7,
+	HSMCARD_EVENT_TOKEN_CREATED	= 8,	/* key token made (kernel key) */
+	HSMCARD_EVENT_TOKEN_DESTROYED	= 9,
+};
+
+/*
+ * ---- Command rings (Documentation/hsmcard/rings.rst) ----
+ *
+ * HSMCARD_IOC_RING_SETUP on /dev/hsmcardN pins and DMA-maps a buffer arena
+ * of the caller's memory and returns a new file descriptor, the ring fd.
+ * mmap() of the ring fd (offset 0, struct hsmcard_ring_setup.mmap_len
+ * bytes, MAP_SHARED) shows a struct hsmcard_ring_hdr, the submission ring
+ * at sq_off and the completion ring at cq_off.  Ring indices are free
+ * running __u32 counters; the slot is index & (entries - 1).
+ *
+ * Memory ordering: user space writes SQ entries, then store-releases
+ * sq_tail; the kernel load-acquires sq_tail, copies each entry once and
+ * store-releases sq_head.  The kernel writes CQ entries, then
+ * store-releases cq_tail; user space load-acquires cq_tail, reads the
+ * entries and store-releases cq_head.
+ */
+#define HSMCARD_RING_MAX_ENTRIES	1024
+#define HSMCARD_ARENA_MAX		(64U << 20)	/* bytes */
+
+/**
+ * struct hsmcard_ring_setup - HSMCARD_IOC_RING_SETUP
+ * @entries:     in: SQ and CQ entries, a power of two in
+ *               1..HSMCARD_RING_MAX_ENTRIES; also the most jobs in flight
+ * @flags:       in: must be 0
+ * @arena:       in: page-aligned user address of the buffer arena
+ * @arena_len:   in: arena bytes, a multiple of the page size,
+ *               1..HSMCARD_ARENA_MAX (counted against RLIMIT_MEMLOCK)
+ * @sq_off:      out: offset of the SQ entries in the mapping
+ * @cq_off:      out: offset of the CQ entries in the mapping
+ * @mmap_len:    out: bytes to map
+ * @fd:          out: the ring fd (close-on-exec)
+ * @max_job_len: out: largest input or output length of one job
+ * @rsvd:        in: must be zero; out: zero
+ */
+struct hsmcard_ring_setup {
+	__u32	entries;
+	__u32	flags;
+	__u64	arena;
+	__u64	arena_len;
+	__u32	sq_off;
+	__u32	cq_off;
+	__u32	mmap_len;
+	__s32	fd;
+	__u32	max_job_len;
+	__u32	rsvd[3];
+};
+
+/**
+ * struct hsmcard_ring_hdr - start of the ring mapping
+ * @sq_head:    kernel: SQ entries consumed
+ * @sq_tail:    user: SQ entries written
+ * @cq_head:    user: CQ entries consumed
+ * @cq_tail:    kernel: CQ entries written
+ * @sq_entries: kernel: SQ size
+ * @cq_entries: kernel: CQ size
+ * @rsvd:       zero
+ *
+ * The kernel keeps its own copy of sq_head, cq_tail and the sizes and never
+ * trusts what user space writes here.
+ */
+struct hsmcard_ring_hdr {
+	__u32	sq_head;
+	__u32	sq_tail;
+	__u32	cq_head;
+	__u32	cq_tail;
+	__u32	sq_entries;
+	__u32	cq_entries;
+	__u32	rsvd[10];
+};
+
+/* struct hsmcard_ring_sqe.opcode */
+enum hsmcard_ring_op {
+	HSMCARD_RING_OP_ENCRYPT		= 1,
+	HSMCARD_RING_OP_DECRYPT		= 2,
+	HSMCARD_RING_OP_DIGEST		= 3,
+	HSMCARD_RING_OP_MAC		= 4,
+	HSMCARD_RING_OP_MAC_VERIFY	= 5,	/* out: the MAC to check */
+	HSMCARD_RING_OP_SIGN		= 6,
+	HSMCARD_RING_OP_VERIFY		= 7,	/* out: the signature */
+	HSMCARD_RING_OP_RANDOM		= 8,
+	HSMCARD_RING_OP_MAX		= 9,
+};
+
+/* struct hsmcard_ring_sqe.flags */
+#define HSMCARD_RING_F_PREHASHED	0x1U	/* sign/verify a digest */
+#define HSMCARD_RING_F_ALL		0x1U
+
+/**
+ * struct hsmcard_ring_sqe - one job (64 bytes)
+ * @opcode:  enum hsmcard_ring_op
+ * @flags:   HSMCARD_RING_F_*
+ * @mech:    enum hsmcard_mech (0 for RANDOM)
+ * @mparam:  as struct hsmcard_op.mparam
+ * @rsvd0:   must be zero
+ * @handle:  key handle of the user partition (0 for DIGEST and RANDOM)
+ * @in_off:  input offset in the arena
+ * @in_len:  input bytes (0 for RANDOM)
+ * @out_off: output offset in the arena
+ * @out_len: output capacity; for VERIFY and MAC_VERIFY the length of the
+ *           signature/MAC at @out_off
+ * @aux:     AES-GCM: AAD bytes at the start of the input; RSA-PSS: salt
+ *           length; otherwise 0
+ * @rsvd1:   must be zero
+ * @iv:      ENCRYPT/DECRYPT: IV, counter, tweak or nonce; otherwise zero
+ * @cookie:  copied to the completion
+ *
+ * Input and output must lie inside the arena, must not overlap (except for
+ * VERIFY and MAC_VERIFY, where both are inputs) and be at most
+ * max_job_len bytes each.
+ */
+struct hsmcard_ring_sqe {
+	__u8	opcode;
+	__u8	flags;
+	__u16	mech;
+	__u16	mparam;
+	__u16	rsvd0;
+	__u64	handle;
+	__u32	in_off;
+	__u32	in_len;
+	__u32	out_off;
+	__u32	out_len;
+	__u32	aux;
+	__u32	rsvd1;
+	__u8	iv[16];
+	__u64	cookie;
+};
+
+/**
+ * struct hsmcard_ring_cqe - one completion (16 bytes)
+ * @cookie: the job's cookie
+ * @status: 0 or a negative errno (Documentation/hsmcard/rings.rst)
+ * @len:    output bytes written; with -ENOSPC the bytes needed
+ */
+struct hsmcard_ring_cqe {
+	__u64	cookie;
+	__s32	status;
+	__u32	len;
+};
+
 #define HSMCARD_IOC_INFO	_IOWR(HSMCARD_IOC_MAGIC, 0x00, struct hsmcard_info)
 #define HSMCARD_IOC_KEY_GENERATE _IOWR(HSMCARD_IOC_MAGIC, 0x01, struct hsmcard_key_attrs)
 #define HSMCARD_IOC_KEY_IMPORT	_IOWR(HSMCARD_IOC_MAGIC, 0x02, struct hsmcard_key_import)
@@ -372,5 +566,9 @@ struct hsmcard_random {
 #define HSMCARD_IOC_TOKEN_CREATE _IOWR(HSMCARD_IOC_MAGIC, 0x20, struct hsmcard_token_create)
 #define HSMCARD_IOC_TOKEN_INFO	_IOWR(HSMCARD_IOC_MAGIC, 0x21, struct hsmcard_token)
 #define HSMCARD_IOC_TOKEN_DESTROY _IOWR(HSMCARD_IOC_MAGIC, 0x22, struct hsmcard_token)
+/* On /dev/hsmcardN: returns the ring fd in struct hsmcard_ring_setup.fd. */
+#define HSMCARD_IOC_RING_SETUP	_IOWR(HSMCARD_IOC_MAGIC, 0x30, struct hsmcard_ring_setup)
+/* On a ring fd: argument = entries to submit; returns entries consumed. */
+#define HSMCARD_IOC_RING_SUBMIT	_IO(HSMCARD_IOC_MAGIC, 0x31)
 
 #endif /* _UAPI_LINUX_HSMCARD_H */
