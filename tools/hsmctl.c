@@ -38,6 +38,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <netlink/genl/ctrl.h>
+#include <netlink/genl/genl.h>
+#include <netlink/netlink.h>
+#include <poll.h>
+
 #include <hsmcard.h>
 
 #define HSMCTL_VERSION	"1.0"
@@ -753,10 +758,16 @@ struct json {
 	FILE *f;
 	int depth;
 	bool need_comma;
+	bool compact;		/* one line per top-level value */
 };
 
 static void json_indent(struct json *j)
 {
+	if (j->compact) {
+		if (j->depth)
+			fputc(' ', j->f);
+		return;
+	}
 	fputc('\n', j->f);
 	for (int i = 0; i < j->depth; i++)
 		fputs("  ", j->f);
@@ -1153,6 +1164,8 @@ static int dev_error(const char *what, int err)
 
 /* Options; each command states which it accepts. */
 enum opt_id {
+	O_COUNT		= 'n',
+	O_TIMEOUT	= 'T',
 	O_DEVICE	= 'd',
 	O_JSON		= 'j',
 	O_HELP		= 'h',
@@ -1198,6 +1211,8 @@ struct opts {
 	const char *aad_file;
 	const char *tag_len;
 	const char *salt_len;
+	const char *count;
+	const char *timeout;
 	uint32_t keyflags;
 	bool prehashed;
 	bool der;
@@ -1232,6 +1247,8 @@ static const struct option long_opts[] = {
 	{ "prehashed",	no_argument,	   NULL, O_PREHASHED },
 	{ "der",	no_argument,	   NULL, O_DER },
 	{ "raw",	no_argument,	   NULL, O_RAW },
+	{ "count",	required_argument, NULL, O_COUNT },
+	{ "timeout",	required_argument, NULL, O_TIMEOUT },
 	{ }
 };
 
@@ -2486,6 +2503,312 @@ static int cmd_mechs(const struct opts *o)
 
 #define L(o)	(1ull << ((o) - O_EXTRACTABLE))
 
+/* ---- netlink: status, monitor ---- */
+
+static const char * const nl_state_names[] = {
+	[HSMCARD_STATE_LIVE]		= "live",
+	[HSMCARD_STATE_RESETTING]	= "resetting",
+	[HSMCARD_STATE_TAMPERED]	= "tampered",
+	[HSMCARD_STATE_DEAD]		= "dead",
+};
+
+static const char * const nl_event_names[] = {
+	[HSMCARD_EVENT_CARD_ADDED]	= "card_added",
+	[HSMCARD_EVENT_CARD_REMOVED]	= "card_removed",
+	[HSMCARD_EVENT_STATE]		= "state",
+	[HSMCARD_EVENT_TAMPER]		= "tamper",
+	[HSMCARD_EVENT_HEALTH]		= "health",
+	[HSMCARD_EVENT_KEY_CREATED]	= "key_created",
+	[HSMCARD_EVENT_KEY_DESTROYED]	= "key_destroyed",
+	[HSMCARD_EVENT_TOKEN_CREATED]	= "token_created",
+	[HSMCARD_EVENT_TOKEN_DESTROYED]	= "token_destroyed",
+};
+
+static struct nla_policy nl_policy[HSMCARD_A_MAX + 1] = {
+	[HSMCARD_A_CARD_INDEX]		= { .type = NLA_U32 },
+	[HSMCARD_A_CARD_NAME]		= { .type = NLA_STRING },
+	[HSMCARD_A_PCI_ADDR]		= { .type = NLA_STRING },
+	[HSMCARD_A_SERIAL]		= { .type = NLA_STRING },
+	[HSMCARD_A_STATE]		= { .type = NLA_U32 },
+	[HSMCARD_A_RESETS]		= { .type = NLA_U32 },
+	[HSMCARD_A_CMDS_SUBMITTED]	= { .type = NLA_U64 },
+	[HSMCARD_A_CMDS_COMPLETED]	= { .type = NLA_U64 },
+	[HSMCARD_A_CMD_ERRORS]		= { .type = NLA_U64 },
+	[HSMCARD_A_EVENT]		= { .type = NLA_U32 },
+	[HSMCARD_A_TIMESTAMP]		= { .type = NLA_U64 },
+	[HSMCARD_A_KEY_HANDLE]		= { .type = NLA_U64 },
+	[HSMCARD_A_EVENTS_LOST]		= { .type = NLA_U32 },
+};
+
+static const char *nl_name(const char * const *names, size_t n, uint32_t v)
+{
+	return v < n && names[v] ? names[v] : "unknown";
+}
+
+/* Connect to the "hsmcard" family; EX_OK or an exit status. */
+static int hsm_nl_open(struct nl_sock **skp, int *family)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+	int ret;
+
+	if (!sk) {
+		err_msg("out of memory");
+		return EX_DEVICE;
+	}
+	ret = genl_connect(sk);
+	if (ret) {
+		err_msg("cannot open a generic netlink socket: %s",
+			nl_geterror(ret));
+		nl_socket_free(sk);
+		return EX_DEVICE;
+	}
+	*family = genl_ctrl_resolve(sk, HSMCARD_GENL_NAME);
+	if (*family < 0) {
+		err_msg("no \"%s\" netlink family: is hsmcard.ko loaded?",
+			HSMCARD_GENL_NAME);
+		nl_socket_free(sk);
+		return EX_DEVICE;
+	}
+	*skp = sk;
+	return EX_OK;
+}
+
+static int nl_parse(struct nl_msg *msg, struct nlattr **tb)
+{
+	return genlmsg_parse(nlmsg_hdr(msg), 0, tb, HSMCARD_A_MAX, nl_policy);
+}
+
+static const char *nl_str(struct nlattr **tb, int a)
+{
+	return tb[a] ? nla_get_string(tb[a]) : "";
+}
+
+struct nl_status {
+	const struct opts *o;
+	struct json j;
+	unsigned int cards;
+};
+
+static int nl_status_cb(struct nl_msg *msg, void *arg)
+{
+	struct nl_status *st = arg;
+	struct nlattr *tb[HSMCARD_A_MAX + 1];
+	const char *state;
+
+	if (nl_parse(msg, tb) || !tb[HSMCARD_A_CARD_NAME])
+		return NL_SKIP;
+	state = tb[HSMCARD_A_STATE] ?
+		nl_name(nl_state_names, sizeof(nl_state_names) / sizeof(nl_state_names[0]),
+			nla_get_u32(tb[HSMCARD_A_STATE])) : "";
+	if (st->o->json) {
+		struct json *j = &st->j;
+
+		json_open(j, NULL, '{');
+		json_string(j, "card", nl_str(tb, HSMCARD_A_CARD_NAME));
+		json_string(j, "pci", nl_str(tb, HSMCARD_A_PCI_ADDR));
+		json_string(j, "serial", nl_str(tb, HSMCARD_A_SERIAL));
+		if (tb[HSMCARD_A_CARD_ID])
+			json_hex(j, "card_id", nla_data(tb[HSMCARD_A_CARD_ID]),
+				 nla_len(tb[HSMCARD_A_CARD_ID]));
+		json_string(j, "state", state);
+		if (tb[HSMCARD_A_RESETS])
+			json_u64(j, "resets",
+				 nla_get_u32(tb[HSMCARD_A_RESETS]));
+		if (tb[HSMCARD_A_CMDS_SUBMITTED])
+			json_u64(j, "commands_submitted",
+				 nla_get_u64(tb[HSMCARD_A_CMDS_SUBMITTED]));
+		if (tb[HSMCARD_A_CMDS_COMPLETED])
+			json_u64(j, "commands_completed",
+				 nla_get_u64(tb[HSMCARD_A_CMDS_COMPLETED]));
+		if (tb[HSMCARD_A_CMD_ERRORS])
+			json_u64(j, "command_errors",
+				 nla_get_u64(tb[HSMCARD_A_CMD_ERRORS]));
+		json_close(j, '}');
+	} else {
+		if (!st->cards)
+			printf("%-10s %-14s %-18s %-10s %6s %12s %8s\n", "CARD",
+			       "PCI", "SERIAL", "STATE", "RESETS", "COMMANDS",
+			       "ERRORS");
+		printf("%-10s %-14s %-18s %-10s %6u %12" PRIu64 " %8" PRIu64 "\n",
+		       nl_str(tb, HSMCARD_A_CARD_NAME),
+		       nl_str(tb, HSMCARD_A_PCI_ADDR),
+		       nl_str(tb, HSMCARD_A_SERIAL), state,
+		       tb[HSMCARD_A_RESETS] ?
+		       nla_get_u32(tb[HSMCARD_A_RESETS]) : 0,
+		       tb[HSMCARD_A_CMDS_COMPLETED] ?
+		       nla_get_u64(tb[HSMCARD_A_CMDS_COMPLETED]) : 0,
+		       tb[HSMCARD_A_CMD_ERRORS] ?
+		       nla_get_u64(tb[HSMCARD_A_CMD_ERRORS]) : 0);
+	}
+	st->cards++;
+	return NL_OK;
+}
+
+static int cmd_status(const struct opts *o)
+{
+	struct nl_status st = { .o = o, .j = { .f = stdout } };
+	struct nl_msg *msg;
+	struct nl_sock *sk;
+	int family, ret;
+
+	ret = hsm_nl_open(&sk, &family);
+	if (ret)
+		return ret;
+	msg = nlmsg_alloc();
+	if (!msg || !genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, family, 0,
+				 NLM_F_DUMP, HSMCARD_CMD_GET_CARD,
+				 HSMCARD_GENL_VERSION)) {
+		err_msg("out of memory");
+		nlmsg_free(msg);
+		nl_socket_free(sk);
+		return EX_DEVICE;
+	}
+	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, nl_status_cb, &st);
+	if (o->json)
+		json_open(&st.j, NULL, '[');
+	ret = nl_send_auto(sk, msg);
+	if (ret >= 0)
+		ret = nl_recvmsgs_default(sk);
+	nlmsg_free(msg);
+	nl_socket_free(sk);
+	if (o->json)
+		json_close(&st.j, ']');
+	if (ret < 0) {
+		err_msg("netlink: %s", nl_geterror(ret));
+		return EX_DEVICE;
+	}
+	if (!st.cards && !o->json)
+		fprintf(stderr, "no hsmcard devices found\n");
+	return EX_OK;
+}
+
+struct nl_monitor {
+	unsigned long seen;
+};
+
+static int nl_event_cb(struct nl_msg *msg, void *arg)
+{
+	struct nl_monitor *m = arg;
+	struct nlattr *tb[HSMCARD_A_MAX + 1];
+	struct json j = { .f = stdout, .compact = true };
+	char ts[64] = "";
+	uint32_t ev;
+
+	if (genlmsg_hdr(nlmsg_hdr(msg))->cmd != HSMCARD_CMD_EVENT ||
+	    nl_parse(msg, tb) || !tb[HSMCARD_A_EVENT])
+		return NL_SKIP;
+	ev = nla_get_u32(tb[HSMCARD_A_EVENT]);
+	if (tb[HSMCARD_A_TIMESTAMP]) {
+		uint64_t ns = nla_get_u64(tb[HSMCARD_A_TIMESTAMP]);
+		time_t sec = ns / 1000000000;
+		struct tm tm;
+
+		gmtime_r(&sec, &tm);
+		snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%09" PRIu64 "Z",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec, ns % 1000000000);
+	}
+	json_open(&j, NULL, '{');
+	json_string(&j, "time", ts);
+	json_string(&j, "card", nl_str(tb, HSMCARD_A_CARD_NAME));
+	json_string(&j, "pci", nl_str(tb, HSMCARD_A_PCI_ADDR));
+	json_string(&j, "event",
+		    nl_name(nl_event_names, sizeof(nl_event_names) / sizeof(nl_event_names[0]), ev));
+	if (tb[HSMCARD_A_STATE])
+		json_string(&j, "state",
+			    nl_name(nl_state_names, sizeof(nl_state_names) / sizeof(nl_state_names[0]),
+				    nla_get_u32(tb[HSMCARD_A_STATE])));
+	if (tb[HSMCARD_A_KEY_HANDLE])
+		json_handle(&j, "handle", nla_get_u64(tb[HSMCARD_A_KEY_HANDLE]));
+	if (tb[HSMCARD_A_EVENTS_LOST])
+		json_u64(&j, "events_lost",
+			 nla_get_u32(tb[HSMCARD_A_EVENTS_LOST]));
+	json_close(&j, '}');
+	fflush(stdout);
+	m->seen++;
+	return NL_OK;
+}
+
+static int cmd_monitor(const struct opts *o)
+{
+	struct nl_monitor m = {};
+	unsigned long count = 0;
+	long timeout_ms = -1;
+	struct timespec end = {};
+	struct nl_sock *sk;
+	int family, grp, ret;
+
+	if (o->count && parse_uint("--count", o->count, ULONG_MAX, &count))
+		return EX_USAGE;
+	if (o->timeout) {
+		unsigned long t;
+
+		if (parse_uint("--timeout", o->timeout, 86400UL * 365, &t))
+			return EX_USAGE;
+		timeout_ms = t * 1000;
+		clock_gettime(CLOCK_MONOTONIC, &end);
+		end.tv_sec += t;
+	}
+	ret = hsm_nl_open(&sk, &family);
+	if (ret)
+		return ret;
+	grp = genl_ctrl_resolve_grp(sk, HSMCARD_GENL_NAME,
+				    HSMCARD_GENL_MCGRP_EVENTS);
+	if (grp < 0) {
+		err_msg("no \"%s\" multicast group: %s",
+			HSMCARD_GENL_MCGRP_EVENTS, nl_geterror(grp));
+		nl_socket_free(sk);
+		return EX_DEVICE;
+	}
+	nl_socket_disable_seq_check(sk);
+	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, nl_event_cb, &m);
+	ret = nl_socket_add_membership(sk, grp);
+	if (ret) {
+		err_msg("cannot join the event group: %s%s", nl_geterror(ret),
+			ret == -NLE_PERM ? " (needs CAP_NET_ADMIN)" : "");
+		nl_socket_free(sk);
+		return EX_DEVICE;
+	}
+	/* Scripts wait for this line before they cause events. */
+	fprintf(stderr, "hsmctl: monitoring hsmcard events\n");
+
+	while (!count || m.seen < count) {
+		struct pollfd pfd = { .fd = nl_socket_get_fd(sk),
+				      .events = POLLIN };
+		int wait = -1;
+
+		if (timeout_ms >= 0) {
+			struct timespec now;
+			long left;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left = (end.tv_sec - now.tv_sec) * 1000 +
+			       (end.tv_nsec - now.tv_nsec) / 1000000;
+			if (left <= 0)
+				break;
+			wait = left;
+		}
+		ret = poll(&pfd, 1, wait);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret < 0) {
+			err_msg("poll: %s", strerror(errno));
+			break;
+		}
+		if (!ret)
+			continue;
+		ret = nl_recvmsgs_default(sk);
+		if (ret < 0 && ret != -NLE_AGAIN) {
+			err_msg("netlink: %s", nl_geterror(ret));
+			nl_socket_free(sk);
+			return EX_DEVICE;
+		}
+	}
+	nl_socket_free(sk);
+	/* --count not reached before --timeout: say so in the status. */
+	return count && m.seen < count ? EX_FAIL : EX_OK;
+}
+
 static int cmd_help(const struct opts *o);
 
 static const struct command commands[] = {
@@ -2598,6 +2921,17 @@ static const struct command commands[] = {
 	  "  -i, --in FILE        info, destroy: read the raw token from FILE\n"
 	  "                       ('-' = stdin)\n",
 	  "b:l:o:i:", 1, 2, 0 },
+	{ "status", cmd_status, "",
+	  "cards, state and counters from the driver's netlink family",
+	  "", "", 0, 0, 0 },
+	{ "monitor", cmd_monitor, "",
+	  "print card events (tamper, state, keys...) as JSON, one per line",
+	  "  -n, --count N        stop after N events (exit status 1 if the\n"
+	  "                       timeout comes first)\n"
+	  "  -T, --timeout SEC    stop after SEC seconds\n"
+	  "Needs CAP_NET_ADMIN.  Prints \"hsmctl: monitoring hsmcard events\" on\n"
+	  "stderr once it listens.\n",
+	  "n:T:", 0, 0, 0 },
 	{ "mechs", cmd_mechs, "", "list the mechanism names hsmctl knows",
 	  "", "", 0, 0, 0 },
 	{ "help", cmd_help, "[COMMAND]", "show help for hsmctl or a command",
@@ -2730,6 +3064,12 @@ static int take_option(const struct command *c, int opt, struct opts *o)
 		break;
 	case O_SALT_LEN:
 		o->salt_len = optarg;
+		break;
+	case O_COUNT:
+		o->count = optarg;
+		break;
+	case O_TIMEOUT:
+		o->timeout = optarg;
 		break;
 	case O_EXTRACTABLE:
 		o->keyflags |= HSMCARD_KEYF_EXTRACTABLE;
