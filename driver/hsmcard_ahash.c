@@ -275,12 +275,8 @@ void hsm_ahash_register(struct hsm_dev *hdev)
 	for (i = 0; i < ARRAY_SIZE(hsm_ahash_algs); i++) {
 		struct hsm_ahash_alg *a = &hsm_ahash_algs[i];
 
-		if (a->registered &&
-		    !hsm_cr_alg_usable(hdev,
-				       a->alg.halg.base.cra_driver_name)) {
-			crypto_unregister_ahash(&a->alg);
-			a->registered = false;
-		}
+		if (a->registered)
+			hsm_cr_wait_alg(hdev, a->alg.halg.base.cra_driver_name);
 	}
 }
 

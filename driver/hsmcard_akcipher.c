@@ -176,10 +176,7 @@ void hsm_akcipher_register(struct hsm_dev *hdev)
 		return;
 	}
 	hsm_rsa_registered = true;
-	if (!hsm_cr_alg_usable(hdev, hsm_rsa_alg.base.cra_driver_name)) {
-		crypto_unregister_akcipher(&hsm_rsa_alg);
-		hsm_rsa_registered = false;
-	}
+	hsm_cr_wait_alg(hdev, hsm_rsa_alg.base.cra_driver_name);
 }
 
 /**

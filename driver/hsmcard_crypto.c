@@ -1451,27 +1451,27 @@ static void hsm_cr_register_algs(struct hsm_dev *hdev)
 }
 
 /**
- * hsm_cr_alg_usable() - wait for an algorithm's self-test and check it
+ * hsm_cr_wait_alg() - wait for an algorithm's self-test
  * @hdev: card (for messages)
  * @drv:  driver name of an algorithm just registered
  *
  * Newer kernels run the self-tests after registration returns, and a card
- * removed while they run would make them fail.  Looking an algorithm up by
- * driver name waits for its test.
+ * removed while they run would make them fail: probe waits for them.
+ * Looking an algorithm up by driver name waits for its test, for at most a
+ * minute.  An algorithm that failed its test stays registered: the crypto
+ * API never hands it out, and unregistering it here could race with a test
+ * that is merely slow (the debug kernel's fuzz tests under emulation).
  *
  * Context: process context; sleeps.
- * Return: true if the algorithm passed its self-test and can be used.
  */
-bool hsm_cr_alg_usable(struct hsm_dev *hdev, const char *drv)
+void hsm_cr_wait_alg(struct hsm_dev *hdev, const char *drv)
 {
-	if (crypto_has_alg(drv, 0, 0))
-		return true;
-	dev_warn(&hdev->pdev->dev, "%s failed its self-test; unregistering it\n",
-		 drv);
-	return false;
+	if (!crypto_has_alg(drv, 0, 0))
+		dev_warn(&hdev->pdev->dev,
+			 "%s failed its self-test or is still being tested\n",
+			 drv);
 }
 
-/* Wait for the self-tests; withdraw an algorithm that failed. */
 static void hsm_cr_wait_selftests(struct hsm_dev *hdev)
 {
 	unsigned int i;
@@ -1479,20 +1479,14 @@ static void hsm_cr_wait_selftests(struct hsm_dev *hdev)
 	for (i = 0; i < ARRAY_SIZE(hsm_skcipher_algs); i++) {
 		struct hsm_skcipher_alg *a = &hsm_skcipher_algs[i];
 
-		if (a->registered &&
-		    !hsm_cr_alg_usable(hdev, a->alg.base.cra_driver_name)) {
-			crypto_unregister_skcipher(&a->alg);
-			a->registered = false;
-		}
+		if (a->registered)
+			hsm_cr_wait_alg(hdev, a->alg.base.cra_driver_name);
 	}
 	for (i = 0; i < ARRAY_SIZE(hsm_aead_algs); i++) {
 		struct hsm_aead_alg *a = &hsm_aead_algs[i];
 
-		if (a->registered &&
-		    !hsm_cr_alg_usable(hdev, a->alg.base.cra_driver_name)) {
-			crypto_unregister_aead(&a->alg);
-			a->registered = false;
-		}
+		if (a->registered)
+			hsm_cr_wait_alg(hdev, a->alg.base.cra_driver_name);
 	}
 }
 

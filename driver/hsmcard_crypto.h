@@ -276,7 +276,7 @@ static inline void hsm_creq_prep(struct hsm_creq *r, enum hsm_cr_kind kind,
 extern const char * const hsm_cr_driver_names[HSM_CR_NR_ALGS];
 
 int hsm_cr_priority(bool cipher);
-bool hsm_cr_alg_usable(struct hsm_dev *hdev, const char *drv);
+void hsm_cr_wait_alg(struct hsm_dev *hdev, const char *drv);
 struct hsm_card *hsm_card_get(void);
 void hsm_card_put(struct hsm_card *card);
 int hsm_ctx_init(struct hsm_tfm_ctx *ctx, enum hsm_cr_alg_id id, u16 mech);
