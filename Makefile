@@ -17,7 +17,8 @@ KSRC		:= $(BUILD)/linux-src
 
 export TOP BUILD KDIR_61 KDIR_612 KSRC
 
-.PHONY: all module modules-all user qemu check check-host check-vm demo \
+.PHONY: all module modules-all user install qemu check check-debug check-host check-vm \
+	debug-kernel demo \
 	checkpatch bench-engine clean help ksrc-files deps vm-tests
 
 all: module user
@@ -25,14 +26,19 @@ all: module user
 help:
 	@echo "make               build hsmcard.ko for KDIR and the user-space parts"
 	@echo "make KDIR=<dir>    build the module against other kernel headers"
+	@echo "make install       libhsmcard, its headers and pkg-config file, hsmctl (PREFIX, DESTDIR)"
 	@echo "make qemu          build QEMU with the hsmcard device (cached)"
 	@echo "make deps          install the Debian packages everything needs (root)"
-	@echo "make check         host tests + VM tests on 6.1 and 6.12"
+	@echo "make check         host tests + VM tests on 6.1 and 6.12 (CI)"
+	@echo "make check-debug   the same plus the VM tests on the 6.12 debug kernel"
+	@echo "make debug-kernel  build the debug kernel (KASAN, lockdep...; cached)"
 	@echo "make check-host    firmware-core unit tests on the host"
-	@echo "make check-vm      VM tests only (KERNELS=\"6.1 6.12\" T=<test>)"
+	@echo "make check-vm      VM tests only (KERNELS=\"6.1 6.12 6.12-debug\" T=<test>)"
 	@echo "make demo          boot a guest with the card and show it working"
 	@echo "make checkpatch    checkpatch.pl --strict over driver/ and uapi/"
 	@echo "make bench-engine  firmware-core raw rate beside host OpenSSL"
+	@echo "make bench-kernel  card vs virtio-crypto vs CPU via AF_ALG and dm-crypt (6.12 guest)"
+	@echo "make bench         full stack (ioctl, rings) vs the raw firmware core, with ratios"
 
 # ---- kernel module ----
 module:
@@ -69,6 +75,18 @@ checkpatch: ksrc-files
 user:
 	$(MAKE) -C qemu-device fw
 	$(MAKE) -C tools
+	$(MAKE) -C lib
+
+# libhsmcard (library, headers, pkg-config) and hsmctl under PREFIX.
+PREFIX		?= /usr/local
+install: user
+	$(MAKE) -C lib install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/tools/hsmctl $(DESTDIR)$(PREFIX)/bin/hsmctl
+
+# ---- the debug kernel (KASAN, lockdep, kmemleak...; cached) ----
+debug-kernel:
+	$(TOP)/selftests/vm/debug-kernel/build-kernel.sh
 
 # ---- the card ----
 qemu:
@@ -76,6 +94,46 @@ qemu:
 
 bench-engine:
 	$(MAKE) -C qemu-device bench
+
+# AF_ALG and dm-crypt throughput in a 6.12 guest: card, virtio-crypto, CPU.
+.PHONY: bench-kernel
+bench-kernel: ksrc-files qemu modules-all
+	$(MAKE) -C tools
+	HSMVM_QEMU_ARGS="-object cryptodev-backend-builtin,id=cryptodev0 -device virtio-crypto-pci,id=crypto0,cryptodev=cryptodev0" \
+	HSMVM_LOG_ALLOW='alg: .*virtio' \
+		$(TOP)/selftests/vm/run-vm.sh --kernels 6.12 --run selftests/vm/bench-kernel.sh
+
+# Full stack vs raw engine (Documentation/hsmcard/bench.rst): the firmware
+# core's rate on the host (hsm-bench-engine at BENCH_WORKERS threads), then
+# hsm-bench in a 6.12 guest whose card has BENCH_WORKERS worker threads,
+# then both side by side with the ratios.  BENCH_SECONDS: per guest point;
+# BENCH_ENGINE_SECONDS: per engine cell; HSM_BENCH_ARGS: more hsm-bench
+# options (e.g. --ops rsa2048-sign-sha256 --batches 64).
+BENCH_WORKERS		?= 2
+BENCH_SECONDS		?= 2
+BENCH_ENGINE_SECONDS	?= 2
+HSM_BENCH_ARGS		?=
+.PHONY: bench
+bench: qemu user
+	$(TOP)/selftests/vm/build-modules.sh --kernels 6.12
+	@echo "bench: firmware core on the host, 1..$(BENCH_WORKERS) threads..."
+	echo "# host load before the engine run: $$(cut -d' ' -f1-3 /proc/loadavg) ($$(nproc) CPUs)" \
+		>$(BUILD)/bench-engine.txt
+	$(MAKE) --no-print-directory -s -C qemu-device bench \
+		BENCH_ARGS="--threads $(BENCH_WORKERS) --seconds $(BENCH_ENGINE_SECONDS)" \
+		>>$(BUILD)/bench-engine.txt || { cat $(BUILD)/bench-engine.txt; exit 1; }
+	cat $(BUILD)/bench-engine.txt
+	echo "--seconds $(BENCH_SECONDS) $(HSM_BENCH_ARGS)" >$(BUILD)/bench-args
+	{ HSMVM_QEMU_ARGS="-global hsmcard.workers=$(BENCH_WORKERS)" \
+		$(TOP)/selftests/vm/run-vm.sh --kernels 6.12 --run selftests/vm/bench.sh; \
+		echo $$? >$(BUILD)/bench-guest.rc; } 2>&1 | tee $(BUILD)/bench-guest.txt
+	echo "# host load after the guest run: $$(cut -d' ' -f1-3 /proc/loadavg)" \
+		>>$(BUILD)/bench-guest.txt
+	$(TOP)/selftests/vm/bench-report.sh --workers $(BENCH_WORKERS) \
+		$(BUILD)/bench-engine.txt $(BUILD)/bench-guest.txt >$(BUILD)/bench-report.txt; \
+		rc=$$?; cat $(BUILD)/bench-report.txt; exit $$rc
+	@test "$$(cat $(BUILD)/bench-guest.rc)" = 0 || \
+		{ echo "bench: the guest run failed (see above and $(BUILD)/vm-*-run.log)"; exit 1; }
 
 # ---- tests ----
 check-host:
@@ -85,12 +143,19 @@ check-host:
 vm-tests: ksrc-files
 	$(MAKE) -C $(TOP)/selftests/vm
 
-check-vm: ksrc-files qemu modules-all vm-tests
+check-vm: ksrc-files qemu vm-tests
+	$(TOP)/selftests/vm/build-modules.sh $(if $(KERNELS),--kernels "$(KERNELS)")
 	$(TOP)/selftests/vm/run-vm.sh $(if $(KERNELS),--kernels "$(KERNELS)") $(if $(T),--test "$(T)")
 
+# check: Debian's two kernels (what CI runs); check-debug: a third VM run on
+# the debug kernel, built (or taken from the cache) on the way.
 check: deps
 	$(MAKE) ksrc-files user
-	$(TOP)/selftests/run-all.sh
+	KERNELS="6.1 6.12" $(TOP)/selftests/run-all.sh
+
+check-debug: deps
+	$(MAKE) ksrc-files user
+	KERNELS="6.1 6.12 6.12-debug" $(TOP)/selftests/run-all.sh
 
 demo: deps
 	$(MAKE) ksrc-files qemu modules-all vm-tests user

@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # What `make check` runs: host unit tests, then QEMU with the card, the module
-# for each kernel, the guest tests and the VM runs on Debian's 6.1 and 6.12.
+# for each kernel, the guest tests and the VM runs on Debian's 6.1 and 6.12
+# (KERNELS="6.1 6.12").  `make check-debug` passes KERNELS="6.1 6.12
+# 6.12-debug": the debug kernel is then built (or taken from the cache)
+# after QEMU and the suite runs on it too.
 # Prints a summary and, as the very last line, "N passed, N failed" (host and
 # guest test counts; a stage that cannot run, a kernel-log problem or a
 # crashed or hung guest counts as a failure).  Exits non-zero on any failure.
@@ -61,6 +64,18 @@ stage "QEMU with the card (make qemu)"
 make -C "$TOP" qemu
 qemu_ok=$?
 [ $qemu_ok -eq 0 ] || note "qemu build" 0 1
+
+case " $KERNELS " in
+*" 6.12-debug "*)
+	stage "debug kernel (selftests/vm/debug-kernel/build-kernel.sh)"
+	t0=$(date +%s)
+	if "$TOP/selftests/vm/debug-kernel/build-kernel.sh"; then
+		echo "run-all: debug kernel ready in $(( $(date +%s) - t0 ))s"
+	else
+		note "debug kernel build" 0 1
+	fi
+	;;
+esac
 
 stage "kernel modules"
 "$TOP/selftests/vm/build-modules.sh" --kernels "$KERNELS" || note "module build" 0 1

@@ -10,6 +10,9 @@
 #   hsmvm.script=PATH  script to run in run mode
 #   hsmvm.tests=LIST   comma-separated test names, or "all"
 #   hsmvm.timeout=S    per-test-binary timeout in seconds
+#   hsmvm.moddir=DIR   /lib/modules/<kver> of a kernel that has none on the
+#                      host (the debug kernel): mounted in place so that
+#                      modprobe finds modules.builtin
 #
 # In test mode, structured results go to the second serial port (ttyS1):
 # "=== HSMVM ..." marker lines around each test binary's TAP output, the
@@ -21,6 +24,7 @@ MODE="test"
 SCRIPT=
 TESTS=all
 TIMEOUT=900
+MODDIR=
 read -r cmdline </proc/cmdline
 for arg in $cmdline; do
 	case "$arg" in
@@ -30,6 +34,7 @@ for arg in $cmdline; do
 	hsmvm.script=*) SCRIPT="${arg#*=}" ;;
 	hsmvm.tests=*) TESTS="${arg#*=}" ;;
 	hsmvm.timeout=*) TIMEOUT="${arg#*=}" ;;
+	hsmvm.moddir=*) MODDIR="${arg#*=}" ;;
 	esac
 done
 KVER=$(uname -r)
@@ -47,6 +52,34 @@ fi
 
 res() {
 	echo "=== HSMVM $*" >&3
+}
+
+# The debug kernel's module directory is not in the host's /lib/modules
+# (read-only here): put a tmpfs over /lib/modules holding just it.
+setup_moddir() {
+	[ -n "$MODDIR" ] && [ ! -d "/lib/modules/$KVER" ] || return 0
+	if [ ! -d "$MODDIR" ]; then
+		echo "hsmvm: $MODDIR not found"
+		return 0
+	fi
+	mount -t tmpfs -o mode=0755 tmpfs /lib/modules &&
+		cp -a "$MODDIR" "/lib/modules/$KVER" ||
+		echo "hsmvm: cannot set up /lib/modules/$KVER"
+}
+
+# kmemleak (debug kernel): scan twice with a pause, so that objects only
+# briefly unreferenced are not reported, and pass the report on to run-vm.sh
+# (which keeps the leaks allocated by hsmcard).
+kmemleak_report() {
+	local f=/sys/kernel/debug/kmemleak
+
+	[ -w "$f" ] || return 0
+	echo scan >"$f" 2>/dev/null || return 0
+	sleep 5
+	echo scan >"$f"
+	res "KMEMLEAK BEGIN"
+	cat "$f" >&3
+	res "KMEMLEAK END"
 }
 
 load_module() {
@@ -125,6 +158,7 @@ demo() {
 	dmesg | grep -i hsm
 }
 
+setup_moddir
 res "BEGIN $KVER"
 echo "hsmvm: kernel $KVER, mode $MODE"
 if load_module; then
@@ -158,6 +192,7 @@ esac
 
 # Let deferred work (hung-task, RCU, self-tests) reach the log first.
 sleep 1
+kmemleak_report
 res "DMESG BEGIN"
 dmesg --color=never >&3
 res "DMESG END"

@@ -23,11 +23,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "hsmcard.h"
 #include "kselftest_harness.h"
+#include "hsmcard_util.h"
 
 #define PCI_DEVICES	"/sys/bus/pci/devices"
 #define DRV_DIR		"/sys/bus/pci/drivers/hsmcard"
@@ -41,83 +41,6 @@ struct entries {
 	int n;
 	char name[MAX_ENTRIES][NAME_MAX + 1];
 };
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static int read_str(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	if (n < 0) {
-		n = -errno;
-		close(fd);
-		return n;
-	}
-	close(fd);
-	buf[n] = '\0';
-	while (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	return 0;
-}
-
-static int write_str(const char *path, const char *s)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, s, strlen(s));
-	if (n < 0) {
-		n = -errno;
-		close(fd);
-		return n;
-	}
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -EIO;
-}
-
-/* Find the card's PCI address ("0000:00:03.0"). */
-static int find_card(char *bdf, size_t len)
-{
-	char path[PATH_MAX], v[32], d[32];
-	struct dirent *de;
-	DIR *dir;
-	int ret = -ENODEV;
-
-	dir = opendir(PCI_DEVICES);
-	if (!dir)
-		return -errno;
-	while ((de = readdir(dir))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), PCI_DEVICES "/%s/vendor", de->d_name);
-		if (read_str(path, v, sizeof(v)))
-			continue;
-		snprintf(path, sizeof(path), PCI_DEVICES "/%s/device", de->d_name);
-		if (read_str(path, d, sizeof(d)))
-			continue;
-		if (strtoul(v, NULL, 16) == 0x1234 && strtoul(d, NULL, 16) == 0x4853) {
-			snprintf(bdf, len, "%s", de->d_name);
-			ret = 0;
-			break;
-		}
-	}
-	closedir(dir);
-	return ret;
-}
 
 static bool is_bound(const char *bdf)
 {

@@ -42,12 +42,8 @@
 
 #include "hsmcard.h"
 #include "kselftest_harness.h"
+#include "hsmcard_util.h"
 
-#ifndef SOL_ALG
-#define SOL_ALG 279
-#endif
-
-#define STATS_GLOB	"/sys/kernel/debug/hsmcard/*/crypto"
 #define MAX_LEN		(64 * 1024 + 64)
 
 static const char * const drivers[] = {
@@ -59,79 +55,6 @@ static const char * const drivers[] = {
 	"rsa-hsmcard",
 };
 
-/* ---- /proc/crypto ---- */
-
-/*
- * Find @driver in /proc/crypto and copy its "selftest" value.
- * Return: 1 found, 0 not found, -errno.
- */
-static int proc_crypto_selftest(const char *driver, char *val, size_t len)
-{
-	char line[256], cur[128] = "";
-	int found = 0;
-	FILE *f;
-
-	f = fopen("/proc/crypto", "r");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		char key[64], v[64];
-
-		if (sscanf(line, "%63s : %63s", key, v) != 2)
-			continue;
-		if (!strcmp(key, "driver"))
-			snprintf(cur, sizeof(cur), "%s", v);
-		else if (!strcmp(key, "selftest") && !strcmp(cur, driver)) {
-			snprintf(val, len, "%s", v);
-			found = 1;
-			break;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
-/* ---- debugfs counters ---- */
-
-struct alg_stats {
-	unsigned long long requests, bytes, errors, backlogged;
-};
-
-/* Sum the counters of @driver over every card. */
-static int read_stats(const char *driver, struct alg_stats *st)
-{
-	glob_t g;
-	size_t i;
-	int found = 0;
-
-	memset(st, 0, sizeof(*st));
-	if (glob(STATS_GLOB, 0, NULL, &g))
-		return -ENOENT;
-	for (i = 0; i < g.gl_pathc; i++) {
-		char line[256], name[64];
-		struct alg_stats s;
-		FILE *f = fopen(g.gl_pathv[i], "r");
-
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f)) {
-			if (sscanf(line,
-				   "%63s requests %llu bytes %llu errors %llu backlogged %llu",
-				   name, &s.requests, &s.bytes, &s.errors,
-				   &s.backlogged) != 5 || strcmp(name, driver))
-				continue;
-			st->requests += s.requests;
-			st->bytes += s.bytes;
-			st->errors += s.errors;
-			st->backlogged += s.backlogged;
-			found = 1;
-		}
-		fclose(f);
-	}
-	globfree(&g);
-	return found ? 0 : -ENOENT;
-}
-
 /* ---- AF_ALG ---- */
 
 struct alg_op {
@@ -142,72 +65,22 @@ struct alg_op {
 	bool more;			/* MSG_MORE on the send */
 };
 
-static int alg_tfm(const char *type, const char *driver,
-		   const unsigned char *key, unsigned int keylen,
-		   unsigned int authsize)
-{
-	struct sockaddr_alg sa = { .salg_family = AF_ALG };
-	int fd;
-
-	snprintf((char *)sa.salg_type, sizeof(sa.salg_type), "%s", type);
-	snprintf((char *)sa.salg_name, sizeof(sa.salg_name), "%s", driver);
-	fd = socket(AF_ALG, SOCK_SEQPACKET, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    setsockopt(fd, SOL_ALG, ALG_SET_KEY, key, keylen) ||
-	    (authsize && setsockopt(fd, SOL_ALG, ALG_SET_AEAD_AUTHSIZE, NULL,
-				    authsize))) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 /* Send one request's input on an operation socket. */
 static int alg_send(int op, const struct alg_op *o, const void *in,
 		    size_t inlen)
 {
-	char cbuf[CMSG_SPACE(4) + CMSG_SPACE(sizeof(struct af_alg_iv) + 16) +
-		  CMSG_SPACE(4)] = {};
+	char cbuf[ALG_CMSG_SPACE] = {};
 	struct iovec iov = { .iov_base = (void *)in, .iov_len = inlen };
 	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 	};
-	size_t clen;
-	struct cmsghdr *c;
 	ssize_t n;
+	int ret;
 
-	c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_ALG;
-	c->cmsg_type = ALG_SET_OP;
-	c->cmsg_len = CMSG_LEN(4);
-	*(__u32 *)CMSG_DATA(c) = o->encrypt ? ALG_OP_ENCRYPT : ALG_OP_DECRYPT;
-	clen = CMSG_SPACE(4);
-	if (o->iv) {
-		struct af_alg_iv *aiv;
-
-		c = CMSG_NXTHDR(&msg, c);
-		c->cmsg_level = SOL_ALG;
-		c->cmsg_type = ALG_SET_IV;
-		c->cmsg_len = CMSG_LEN(sizeof(*aiv) + o->ivlen);
-		aiv = (struct af_alg_iv *)CMSG_DATA(c);
-		aiv->ivlen = o->ivlen;
-		memcpy(aiv->iv, o->iv, o->ivlen);
-		clen += CMSG_SPACE(sizeof(*aiv) + o->ivlen);
-	}
-	if (o->assoclen) {
-		c = CMSG_NXTHDR(&msg, c);
-		c->cmsg_level = SOL_ALG;
-		c->cmsg_type = ALG_SET_AEAD_ASSOCLEN;
-		c->cmsg_len = CMSG_LEN(4);
-		*(__u32 *)CMSG_DATA(c) = o->assoclen;
-		clen += CMSG_SPACE(4);
-	}
-	msg.msg_controllen = clen;
+	ret = alg_cmsg(&msg, o->encrypt, o->iv, o->ivlen, o->assoclen,
+		       o->assoclen);
+	if (ret)
+		return ret;
 	n = sendmsg(op, &msg, o->more ? MSG_MORE : 0);
 	if (n < 0)
 		return -errno;
@@ -901,20 +774,6 @@ TEST_F_TIMEOUT(crypto, backlog_small_queue, 600)
 
 /* ---- hashes ---- */
 
-struct hash_case {
-	const char *driver;
-	const char *md;
-	bool hmac;
-};
-
-static const struct hash_case hash_cases[] = {
-	{ "sha256-hsmcard", "SHA256", false },
-	{ "sha384-hsmcard", "SHA384", false },
-	{ "sha512-hsmcard", "SHA512", false },
-	{ "hmac-sha256-hsmcard", "SHA256", true },
-	{ "hmac-sha512-hsmcard", "SHA512", true },
-};
-
 static const size_t hash_lens[] = {
 	0, 1, 55, 56, 63, 64, 65, 111, 112, 127, 128, 129, 1000, 4096,
 	65536 + 13,
@@ -923,7 +782,7 @@ static const size_t hash_lens[] = {
 /* HMAC key lengths: empty, short, one block, longer than a block */
 static const size_t hmac_keylens[] = { 0, 1, 20, 64, 128, 131, 200 };
 
-static int ossl_hash(const struct hash_case *c, const unsigned char *key,
+static int ossl_hash(const struct hash_alg *c, const unsigned char *key,
 		     size_t keylen, const unsigned char *msg, size_t len,
 		     unsigned char *out)
 {
@@ -988,7 +847,7 @@ static int hash_send(int op, const unsigned char *msg, size_t len,
 }
 
 static void check_hash(struct __test_metadata *_metadata,
-		       const struct hash_case *c, size_t keylen, size_t len,
+		       const struct hash_alg *c, size_t keylen, size_t len,
 		       unsigned int parts)
 {
 	unsigned char key[256], exp[64], got[64], *msg;
@@ -1019,13 +878,13 @@ static void check_hash(struct __test_metadata *_metadata,
 
 TEST_F(crypto, hash_vs_openssl)
 {
-	struct alg_stats before[ARRAY_SIZE(hash_cases)], after;
+	struct alg_stats before[ARRAY_SIZE(hash_algs)], after;
 	unsigned int i, l, k;
 
-	for (i = 0; i < ARRAY_SIZE(hash_cases); i++)
-		ASSERT_EQ(0, read_stats(hash_cases[i].driver, &before[i]));
-	for (i = 0; i < ARRAY_SIZE(hash_cases); i++) {
-		const struct hash_case *c = &hash_cases[i];
+	for (i = 0; i < ARRAY_SIZE(hash_algs); i++)
+		ASSERT_EQ(0, read_stats(hash_algs[i].driver, &before[i]));
+	for (i = 0; i < ARRAY_SIZE(hash_algs); i++) {
+		const struct hash_alg *c = &hash_algs[i];
 
 		for (l = 0; l < ARRAY_SIZE(hash_lens); l++)
 			check_hash(_metadata, c,
@@ -1034,13 +893,13 @@ TEST_F(crypto, hash_vs_openssl)
 		for (k = 0; c->hmac && k < ARRAY_SIZE(hmac_keylens); k++)
 			check_hash(_metadata, c, hmac_keylens[k], 77, 2);
 	}
-	for (i = 0; i < ARRAY_SIZE(hash_cases); i++) {
-		ASSERT_EQ(0, read_stats(hash_cases[i].driver, &after));
+	for (i = 0; i < ARRAY_SIZE(hash_algs); i++) {
+		ASSERT_EQ(0, read_stats(hash_algs[i].driver, &after));
 		/* at least one command per digest */
 		EXPECT_LE(before[i].requests + ARRAY_SIZE(hash_lens),
-			  after.requests) TH_LOG("%s", hash_cases[i].driver);
+			  after.requests) TH_LOG("%s", hash_algs[i].driver);
 		EXPECT_EQ(before[i].errors, after.errors)
-			TH_LOG("%s", hash_cases[i].driver);
+			TH_LOG("%s", hash_algs[i].driver);
 	}
 }
 
@@ -1053,8 +912,8 @@ TEST_F(crypto, hash_export_import)
 	unsigned char key[64], msg[3000], exp[64], got[64];
 	unsigned int i;
 
-	for (i = 0; i < ARRAY_SIZE(hash_cases); i++) {
-		const struct hash_case *c = &hash_cases[i];
+	for (i = 0; i < ARRAY_SIZE(hash_algs); i++) {
+		const struct hash_alg *c = &hash_algs[i];
 		int tfm, op, op2, dlen;
 
 		rnd(key, sizeof(key));

@@ -1204,7 +1204,8 @@ TEST_F_TIMEOUT(hsmctl, token_lifecycle, HSMCTL_TIMEOUT)
 
 	/* an altered token is refused, however it is altered */
 	strcpy(bad, hex);
-	bad[2 * TOKEN_LEN - 1] ^= 1;			/* last MAC bit */
+	/* last MAC nibble, kept a hex digit */
+	bad[2 * TOKEN_LEN - 1] = bad[2 * TOKEN_LEN - 1] == '0' ? '1' : '0';
 	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "info", bad, NULL));
 	EXPECT_EQ(3, c->r.status);
 	EXPECT_NE(NULL, strstr(c->r.err, "not a valid token"));
@@ -1278,6 +1279,114 @@ TEST_F_TIMEOUT(hsmctl, token_lifecycle, HSMCTL_TIMEOUT)
 	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "destroy", "--in",
 			    path(c, "tok"), NULL));
 	EXPECT_EQ(3, c->r.status);
+}
+
+/* ---- netlink: status and the event stream ---- */
+
+TEST_F_TIMEOUT(hsmctl, netlink_status_and_events, HSMCTL_TIMEOUT)
+{
+	struct ctx *c = &self->c;
+	char serial[64], want[128], key[20], line[512], tok[200];
+	char outname[] = "/tmp/hsmctl-mon.XXXXXX";
+	int errpipe[2], ofd, status, n = 0;
+	const char *events[4] = {};
+	char handles[4][24] = {};
+	FILE *errf, *outf;
+	pid_t pid;
+
+	/* status: the card, live, with the serial sysfs shows */
+	sysfs_serial(serial, sizeof(serial));
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "status", "--json", NULL));
+	ASSERT_EQ(0, c->r.status) TH_LOG("status: %s", c->r.err);
+	EXPECT_NE(NULL, strstr(c->r.out, "\"card\": \"hsmcard0\""));
+	EXPECT_NE(NULL, strstr(c->r.out, "\"state\": \"live\""));
+	snprintf(want, sizeof(want), "\"serial\": \"%s\"", serial);
+	EXPECT_NE(NULL, strstr(c->r.out, want)) TH_LOG("%s", c->r.out);
+	EXPECT_NE(NULL, strstr(c->r.out, "\"commands_completed\": "));
+
+	/* monitor: four events, in order, while we cause them */
+	ofd = mkstemp(outname);
+	ASSERT_LE(0, ofd);
+	unlink(outname);
+	ASSERT_EQ(0, pipe(errpipe));
+	fflush(NULL);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		dup2(ofd, 1);
+		dup2(errpipe[1], 2);
+		close(errpipe[0]);
+		execlp(hsmctl_path(), "hsmctl", "monitor", "--count", "4",
+		       "--timeout", "120", NULL);
+		_exit(127);
+	}
+	close(errpipe[1]);
+	errf = fdopen(errpipe[0], "r");
+	ASSERT_NE(NULL, errf);
+	ASSERT_NE(NULL, fgets(line, sizeof(line), errf));
+	ASSERT_NE(NULL, strstr(line, "monitoring")) TH_LOG("%s", line);
+
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "keygen", "--type", "aes", NULL));
+	ASSERT_EQ(0, c->r.status);
+	ASSERT_NE(NULL, track(c, c->r.out));
+	memcpy(key, c->r.out, 18);
+	key[18] = '\0';
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "destroy", key, NULL));
+	ASSERT_EQ(0, c->r.status);
+	forget(c, key);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "create", "--bits", "256",
+			    NULL));
+	ASSERT_EQ(0, c->r.status) TH_LOG("token create: %s", c->r.err);
+	snprintf(tok, sizeof(tok), "%.160s", c->r.out);
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "token", "destroy", tok, NULL));
+	ASSERT_EQ(0, c->r.status);
+
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	fclose(errf);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	outf = fdopen(ofd, "r");
+	ASSERT_NE(NULL, outf);
+	rewind(outf);
+	while (n < 4 && fgets(line, sizeof(line), outf)) {
+		static const char * const names[] = {
+			"key_created", "key_destroyed", "token_created",
+			"token_destroyed",
+		};
+		const char *h = strstr(line, "\"handle\": \"");
+
+		/* one JSON object per line, for a SIEM */
+		EXPECT_EQ('{', line[0]) TH_LOG("%s", line);
+		EXPECT_NE(NULL, strstr(line, "}\n")) TH_LOG("%s", line);
+		EXPECT_NE(NULL, strstr(line, "\"card\": \"hsmcard0\""));
+		EXPECT_NE(NULL, strstr(line, "\"time\": \"20"));
+		for (unsigned int i = 0; i < 4; i++) {
+			snprintf(want, sizeof(want), "\"event\": \"%s\"",
+				 names[i]);
+			if (strstr(line, want))
+				events[n] = names[i];
+		}
+		if (h)
+			snprintf(handles[n], sizeof(handles[n]), "%.18s",
+				 h + strlen("\"handle\": \""));
+		n++;
+	}
+	fclose(outf);
+	ASSERT_EQ(4, n);
+	EXPECT_STREQ("key_created", events[0]);
+	EXPECT_STREQ("key_destroyed", events[1]);
+	EXPECT_STREQ("token_created", events[2]);
+	EXPECT_STREQ("token_destroyed", events[3]);
+	EXPECT_STREQ(key, handles[0]);
+	EXPECT_STREQ(key, handles[1]);
+	/* the token's key is in the kernel partition, another key */
+	EXPECT_STREQ(handles[2], handles[3]);
+	EXPECT_STRNE(key, handles[2]);
+
+	/* nothing happens: --timeout ends the wait, status 1 */
+	ASSERT_EQ(0, hsmctl(&c->r, NULL, "monitor", "-n", "1", "-T", "1",
+			    NULL));
+	EXPECT_EQ(1, c->r.status);
+	EXPECT_EQ('\0', c->r.out[0]);
 }
 
 TEST_HARNESS_MAIN

@@ -33,24 +33,12 @@
 
 #include "hsmcard.h"
 #include "kselftest_harness.h"
+#include "hsmcard_util.h"
 
 #define DEV_PATH	"/dev/hsmcard0"
 #define SYSFS_DEV	"/sys/class/misc/hsmcard0/device"
 
 /* ---- small helpers ---- */
-
-static int xioctl(int fd, unsigned long req, void *arg)
-{
-	return ioctl(fd, req, arg) ? -errno : 0;
-}
-
-static void fill_pattern(uint8_t *p, size_t len, unsigned int seed)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		p[i] = (uint8_t)(i * 131 + seed * 7 + (i >> 8));
-}
 
 static int hex2bin(const char *hex, uint8_t *out, size_t max)
 {
@@ -78,49 +66,6 @@ static const EVP_MD *md_of(uint16_t mech)
 	}
 }
 
-static int gen_key(int fd, uint16_t type, uint16_t bits, uint32_t uses,
-		   const char *label, struct hsmcard_key_attrs *out)
-{
-	struct hsmcard_key_attrs a;
-
-	memset(&a, 0, sizeof(a));
-	a.type = type;
-	a.bits = bits;
-	a.uses = uses;
-	if (label)
-		snprintf(a.label, sizeof(a.label), "%s", label);
-	if (xioctl(fd, HSMCARD_IOC_KEY_GENERATE, &a))
-		return -errno;
-	if (out)
-		*out = a;
-	return 0;
-}
-
-static int import_key(int fd, uint16_t type, uint16_t bits, uint32_t uses,
-		      const void *key, uint32_t key_len, uint64_t *handle)
-{
-	struct hsmcard_key_import imp;
-	int ret;
-
-	memset(&imp, 0, sizeof(imp));
-	imp.attrs.type = type;
-	imp.attrs.bits = bits;
-	imp.attrs.uses = uses;
-	imp.key = (uintptr_t)key;
-	imp.key_len = key_len;
-	ret = xioctl(fd, HSMCARD_IOC_KEY_IMPORT, &imp);
-	if (!ret)
-		*handle = imp.attrs.handle;
-	return ret;
-}
-
-static void destroy_key(int fd, uint64_t handle)
-{
-	struct hsmcard_key_handle kh = { .handle = handle };
-
-	xioctl(fd, HSMCARD_IOC_KEY_DESTROY, &kh);
-}
-
 /* Run a struct hsmcard_op ioctl; returns 0 or -errno, *out_len updated. */
 static int run_op(int fd, unsigned long req, uint64_t handle, uint16_t mech,
 		  uint16_t mparam, uint32_t flags, const void *in,
@@ -141,53 +86,6 @@ static int run_op(int fd, unsigned long req, uint64_t handle, uint16_t mech,
 	ret = xioctl(fd, req, &op);
 	*out_len = op.out_len;
 	return ret;
-}
-
-static EVP_PKEY *export_pub(int fd, uint64_t handle)
-{
-	static uint8_t der[4096];
-	struct hsmcard_key_pubkey pk = {
-		.handle = handle, .buf = (uintptr_t)der, .len = sizeof(der),
-	};
-	const unsigned char *p = der;
-
-	if (xioctl(fd, HSMCARD_IOC_KEY_PUBKEY, &pk))
-		return NULL;
-	return d2i_PUBKEY(NULL, &p, pk.len);
-}
-
-/*
- * Verify @sig over @msg with OpenSSL.  @pad: 0 (EC/Ed25519),
- * RSA_PKCS1_PADDING or RSA_PKCS1_PSS_PADDING; @prehashed: @msg is a digest.
- */
-static int ossl_verify(EVP_PKEY *pk, const EVP_MD *md, int pad, int salt,
-		       bool prehashed, const uint8_t *msg, size_t msg_len,
-		       const uint8_t *sig, size_t sig_len)
-{
-	EVP_PKEY_CTX *pctx = NULL;
-	EVP_MD_CTX *ctx;
-	int ok = 0;
-
-	if (prehashed) {
-		pctx = EVP_PKEY_CTX_new(pk, NULL);
-		if (pctx && EVP_PKEY_verify_init(pctx) == 1 &&
-		    EVP_PKEY_CTX_set_signature_md(pctx, md) == 1 &&
-		    (!pad || EVP_PKEY_CTX_set_rsa_padding(pctx, pad) == 1) &&
-		    (pad != RSA_PKCS1_PSS_PADDING ||
-		     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, salt) == 1))
-			ok = EVP_PKEY_verify(pctx, sig, sig_len, msg,
-					     msg_len) == 1;
-		EVP_PKEY_CTX_free(pctx);
-		return ok;
-	}
-	ctx = EVP_MD_CTX_new();
-	if (ctx && EVP_DigestVerifyInit(ctx, &pctx, md, NULL, pk) == 1 &&
-	    (!pad || EVP_PKEY_CTX_set_rsa_padding(pctx, pad) == 1) &&
-	    (pad != RSA_PKCS1_PSS_PADDING ||
-	     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, salt) == 1))
-		ok = EVP_DigestVerify(ctx, sig, sig_len, msg, msg_len) == 1;
-	EVP_MD_CTX_free(ctx);
-	return ok;
 }
 
 FIXTURE(card) {

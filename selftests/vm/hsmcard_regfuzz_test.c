@@ -14,7 +14,6 @@
  *
  * Copyright (C) 2026 The hsmcard authors
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,79 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/sha.h>
 
 #include "kselftest_harness.h"
+#include "hsmcard_util.h"
 #include "../../driver/hsmcard_hw.h"
 
 #define SYS_PCI		"/sys/bus/pci/devices"
-
-static int read_sysfs(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	return 0;
-}
-
-static int write_sysfs(const char *path, const char *val)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	if (n < 0)
-		return -errno;
-	return n == (ssize_t)strlen(val) ? 0 : -EIO;
-}
-
-/* Find the card by vendor:device; 0 or -ENODEV. */
-static int find_card(char *bdf, size_t len)
-{
-	char path[PATH_MAX], v[32], d[32];
-	struct dirent *de;
-	DIR *dir;
-	int ret = -ENODEV;
-
-	dir = opendir(SYS_PCI);
-	if (!dir)
-		return -errno;
-	while ((de = readdir(dir))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), SYS_PCI "/%s/vendor", de->d_name);
-		if (read_sysfs(path, v, sizeof(v)))
-			continue;
-		snprintf(path, sizeof(path), SYS_PCI "/%s/device", de->d_name);
-		if (read_sysfs(path, d, sizeof(d)))
-			continue;
-		if (strtoul(v, NULL, 16) == HSM_PCI_VENDOR_ID &&
-		    strtoul(d, NULL, 16) == HSM_PCI_DEVICE_ID) {
-			snprintf(bdf, len, "%.200s", de->d_name);
-			ret = 0;
-			break;
-		}
-	}
-	closedir(dir);
-	return ret;
-}
 
 /* Name of the driver bound to @bdf, or "" */
 static void bound_driver(const char *bdf, char *name, size_t len)
@@ -156,14 +91,6 @@ static void wr64(volatile uint8_t *bar, unsigned int off, uint64_t val)
 	*(volatile uint64_t *)(bar + off) = val;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
-}
-
 /*
  * Wait until (CSTS & @mask) == @want, at most CAP.TO x 100 ms (plus slack
  * for TCG).  Returns the last CSTS value read.
@@ -171,7 +98,7 @@ static uint64_t now_ms(void)
 static uint32_t wait_csts(volatile uint8_t *bar, uint32_t mask, uint32_t want)
 {
 	uint64_t to = HSM_CAP_TO(rd64(bar, HSM_REG_CAP)) * 100ull + 2000;
-	uint64_t end = now_ms() + to;
+	long end = now_ms() + (long)to;
 	uint32_t csts;
 
 	for (;;) {
@@ -236,12 +163,12 @@ FIXTURE_SETUP(card)
 
 	snprintf(path, sizeof(path), SYS_PCI "/%s/driver/unbind", self->bdf);
 	if (access(path, F_OK) == 0)
-		ASSERT_EQ(0, write_sysfs(path, self->bdf));
+		ASSERT_EQ(0, write_str(path, self->bdf));
 	snprintf(path, sizeof(path), SYS_PCI "/%s/driver", self->bdf);
 	ASSERT_NE(0, access(path, F_OK)) TH_LOG("driver still bound");
 
 	snprintf(path, sizeof(path), SYS_PCI "/%s/enable", self->bdf);
-	ASSERT_EQ(0, write_sysfs(path, "1"));
+	ASSERT_EQ(0, write_str(path, "1"));
 
 	snprintf(path, sizeof(path), SYS_PCI "/%s/resource0", self->bdf);
 	self->fd = open(path, O_RDWR | O_SYNC);
@@ -272,7 +199,7 @@ FIXTURE_TEARDOWN(card)
 	if (!self->bdf[0])
 		return;
 	snprintf(path, sizeof(path), SYS_PCI "/%s/enable", self->bdf);
-	write_sysfs(path, "0");
+	write_str(path, "0");
 
 	/* the driver binds again to the card we just abused */
 	if (self->driver[0]) {
@@ -280,7 +207,7 @@ FIXTURE_TEARDOWN(card)
 
 		snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s/bind",
 			 self->driver);
-		EXPECT_EQ(0, write_sysfs(path, self->bdf))
+		EXPECT_EQ(0, write_str(path, self->bdf))
 			TH_LOG("binding %s to %s failed", self->bdf,
 			       self->driver);
 		bound_driver(self->bdf, now, sizeof(now));
@@ -622,7 +549,7 @@ static int admin_cmd(volatile uint8_t *bar, struct dma_pages *p,
 	volatile struct hsm_cqe *cq = (volatile struct hsm_cqe *)page(p, PG_ACQ);
 	unsigned int slot = seq % qsize;
 	uint16_t phase = !((seq / qsize) & 1);	/* 1 on the first pass */
-	uint64_t end = now_ms() + 10000;
+	long end = now_ms() + 10000;
 
 	memcpy(page(p, PG_ASQ) + slot * HSM_SQE_SIZE, sqe, sizeof(*sqe));
 	__sync_synchronize();
@@ -717,7 +644,7 @@ static int wait_cqe(struct dma_pages *p, int pg, unsigned int slot,
 		    unsigned int phase, unsigned int ms)
 {
 	volatile struct hsm_cqe *cq = (volatile struct hsm_cqe *)page(p, pg);
-	uint64_t end = now_ms() + ms;
+	long end = now_ms() + ms;
 
 	while ((cq[slot].status & 1) != phase) {
 		if (now_ms() > end)
@@ -930,7 +857,7 @@ TEST_F(card, flr_resets_registers_keeps_keys)
 	int ret;
 
 	snprintf(path, sizeof(path), SYS_PCI "/%s/reset_method", self->bdf);
-	ASSERT_EQ(0, read_sysfs(path, methods, sizeof(methods)));
+	ASSERT_EQ(0, read_str(path, methods, sizeof(methods)));
 	ASSERT_NE(NULL, strstr(methods, "flr")) TH_LOG("methods: %s", methods);
 
 	ret = dma_pages_get(&p);
@@ -971,7 +898,7 @@ TEST_F(card, flr_resets_registers_keeps_keys)
 	wr32(self->bar, HSM_REG_EVTMASK, HSM_EVT_HEALTH);
 
 	snprintf(path, sizeof(path), SYS_PCI "/%s/reset", self->bdf);
-	ASSERT_EQ(0, write_sysfs(path, "1"));
+	ASSERT_EQ(0, write_str(path, "1"));
 
 	EXPECT_EQ(self->cap, rd64(self->bar, HSM_REG_CAP));
 	EXPECT_EQ(0u, rd32(self->bar, HSM_REG_CC));

@@ -22,6 +22,8 @@ NO_CARD=${HSMVM_NO_CARD:-0}
 EXTRA_ARGS=${HSMVM_QEMU_ARGS:-}
 MEM=2G
 SMP=2
+# The debug kernel under TCG is several times slower than Debian's.
+DEBUG_SLOWDOWN=${HSMVM_DEBUG_SLOWDOWN:-4}
 
 usage() {
 	cat <<EOF
@@ -34,7 +36,11 @@ device, the host root shared read-only over virtio-9p, load
 
 Options:
   --kernels "LIST"  kernels to boot: "6.1", "6.12" or full versions as in
-                    /boot/vmlinuz-<kver> (default: "$KERNELS")
+                    /boot/vmlinuz-<kver> (default: "$KERNELS"), or
+                    "6.12-debug": the debug kernel (KASAN, lockdep,
+                    kmemleak, DMA-API debug, UBSAN, crypto fuzz tests) of
+                    selftests/vm/debug-kernel/, built by its build-kernel.sh
+                    (make debug-kernel); its timeouts are ${DEBUG_SLOWDOWN}x longer
   --test NAME       run only this test (repeatable, or comma-separated);
                     NAME is e.g. hsmcard_bind or hsmcard_bind_test
   --shell           interactive shell in the guest (first kernel only)
@@ -48,7 +54,8 @@ Options:
 
 Environment: BUILD (default \$TOP/build), QEMU (QEMU binary; default:
 qemu-device/build-qemu.sh --print-path), HSMVM_QEMU_ARGS (extra QEMU
-arguments, split at white space).
+arguments, split at white space), HSMVM_LOG_ALLOW (extended regex of
+kernel-log lines that do not fail the run).
 
 Logs: \$BUILD/vm-<kver>.log (serial console: kernel log and test output),
 \$BUILD/vm-<kver>.results (TAP output and dmesg as seen by the harness).
@@ -102,9 +109,24 @@ done
 
 # ---- helpers ----
 
-# kernel_version SPEC: "6.1" -> 6.1.0-56-amd64 (newest installed match)
+# debug_kernel_dir: the cached debug kernel (selftests/vm/debug-kernel/)
+debug_kernel_dir() {
+	"$TOP/selftests/vm/debug-kernel/build-kernel.sh" --print-path
+}
+
+# kernel_version SPEC: "6.1" -> 6.1.0-56-amd64 (newest installed match);
+# "6.12-debug" -> the debug kernel's release (e.g. 6.12.117-hsmdebug)
 kernel_version() {
-	local spec=$1 f v best=
+	local spec=$1 f v d best=
+
+	if [ "$spec" = 6.12-debug ]; then
+		d=$(debug_kernel_dir) || {
+			echo "run-vm: the debug kernel is not built (make debug-kernel)" >&2
+			return 1
+		}
+		cat "$d/kernel.release"
+		return
+	fi
 
 	if [ -f "/boot/vmlinuz-$spec" ]; then
 		echo "$spec"
@@ -151,13 +173,19 @@ module_closure() {
 	}' "$dep"
 }
 
-# build_initramfs KVER: prints the path of a cached initramfs for KVER
+# build_initramfs KVER [BUILTIN]: prints the path of a cached initramfs for
+# KVER; with BUILTIN non-empty, the kernel needs no modules to mount 9p.
 build_initramfs() {
 	local kver=$1 mods key out tmp m f
 	local dir=$BUILD/vm-initramfs
 
-	mods=$(module_closure "$kver" virtio_pci 9pnet_virtio 9p) || return 1
-	[ -n "$mods" ] || { echo "run-vm: no 9p modules for $kver" >&2; return 1; }
+	if [ -n "${2:-}" ]; then
+		# The debug kernel has virtio-9p built in.
+		mods=
+	else
+		mods=$(module_closure "$kver" virtio_pci 9pnet_virtio 9p) || return 1
+		[ -n "$mods" ] || { echo "run-vm: no 9p modules for $kver" >&2; return 1; }
+	fi
 	key=$( { echo "$kver"; echo "$mods"; cat "$TOP/selftests/vm/init";
 		 sha256sum /bin/busybox; } | sha256sum | cut -c1-16)
 	out=$dir/initramfs-$kver-$key.cpio.gz
@@ -198,11 +226,41 @@ find_qemu() {
 	"$TOP/qemu-device/build-qemu.sh" --print-path 2>/dev/null
 }
 
-# Kernel-log lines that fail a run.
-BAD_RE='BUG:|kernel BUG at|WARNING:|Oops|alg: .*fail|blocked for more than|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage|general protection fault|KASAN|UBSAN|Kernel panic|list_(add|del) corruption|refcount_t: |stack-protector|double fault|soft lockup|hard LOCKUP'
+# debug_cmdline: extra kernel parameters for the debug kernel.
+#  kasan_multi_shot      report every KASAN error, not only the first
+#  kmemleak=on           (the default of this config; stated for clarity)
+#  log_buf_len=8M        keep the whole boot (fuzz self-tests, lockdep) in
+#                        the dmesg dump the checks read
+#  hung_task_timeout_secs=300, watchdog_thresh=60 (soft lockup after 120 s),
+#  nmi_watchdog=0, rcupdate.rcu_cpu_stall_timeout=120:
+#                        under TCG on a busy 2-core host a vCPU can stay
+#                        descheduled, or a KASAN-instrumented loop run, for
+#                        tens of seconds; the default 120 s / 20 s limits
+#                        then report emulator slowness, not driver bugs.
+#                        Real hangs still show (the test timeouts are larger)
+#  dma_debug_entries=131072  room for every mapping of full queues, so
+#                        DMA-API debug never disables itself
+#  brd.rd_size=131072    brd is built in, so `modprobe brd rd_size=...`
+#                        cannot size it: 128 MiB RAM disks (allocated as
+#                        written)
+#  cryptomgr.fuzz_iterations=20  the extra self-tests compare every
+#                        algorithm with the generic one on random inputs,
+#                        100 rounds per algorithm by default; each module
+#                        load runs them for all of the card's algorithms,
+#                        and the suite loads the module a dozen times
+debug_cmdline() {
+	echo "kasan_multi_shot kmemleak=on log_buf_len=8M" \
+	     "hung_task_timeout_secs=300 watchdog_thresh=60 nmi_watchdog=0" \
+	     "rcupdate.rcu_cpu_stall_timeout=120 dma_debug_entries=131072" \
+	     "brd.rd_size=131072 cryptomgr.fuzz_iterations=20"
+}
 
-# check_kernel_log RESULTS CONSOLE: print offending kernel-log lines
-check_kernel_log() {
+# Kernel-log lines that fail a run (the debug kernel's reports included:
+# KASAN, UBSAN, lockdep, DMA-API debug, hung task, soft lockup).
+BAD_RE='BUG:|kernel BUG at|WARNING:|Oops|alg: .*fail|blocked for more than|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage|general protection fault|KASAN|UBSAN|Kernel panic|list_(add|del) corruption|refcount_t: |stack-protector|double fault|soft lockup|hard LOCKUP|DMA-API: |DEBUG_LOCKS_WARN_ON|INFO: trying to register non-static key|bad unlock balance|held lock freed|lock held when returning to user space'
+
+# kernel_log RESULTS CONSOLE: the guest's kernel log
+kernel_log() {
 	local res=$1 con=$2
 
 	if grep -q '^=== HSMVM DMESG END' "$res" 2>/dev/null; then
@@ -210,7 +268,47 @@ check_kernel_log() {
 	else
 		# No dump (crash or hang): fall back to the console.
 		grep -a -E '^\[ *[0-9]+\.[0-9]+\]' "$con" 2>/dev/null
-	fi | grep -a -E "$BAD_RE"
+	fi
+}
+
+# HSMVM_LOG_ALLOW: an extended regex of kernel-log lines that do not fail a
+# run (make bench-kernel: virtio-crypto's rsa fails its self-test).
+# kernel_log_checked RESULTS CONSOLE: the kernel log without those lines
+kernel_log_checked() {
+	if [ -n "${HSMVM_LOG_ALLOW:-}" ]; then
+		kernel_log "$1" "$2" | grep -a -v -E "$HSMVM_LOG_ALLOW"
+	else
+		kernel_log "$1" "$2"
+	fi
+}
+
+# check_kernel_log RESULTS CONSOLE: print offending kernel-log lines
+check_kernel_log() {
+	kernel_log_checked "$1" "$2" | grep -a -E "$BAD_RE"
+}
+
+# kernel_log_reports RESULTS CONSOLE: the offending lines with the report
+# that follows each (backtrace, KASAN shadow dump...), at most 400 lines.
+kernel_log_reports() {
+	kernel_log_checked "$1" "$2" | grep -a -E -A 40 "$BAD_RE" | head -n 400
+}
+
+# kmemleak_reports RESULTS: kmemleak's suspected leaks (scanned by guest.sh
+# at the end of the run) whose allocation backtrace is in hsmcard: named
+# frames, or module-space addresses that no longer resolve because the
+# module was unloaded since (the debug kernel has no other modules loaded).
+kmemleak_reports() {
+	sed -n '/^=== HSMVM KMEMLEAK BEGIN/,/^=== HSMVM KMEMLEAK END/p' "$1" |
+	awk '
+	function flush() {
+		if (blk != "" && blk ~ /hsmcard|[ \t]0xffffffffc[0-9a-f]+/)
+			printf "%s", blk
+		blk = ""
+	}
+	/^=== HSMVM/ { flush(); next }
+	/^unreferenced object/ { flush() }
+	{ blk = blk $0 "\n" }
+	END { flush() }'
 }
 
 # parse_results RESULTS: prints "pass fail skip" and one line per problem
@@ -295,7 +393,18 @@ for spec in $KERNELS; do
 		summary="$summary$spec: 0 passed, 1 failed (kernel not installed)\n"
 		continue
 	}
-	initrd=$(build_initramfs "$kver") || {
+	# Per-kernel settings: image, initramfs, time limits, command line.
+	kimage=/boot/vmlinuz-$kver
+	kdebug=
+	ktimeout=$TIMEOUT
+	ttimeout=$TEST_TIMEOUT
+	if [ "$spec" = 6.12-debug ]; then
+		kdebug=$(debug_kernel_dir)
+		kimage=$kdebug/bzImage
+		ktimeout=$((TIMEOUT * DEBUG_SLOWDOWN))
+		ttimeout=$((TEST_TIMEOUT * DEBUG_SLOWDOWN))
+	fi
+	initrd=$(build_initramfs "$kver" "$kdebug") || {
 		echo "run-vm: cannot build the initramfs for $kver" >&2
 		total_fail=$((total_fail + 1))
 		summary="$summary$kver: 0 passed, 1 failed (no initramfs)\n"
@@ -316,14 +425,19 @@ for spec in $KERNELS; do
 
 	append="console=ttyS0 panic=-1 oops=panic mitigations=off"
 	append="$append hsmvm.top=$TOP hsmvm.build=$BUILD hsmvm.mode=$MODE"
-	append="$append hsmvm.tests=${TESTS:-all} hsmvm.timeout=$TEST_TIMEOUT"
+	append="$append hsmvm.tests=${TESTS:-all} hsmvm.timeout=$ttimeout"
 	[ "$MODE" = run ] && append="$append hsmvm.script=$SCRIPT"
 	[ "$MODE" = test ] || append="$append quiet"
+	if [ -n "$kdebug" ]; then
+		# The debug kernel: its /lib/modules (modules.builtin, for
+		# modprobe) comes from the cache; see debug_cmdline.
+		append="$append hsmvm.moddir=$kdebug/modules/$kver $(debug_cmdline)"
+	fi
 
 	args=(-machine q35 -accel tcg -cpu max -smp "$SMP" -m "$MEM"
 	      -L /usr/share/seabios -L /usr/share/qemu
 	      -nographic -no-reboot -nodefaults
-	      -kernel "/boot/vmlinuz-$kver" -initrd "$initrd" -append "$append"
+	      -kernel "$kimage" -initrd "$initrd" -append "$append"
 	      -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
 	      -device "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot")
 	# A fresh sealed key store per boot: persistent keys and key tokens
@@ -351,7 +465,7 @@ for spec in $KERNELS; do
 		       -chardev "file,id=res,path=$res" -serial chardev:res
 		       -monitor none)
 		echo "run-vm: booting $kver with the card ($MODE; log: $final_log)"
-		timeout -k 10 "$TIMEOUT" "$QEMU_BIN" "${args[@]}" </dev/null
+		timeout -k 10 "$ktimeout" "$QEMU_BIN" "${args[@]}" </dev/null
 		qrc=$?
 		tr -d '\r' <"$res" >"$res.tmp" && mv "$res.tmp" "$res"
 		rc=0
@@ -361,7 +475,10 @@ for spec in $KERNELS; do
 			{ echo "run-vm: $MODE: failed (QEMU status $qrc)"; rc=1; }
 		bad=$(check_kernel_log "$res" "$log")
 		[ -z "$bad" ] ||
-			{ echo "run-vm: $MODE: kernel log problems:"; echo "$bad"; rc=1; }
+			{ echo "run-vm: $MODE: kernel log problems:"; kernel_log_reports "$res" "$log"; rc=1; }
+		bad=$(kmemleak_reports "$res")
+		[ -z "$bad" ] ||
+			{ echo "run-vm: $MODE: kmemleak: hsmcard leaks:"; echo "$bad"; rc=1; }
 		[ $rc -ne 0 ] || echo "run-vm: $MODE: OK"
 		mv -f "$log" "$final_log"
 		mv -f "$res" "$final_res"
@@ -380,10 +497,10 @@ for spec in $KERNELS; do
 	start=$(date +%s)
 	: >"$res"
 	if [ "$VERBOSE" = 1 ]; then
-		timeout -k 10 "$TIMEOUT" "$QEMU_BIN" "${args[@]}" </dev/null
+		timeout -k 10 "$ktimeout" "$QEMU_BIN" "${args[@]}" </dev/null
 		qrc=$?
 	else
-		timeout -k 10 "$TIMEOUT" "$QEMU_BIN" "${args[@]}" </dev/null &
+		timeout -k 10 "$ktimeout" "$QEMU_BIN" "${args[@]}" </dev/null &
 		qpid=$!
 		# Show test verdicts as they arrive.
 		tail -n +1 -s 1 -f --pid="$qpid" "$res" 2>/dev/null | sed -u 's/\r$//' |
@@ -402,7 +519,7 @@ for spec in $KERNELS; do
 	problems=$(parse_results "$res" 2>&1 >/dev/null)
 	read -r pass fail skip < <(parse_results "$res" 2>/dev/null)
 	if [ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ]; then
-		problems="$problems${problems:+$'\n'}  guest killed after ${TIMEOUT}s timeout"
+		problems="$problems${problems:+$'\n'}  guest killed after ${ktimeout}s timeout"
 		fail=$((fail + 1))
 	elif [ "$qrc" -ne 0 ]; then
 		problems="$problems${problems:+$'\n'}  QEMU exited with status $qrc"
@@ -410,7 +527,12 @@ for spec in $KERNELS; do
 	fi
 	bad=$(check_kernel_log "$res" "$log")
 	if [ -n "$bad" ]; then
-		problems="$problems${problems:+$'\n'}  kernel log problems:"$'\n'"$(echo "$bad" | head -n 40 | sed 's/^/    /')"
+		problems="$problems${problems:+$'\n'}  kernel log problems:"$'\n'"$(kernel_log_reports "$res" "$log" | sed 's/^/    /')"
+		fail=$((fail + 1))
+	fi
+	bad=$(kmemleak_reports "$res")
+	if [ -n "$bad" ]; then
+		problems="$problems${problems:+$'\n'}  kmemleak: memory leaked by hsmcard:"$'\n'"$(echo "$bad" | head -n 200 | sed 's/^/    /')"
 		fail=$((fail + 1))
 	fi
 	[ -z "$problems" ] || echo "$problems"
