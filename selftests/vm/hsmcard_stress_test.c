@@ -483,6 +483,7 @@ static int stress_iters(void)
 TEST_F_TIMEOUT(stress, reload_under_load, 3600)
 {
 	int i, k, iters = stress_iters();
+	unsigned long long errors0[NR_KINDS];
 	long t0;
 	int ret;
 
@@ -511,7 +512,14 @@ TEST_F_TIMEOUT(stress, reload_under_load, 3600)
 		ASSERT_TRUE(wait_algs(600000)) TH_LOG("reload %d", i);
 		TH_LOG("reload %d: %ld ms", i, now_ms() - t0);
 	}
-	/* the card does the work again (new transforms pick its drivers) */
+	/*
+	 * The card does the work again (new transforms pick its drivers).
+	 * The counters include the self-tests' requests, some of which fail
+	 * on purpose (the debug kernel's fuzz tests feed forged tags): only
+	 * errors from now on count.
+	 */
+	for (k = 0; k < NR_KINDS; k++)
+		errors0[k] = card_stats(kinds[k].driver).errors;
 	t0 = now_ms();
 	for (k = 0; k < NR_KINDS; k++) {
 		while (card_stats(kinds[k].driver).requests == 0 &&
@@ -519,7 +527,8 @@ TEST_F_TIMEOUT(stress, reload_under_load, 3600)
 			usleep(100000);
 		EXPECT_LT(0ULL, card_stats(kinds[k].driver).requests)
 			TH_LOG("%s", kinds[k].driver);
-		EXPECT_EQ(0ULL, card_stats(kinds[k].driver).errors);
+		EXPECT_EQ(errors0[k], card_stats(kinds[k].driver).errors)
+			TH_LOG("%s", kinds[k].driver);
 	}
 	stop_workers(_metadata, self->w, self->nw);
 	for (i = 0; i < self->nw; i++) {
