@@ -20,6 +20,7 @@
  */
 
 #include <linux/anon_inodes.h>
+#include <linux/eventfd.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
@@ -97,6 +98,8 @@ struct hsm_ring_job {
  * @submit_lock: serialises submitters
  * @lock:        completion side: @cq_tail, @inflight, @free_ids
  * @wq:          woken on every completion
+ * @evfd:        eventfd signalled on every completion, or NULL (under
+ *               @lock)
  * @mem:         vmalloc_user() memory shared with user space
  * @mem_len:     bytes of @mem
  * @hdr:         header in @mem
@@ -132,6 +135,7 @@ struct hsm_ring {
 	struct mutex submit_lock; /* sq_head, posted, submissions */
 	spinlock_t lock; /* cq_tail, inflight, free_ids */
 	wait_queue_head_t wq;
+	struct eventfd_ctx *evfd;
 	void *mem;
 	size_t mem_len;
 	struct hsmcard_ring_hdr *hdr;
@@ -169,6 +173,15 @@ struct hsm_ring {
 static DEFINE_MUTEX(hsm_rings_lock);
 static LIST_HEAD(hsm_rings);
 
+static void hsm_eventfd_signal(struct eventfd_ctx *ctx)
+{
+#ifdef HSM_HAVE_EVENTFD_SIGNAL_1
+	eventfd_signal(ctx);
+#else
+	eventfd_signal(ctx, 1);
+#endif
+}
+
 /* Write one completion.  Called with ring->lock held. */
 static void hsm_ring_post(struct hsm_ring *ring, u64 cookie, s32 status,
 			  u32 len)
@@ -184,6 +197,8 @@ static void hsm_ring_post(struct hsm_ring *ring, u64 cookie, s32 status,
 	smp_store_release(&ring->hdr->cq_tail, ring->cq_tail);
 	/* Under the lock: release() frees the ring once it sees it idle. */
 	wake_up_all(&ring->wq);
+	if (ring->evfd)
+		hsm_eventfd_signal(ring->evfd);
 }
 
 /* Sync an arena range, one call per bus-contiguous run. */
@@ -488,6 +503,33 @@ out:
 	return ret;
 }
 
+/*
+ * HSMCARD_IOC_RING_EVENTFD: completions also signal @uarg's eventfd (one
+ * count per completion), or no eventfd with -1.
+ */
+static int hsm_ring_set_eventfd(struct hsm_ring *ring, s32 __user *uarg)
+{
+	struct eventfd_ctx *ctx = NULL, *old;
+	s32 fd;
+
+	if (get_user(fd, uarg))
+		return -EFAULT;
+	if (fd != -1) {
+		if (fd < 0)
+			return -EBADF;
+		ctx = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+	}
+	spin_lock_irq(&ring->lock);
+	old = ring->evfd;
+	ring->evfd = ctx;
+	spin_unlock_irq(&ring->lock);
+	if (old)
+		eventfd_ctx_put(old);
+	return 0;
+}
+
 static long hsm_ring_ioctl(struct file *file, unsigned int cmd,
 			   unsigned long arg)
 {
@@ -496,6 +538,8 @@ static long hsm_ring_ioctl(struct file *file, unsigned int cmd,
 	switch (cmd) {
 	case HSMCARD_IOC_RING_SUBMIT:
 		return hsm_ring_submit(ring, arg);
+	case HSMCARD_IOC_RING_EVENTFD:
+		return hsm_ring_set_eventfd(ring, (s32 __user *)arg);
 	default:
 		return -ENOTTY;
 	}
@@ -572,6 +616,8 @@ static void hsm_ring_free(struct hsm_ring *ring)
 	vfree(ring->mem);
 	if (ring->mm)
 		mmdrop(ring->mm);
+	if (ring->evfd)
+		eventfd_ctx_put(ring->evfd);
 	put_device(ring->dev);
 	hsm_dev_put(ring->hdev);
 	kfree(ring);

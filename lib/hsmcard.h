@@ -75,6 +75,7 @@ int hsm_random(struct hsm_ctx *ctx, void *buf, size_t len);
 int hsm_ring_setup(struct hsm_ctx *ctx, unsigned int entries,
 		   size_t arena_size);
 int hsm_ring_fd(const struct hsm_ctx *ctx);
+int hsm_ring_set_eventfd(struct hsm_ctx *ctx, int efd);
 void *hsm_arena(const struct hsm_ctx *ctx, size_t *len);
 int64_t hsm_arena_alloc(struct hsm_ctx *ctx, size_t len, size_t align);
 void *hsm_arena_ptr(const struct hsm_ctx *ctx, uint64_t off);

@@ -562,6 +562,26 @@ HSM_EXPORT int hsm_ring_fd(const struct hsm_ctx *ctx)
 }
 
 /**
+ * hsm_ring_set_eventfd() - have completions signal an eventfd
+ * @ctx: context with a ring
+ * @efd: an eventfd (see eventfd(2)), or -1 to stop
+ *
+ * Every completion adds one to the eventfd's counter, so one eventfd can
+ * gather the rings of several cards or threads for an event loop.  The
+ * caller keeps ownership of @efd.
+ *
+ * Return: 0, -EINVAL without a ring or if @efd is not an eventfd, -EBADF.
+ */
+HSM_EXPORT int hsm_ring_set_eventfd(struct hsm_ctx *ctx, int efd)
+{
+	int32_t fd = efd;
+
+	if (ctx->ring_fd < 0)
+		return -EINVAL;
+	return ioctl(ctx->ring_fd, HSMCARD_IOC_RING_EVENTFD, &fd) ? -errno : 0;
+}
+
+/**
  * hsm_arena() - the arena's address and size
  * @ctx: context with a ring
  * @len: receives the size in bytes (may be NULL)

@@ -570,5 +570,10 @@ struct hsmcard_ring_cqe {
 #define HSMCARD_IOC_RING_SETUP	_IOWR(HSMCARD_IOC_MAGIC, 0x30, struct hsmcard_ring_setup)
 /* On a ring fd: argument = entries to submit; returns entries consumed. */
 #define HSMCARD_IOC_RING_SUBMIT	_IO(HSMCARD_IOC_MAGIC, 0x31)
+/*
+ * On a ring fd: signal an eventfd (argument: pointer to its __s32 fd) on
+ * every completion; -1 stops signalling.
+ */
+#define HSMCARD_IOC_RING_EVENTFD _IOW(HSMCARD_IOC_MAGIC, 0x32, __s32)
 
 #endif /* _UAPI_LINUX_HSMCARD_H */

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -812,6 +813,59 @@ TEST_F(ring, poll_completion)
 	EXPECT_EQ(0, poll(&pfd, 1, 0));
 }
 
+/* Completions signal a registered eventfd, one count each. */
+TEST_F(ring, eventfd_completion)
+{
+	struct tring *r = &self->r;
+	struct hsmcard_ring_cqe cqes[8];
+	struct hsmcard_ring_sqe jobs[8];
+	int efd, devnull, i;
+	uint64_t count = 0;
+	struct pollfd pfd;
+	int32_t arg;
+
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ASSERT_LE(0, efd);
+	/* not an eventfd, a bad fd, and a fault */
+	devnull = open("/dev/null", O_RDWR);
+	ASSERT_LE(0, devnull);
+	arg = devnull;
+	EXPECT_EQ(-EINVAL, xioctl(r->fd, HSMCARD_IOC_RING_EVENTFD, &arg));
+	arg = -5;
+	EXPECT_EQ(-EBADF, xioctl(r->fd, HSMCARD_IOC_RING_EVENTFD, &arg));
+	EXPECT_EQ(-EFAULT, xioctl(r->fd, HSMCARD_IOC_RING_EVENTFD, NULL));
+	close(devnull);
+
+	arg = efd;
+	ASSERT_EQ(0, xioctl(r->fd, HSMCARD_IOC_RING_EVENTFD, &arg));
+	pfd.fd = efd;
+	pfd.events = POLLIN;
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+	for (i = 0; i < 8; i++)
+		jobs[i] = job(HSMCARD_RING_OP_RANDOM, 0, 0, 0, 0, 0, i * 64,
+			      64, i);
+	ASSERT_EQ(0, run_jobs(r, jobs, 8, cqes));
+	for (i = 0; i < 8; i++)
+		EXPECT_EQ(0, cqes[i].status);
+	ASSERT_EQ(1, poll(&pfd, 1, 30000));
+	ASSERT_EQ((ssize_t)sizeof(count), read(efd, &count, sizeof(count)));
+	EXPECT_EQ(8U, count);
+
+	/* -1 stops it: the next completions leave the counter alone */
+	arg = -1;
+	ASSERT_EQ(0, xioctl(r->fd, HSMCARD_IOC_RING_EVENTFD, &arg));
+	ASSERT_EQ(0, run_jobs(r, jobs, 2, cqes));
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+
+	/* the ring keeps its own reference: closing ours changes nothing */
+	arg = efd;
+	ASSERT_EQ(0, xioctl(r->fd, HSMCARD_IOC_RING_EVENTFD, &arg));
+	close(efd);
+	ASSERT_EQ(0, run_jobs(r, jobs, 2, cqes));
+	EXPECT_EQ(0, cqes[0].status);
+	EXPECT_EQ(0, cqes[1].status);
+}
+
 /* libhsmcard one-shot calls, checked with OpenSSL. */
 TEST(lib_oneshot)
 {
@@ -896,7 +950,9 @@ TEST(lib_batch)
 	fill_pattern(key, sizeof(key), 42);
 	ASSERT_EQ(0, hsm_key_import(ctx, HSMCARD_KEY_HMAC, 256,
 				    HSMCARD_USE_SIGN, key, sizeof(key), &h));
+	EXPECT_EQ(-EINVAL, hsm_ring_set_eventfd(ctx, -1));
 	ASSERT_EQ(0, hsm_ring_setup(ctx, 16, 1 << 20));
+	EXPECT_EQ(0, hsm_ring_set_eventfd(ctx, -1));
 	EXPECT_EQ(-EBUSY, hsm_ring_setup(ctx, 16, 1 << 20));
 	ASSERT_LE(0, hsm_ring_fd(ctx));
 	for (i = 0; i < N; i++) {
