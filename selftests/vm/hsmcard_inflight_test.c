@@ -157,6 +157,36 @@ FIXTURE_TEARDOWN(knob)
 	close(self->fd);
 }
 
+/* Background RSA-4096 signer: keeps the card's workers busy. */
+struct busy_signer {
+	pthread_t tid;
+	uint64_t handle;
+	atomic_bool *stop;
+};
+
+static void *busy_sign(void *arg)
+{
+	struct busy_signer *b = arg;
+	uint8_t msg[64] = { 1 }, sig[512];
+	int fd = open(DEV_PATH, O_RDWR);
+
+	if (fd < 0)
+		return NULL;
+	while (!atomic_load(b->stop)) {
+		struct hsmcard_op op = {
+			.handle = b->handle, .mech = HSMCARD_MECH_RSA_PKCS1,
+			.mparam = HSMCARD_MECH_SHA256,
+			.in = (uintptr_t)msg, .in_len = sizeof(msg),
+			.out = (uintptr_t)sig, .out_len = sizeof(sig),
+		};
+
+		/* timeouts and cancellations are expected here */
+		ioctl(fd, HSMCARD_IOC_SIGN, &op);
+	}
+	close(fd);
+	return NULL;
+}
+
 TEST_F_TIMEOUT(knob, timeout_recovery, 240)
 {
 	struct hsmcard_key_attrs a = { .type = HSMCARD_KEY_RSA, .bits = 4096 };
@@ -164,8 +194,11 @@ TEST_F_TIMEOUT(knob, timeout_recovery, 240)
 	struct hsmcard_key_handle kh = { 0 };
 	struct hsmcard_info info = { 0 };
 	uint8_t msg[64] = { 0 }, sig[512];
+	enum { NR_BUSY = 3 };
+	struct busy_signer busy[NR_BUSY];
+	atomic_bool stop = false;
 	bool timed_out = false;
-	int fd = self->fd, i, other = 0;
+	int fd = self->fd, i, j, other = 0;
 	long end;
 
 	end = now_ms() + 10000;
@@ -176,8 +209,16 @@ TEST_F_TIMEOUT(knob, timeout_recovery, 240)
 
 	/*
 	 * RSA-4096 signatures run on the card's I/O workers and take a few
-	 * milliseconds each: more than one jiffy of timeout.
+	 * milliseconds each, and with background signers keeping every
+	 * worker busy a signature also waits for others: more than the one
+	 * jiffy of timeout, however fast the host.
 	 */
+	for (i = 0; i < NR_BUSY; i++) {
+		busy[i].handle = a.handle;
+		busy[i].stop = &stop;
+		ASSERT_EQ(0, pthread_create(&busy[i].tid, NULL, busy_sign,
+					    &busy[i]));
+	}
 	ASSERT_EQ(0, write_str(TIMEOUT_PARAM, "1"));
 	for (i = 0; i < 100 && !timed_out; i++) {
 		struct hsmcard_op op = {
@@ -197,6 +238,9 @@ TEST_F_TIMEOUT(knob, timeout_recovery, 240)
 	}
 	/* restore before asserting anything */
 	ASSERT_EQ(0, write_str(TIMEOUT_PARAM, self->old));
+	atomic_store(&stop, true);
+	for (j = 0; j < NR_BUSY; j++)
+		pthread_join(busy[j].tid, NULL);
 	TH_LOG("%d signatures until a timeout", i);
 	ASSERT_EQ(0, other);
 	ASSERT_TRUE(timed_out);
