@@ -124,8 +124,10 @@ static void store_rel(uint32_t *p, uint32_t v)
 
 /*
  * Run @n jobs through the ring, as many at a time as it takes.  Job i's
- * cookie must be COOKIE(i); its completion lands in out[i].  Returns 0,
- * -ETIMEDOUT, -EPROTO (bad or duplicate cookie) or the submit errno.
+ * cookie must be COOKIE(i); its completion lands in out[i].  Submission
+ * is retried while it fails with EAGAIN (a controller reset runs).
+ * Returns 0, -ETIMEDOUT, -EPROTO (bad or duplicate cookie) or the submit
+ * errno.
  */
 static int run_jobs(struct tring *r, const struct hsmcard_ring_sqe *jobs,
 		    unsigned int n, struct hsmcard_ring_cqe *out)
@@ -149,6 +151,11 @@ static int run_jobs(struct tring *r, const struct hsmcard_ring_sqe *jobs,
 		}
 		store_rel(&r->hdr->sq_tail, r->sq_tail);
 		s = ioctl(r->fd, HSMCARD_IOC_RING_SUBMIT, r->sq_tail - head);
+		if (s < 0 && errno == EAGAIN && now_ms() < deadline) {
+			/* a controller reset is running: try again */
+			usleep(10000);
+			continue;
+		}
 		if (s < 0) {
 			ret = -errno;
 			break;
