@@ -617,22 +617,32 @@ static void hsm_creq_complete(struct hsm_creq *r, int err)
 	}
 }
 
-/* Send backlogged requests while there is room. */
+/*
+ * Send backlogged requests while there is room.  One context at a time
+ * (cq->draining): a request is told -EINPROGRESS with the lock dropped,
+ * and no other context may send it to the card meanwhile, or its result
+ * could reach the owner before -EINPROGRESS does.  A context that finds
+ * another one draining leaves the work to it; the drainer re-checks under
+ * the lock before it stops, so room freed meanwhile is not missed.
+ */
 static void hsm_cq_drain(struct hsm_cq *cq)
 {
 	struct hsm_creq *r;
 	unsigned long flags;
 	int ret;
 
+	spin_lock_irqsave(&cq->lock, flags);
+	if (cq->draining) {
+		spin_unlock_irqrestore(&cq->lock, flags);
+		return;
+	}
+	cq->draining = true;
 	for (;;) {
-		spin_lock_irqsave(&cq->lock, flags);
 		r = list_first_entry_or_null(&cq->backlog, struct hsm_creq,
 					     node);
 		if (!r || cq->dead ||
-		    bitmap_full(cq->slot_map, cq->nslots)) {
-			spin_unlock_irqrestore(&cq->lock, flags);
-			return;
-		}
+		    bitmap_full(cq->slot_map, cq->nslots))
+			break;
 		if (!r->notified) {
 			/*
 			 * Tell the owner before the card can complete it, so
@@ -641,20 +651,22 @@ static void hsm_cq_drain(struct hsm_cq *cq)
 			r->notified = true;
 			spin_unlock_irqrestore(&cq->lock, flags);
 			hsm_creq_complete(r, -EINPROGRESS);
+			spin_lock_irqsave(&cq->lock, flags);
 			continue;
 		}
 		ret = hsm_creq_send(cq, r);
-		if (ret == -EBUSY) {
-			spin_unlock_irqrestore(&cq->lock, flags);
-			return;
-		}
+		if (ret == -EBUSY)
+			break;
 		list_del(&r->node);
-		spin_unlock_irqrestore(&cq->lock, flags);
 		if (ret) {
+			spin_unlock_irqrestore(&cq->lock, flags);
 			atomic64_inc(&cq->card->stats[r->ctx->id].errors);
 			hsm_creq_complete(r, ret);
+			spin_lock_irqsave(&cq->lock, flags);
 		}
 	}
+	cq->draining = false;
+	spin_unlock_irqrestore(&cq->lock, flags);
 }
 
 static void hsm_cq_work(struct work_struct *work)
@@ -763,7 +775,6 @@ static void hsm_aead_finish(struct hsm_creq *r, int err)
 					 req->assoclen, r->ctx->authsize, 1);
 }
 
-/* Completion callback of the queue layer (hard interrupt or reset path). */
 /*
  * Completion callback of the queue layer, in hard interrupt context (or
  * from the reset path).  The owners' callbacks (IPsec, dm-crypt...) expect
@@ -773,10 +784,15 @@ static void hsm_creq_done(struct hsm_queue *q, void *data, u16 status,
 			  u64 result)
 {
 	struct hsm_creq *r = data;
+	struct hsm_cq *cq = r->cq;
 
 	r->status = status;
-	llist_add(&r->done_node, &r->cq->done);
-	tasklet_schedule(&r->cq->done_bh);
+	/*
+	 * From here on the tasklet, on another CPU, may complete the request
+	 * and its owner free it: only @cq may be touched after llist_add().
+	 */
+	llist_add(&r->done_node, &cq->done);
+	tasklet_schedule(&cq->done_bh);
 }
 
 /* Finish one request the card completed and report it. */

@@ -89,6 +89,8 @@ struct hsm_card;
  * @q:        hardware queue
  * @lock:     protects everything below
  * @dead:     the card is gone; refuse requests
+ * @draining: a context is moving the backlog to the card; only that one
+ *            may, so a request's -EINPROGRESS always precedes its result
  * @backlog:  requests waiting for room, oldest first
  * @slot_map: slots in use
  * @nslots:   usable slots
@@ -102,8 +104,9 @@ struct hsm_card;
 struct hsm_cq {
 	struct hsm_card *card;
 	struct hsm_queue *q;
-	spinlock_t lock; /* backlog, slots, dead */
+	spinlock_t lock; /* backlog, slots, dead, draining */
 	bool dead;
+	bool draining;
 	struct list_head backlog;
 	DECLARE_BITMAP(slot_map, HSM_CR_SLOTS);
 	unsigned int nslots;
