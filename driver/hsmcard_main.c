@@ -409,14 +409,22 @@ static void __hsm_schedule_reset(struct hsm_dev *hdev, const char *why,
 	bool go = false;
 
 	spin_lock_irqsave(&hdev->state_lock, flags);
-	if (!hdev->removing &&
-	    (from == HSM_RESET_ANY ||
-	     (from == HSM_RESET_NOT_DEAD &&
-	      hdev->state != HSMCARD_STATE_DEAD) ||
-	     hdev->state == HSMCARD_STATE_LIVE)) {
+	switch (from) {
+	case HSM_RESET_ANY:
+		go = true;
+		break;
+	case HSM_RESET_NOT_DEAD:
+		go = hdev->state != HSMCARD_STATE_DEAD;
+		break;
+	case HSM_RESET_LIVE:
+		go = hdev->state == HSMCARD_STATE_LIVE;
+		break;
+	}
+	if (hdev->removing)
+		go = false;
+	if (go) {
 		hsm_state_changed(hdev, hdev->state, HSMCARD_STATE_RESETTING);
 		WRITE_ONCE(hdev->state, HSMCARD_STATE_RESETTING);
-		go = true;
 	}
 	spin_unlock_irqrestore(&hdev->state_lock, flags);
 	if (go) {

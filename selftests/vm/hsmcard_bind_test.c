@@ -30,7 +30,6 @@
 #include "hsmcard_util.h"
 
 #define PCI_DEVICES	"/sys/bus/pci/devices"
-#define DRV_DIR		"/sys/bus/pci/drivers/hsmcard"
 #define RNG_AVAILABLE	"/sys/class/misc/hw_random/rng_available"
 #define MOD_NAME	"hsmcard"
 #define NR_CYCLES	20

@@ -1199,7 +1199,7 @@ static int token_create(unsigned int bits, unsigned char *tok)
 	struct hsmcard_token_create tc = { .bits = bits };
 	int fd, ret;
 
-	fd = open("/dev/hsmcard0", O_RDWR);
+	fd = open(DEV_PATH, O_RDWR);
 	if (fd < 0)
 		return -errno;
 	snprintf(tc.label, sizeof(tc.label), "crypto_test %u", bits);
@@ -1215,7 +1215,7 @@ static int token_destroy(const unsigned char *tok)
 	struct hsmcard_token t = {};
 	int fd, ret;
 
-	fd = open("/dev/hsmcard0", O_RDWR);
+	fd = open(DEV_PATH, O_RDWR);
 	if (fd < 0)
 		return -errno;
 	memcpy(t.token, tok, sizeof(t.token));

@@ -36,10 +36,6 @@
 #include "kselftest_harness.h"
 #include "hsmcard_util.h"
 
-#define DEV_PATH	"/dev/hsmcard0"
-#define SYSFS_DEV	"/sys/class/misc/hsmcard0/device"
-#define DRV_DIR		"/sys/bus/pci/drivers/hsmcard"
-#define TIMEOUT_PARAM	"/sys/module/hsmcard/parameters/cmd_timeout_ms"
 #define NR_WORKERS	4
 #define BIG		(256 * 1024)
 

@@ -35,8 +35,6 @@
 #include "kselftest_harness.h"
 #include "hsmcard_util.h"
 
-#define DEV_PATH	"/dev/hsmcard0"
-#define SYSFS_DEV	"/sys/class/misc/hsmcard0/device"
 
 /* ---- small helpers ---- */
 

@@ -37,7 +37,6 @@
 /* libhsmcard, linked in statically by inclusion (tests below). */
 #include "../../lib/libhsmcard.c"
 
-#define DEV_PATH	"/dev/hsmcard0"
 #define COOKIE(i)	(0xc0de000000000000ULL | (i))
 #define PAGE		4096UL
 
@@ -1028,9 +1027,9 @@ FIXTURE_TEARDOWN(watchdog)
 TEST_F_TIMEOUT(watchdog, cancels_held_jobs, 300)
 {
 	enum { N = 32 };
-	static const char tparam[] = "/sys/module/hsmcard/parameters/cmd_timeout_ms";
-	static const char resets[] = "/sys/class/misc/hsmcard0/device/resets";
-	static const char state[] = "/sys/class/misc/hsmcard0/device/state";
+	static const char tparam[] = TIMEOUT_PARAM;
+	static const char resets[] = SYSFS_DEV "/resets";
+	static const char state[] = SYSFS_DEV "/state";
 	char old[32], before[32], after[32], st[32] = "";
 	unsigned int i, rounds = 0, ok = 0, canceled = 0, other = 0;
 	struct hsmcard_ring_cqe cqes[N];

@@ -49,7 +49,6 @@
 #include "kselftest_harness.h"
 #include "hsmcard_util.h"
 
-#define DRV_DIR		"/sys/bus/pci/drivers/hsmcard"
 #define MAX_LEN		(32 * 1024)
 #define AAD_LEN		16
 #define TAG_LEN		16

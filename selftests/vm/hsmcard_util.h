@@ -40,6 +40,11 @@
 #include "../../driver/hsmcard_hw.h"
 
 #define HSMCARD_PCI_DEVICES	"/sys/bus/pci/devices"
+/* The first card: its node, its sysfs directory, the driver, a knob. */
+#define DEV_PATH		"/dev/hsmcard0"
+#define SYSFS_DEV		"/sys/class/misc/hsmcard0/device"
+#define DRV_DIR			"/sys/bus/pci/drivers/hsmcard"
+#define TIMEOUT_PARAM		"/sys/module/hsmcard/parameters/cmd_timeout_ms"
 #define HSMCARD_STATS_GLOB	"/sys/kernel/debug/hsmcard/*/crypto"
 #define HSMCARD_SH_MAX		4096
 
