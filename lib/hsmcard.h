@@ -82,6 +82,14 @@ void *hsm_arena_ptr(const struct hsm_ctx *ctx, uint64_t off);
 void hsm_arena_reset(struct hsm_ctx *ctx);
 size_t hsm_max_job_len(const struct hsm_ctx *ctx);
 
+/* Where a ring's jobs are (see hsm_ring_counts()). */
+struct hsm_ring_counts {
+	uint32_t queued;	/* prepared, not yet taken by the kernel */
+	uint32_t in_flight;	/* taken, completion not yet posted */
+	uint32_t unread;	/* completions not yet marked seen */
+};
+int hsm_ring_counts(struct hsm_ctx *ctx, struct hsm_ring_counts *c);
+
 struct hsmcard_ring_sqe *hsm_get_sqe(struct hsm_ctx *ctx);
 void hsm_prep_sign(struct hsmcard_ring_sqe *sqe, uint64_t handle,
 		   uint16_t mech, uint16_t mparam, uint32_t in_off,

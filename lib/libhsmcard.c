@@ -657,6 +657,33 @@ HSM_EXPORT size_t hsm_max_job_len(const struct hsm_ctx *ctx)
 }
 
 /**
+ * hsm_ring_counts() - where the ring's jobs are
+ * @ctx: context with a ring
+ * @c:   receives the counts
+ *
+ * Every job the kernel takes gets exactly one completion, so the jobs the
+ * kernel and the card hold are those taken minus those completed.  For
+ * monitoring a server's backlog, and for telling where a job went when a
+ * completion is overdue: still queued here, held by the card, or already
+ * completed but not read.
+ *
+ * Return: 0, or -EINVAL without a ring.
+ */
+HSM_EXPORT int hsm_ring_counts(struct hsm_ctx *ctx, struct hsm_ring_counts *c)
+{
+	uint32_t sq_head, cq_tail;
+
+	if (!ctx->map)
+		return -EINVAL;
+	cq_tail = __atomic_load_n(&ctx->hdr->cq_tail, __ATOMIC_ACQUIRE);
+	sq_head = __atomic_load_n(&ctx->hdr->sq_head, __ATOMIC_ACQUIRE);
+	c->queued = ctx->sq_tail - sq_head;
+	c->in_flight = sq_head - cq_tail;
+	c->unread = cq_tail - ctx->cq_head;
+	return 0;
+}
+
+/**
  * hsm_get_sqe() - the next free submission entry
  * @ctx: context with a ring
  *

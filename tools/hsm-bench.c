@@ -420,6 +420,16 @@ static int ring_reap(struct ring_run *r, struct point *pt)
 	int ret;
 
 	ret = hsm_wait_cqe(r->ctx, &cqe, WAIT_MS);
+	if (ret == -ETIMEDOUT) {
+		struct hsm_ring_counts c;
+
+		/* say where the overdue job is */
+		if (!hsm_ring_counts(r->ctx, &c))
+			fprintf(stderr,
+				"hsm-bench: no completion in %d ms: %u jobs queued, %u in the kernel or card, %u completions unread, %u of %u slots busy\n",
+				WAIT_MS, c.queued, c.in_flight, c.unread,
+				r->depth - r->nr_free, r->depth);
+	}
 	if (ret)
 		return ret;
 	t = now();

@@ -945,6 +945,7 @@ TEST(lib_batch)
 	int64_t in_off[N], out_off[N];
 	struct hsmcard_ring_cqe *cqe;
 	unsigned int i, got = 0, queued = 0;
+	struct hsm_ring_counts rc;
 	struct hsm_ctx *ctx;
 	uint8_t key[32], want[32], seen[N] = { 0 };
 	unsigned int wl;
@@ -957,6 +958,7 @@ TEST(lib_batch)
 	ASSERT_EQ(0, hsm_key_import(ctx, HSMCARD_KEY_HMAC, 256,
 				    HSMCARD_USE_SIGN, key, sizeof(key), &h));
 	EXPECT_EQ(-EINVAL, hsm_ring_set_eventfd(ctx, -1));
+	EXPECT_EQ(-EINVAL, hsm_ring_counts(ctx, &rc));
 	ASSERT_EQ(0, hsm_ring_setup(ctx, 16, 1 << 20));
 	EXPECT_EQ(0, hsm_ring_set_eventfd(ctx, -1));
 	EXPECT_EQ(-EBUSY, hsm_ring_setup(ctx, 16, 1 << 20));
@@ -980,6 +982,10 @@ TEST(lib_batch)
 			queued++;
 		}
 		ASSERT_LE(0, hsm_submit(ctx));
+		/* the kernel holds no more jobs than the ring has entries */
+		ASSERT_EQ(0, hsm_ring_counts(ctx, &rc));
+		EXPECT_GE(16U, rc.in_flight);
+		EXPECT_GE(16U, rc.in_flight + rc.unread);
 		ASSERT_EQ(0, hsm_wait_cqe(ctx, &cqe, 30000));
 		do {
 			i = cqe->cookie - 1000;
@@ -1001,6 +1007,10 @@ TEST(lib_batch)
 		} while (!hsm_peek_cqe(ctx, &cqe));
 	}
 	EXPECT_EQ(-EAGAIN, hsm_peek_cqe(ctx, &cqe));
+	ASSERT_EQ(0, hsm_ring_counts(ctx, &rc));
+	EXPECT_EQ(0U, rc.queued);
+	EXPECT_EQ(0U, rc.in_flight);
+	EXPECT_EQ(0U, rc.unread);
 	EXPECT_EQ(0, hsm_key_destroy(ctx, h));
 	hsm_close(ctx);
 }
