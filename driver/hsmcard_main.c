@@ -744,6 +744,25 @@ static ssize_t resets_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(resets);
 
+/* Commands the card holds now, over all I/O queues: how busy it is. */
+static ssize_t inflight_show(struct device *dev,
+			     struct device_attribute *attr, char *buf)
+{
+	struct hsm_dev *hdev = hsm_from_dev(dev);
+	unsigned int i, n = 0;
+	unsigned long flags;
+
+	for (i = 0; i < hdev->nr_ioq; i++) {
+		struct hsm_queue *q = &hdev->ioq[i];
+
+		spin_lock_irqsave(&q->lock, flags);
+		n += q->inflight;
+		spin_unlock_irqrestore(&q->lock, flags);
+	}
+	return sysfs_emit(buf, "%u\n", n);
+}
+static DEVICE_ATTR_RO(inflight);
+
 static ssize_t reset_controller_store(struct device *dev,
 				      struct device_attribute *attr,
 				      const char *buf, size_t count)
@@ -773,6 +792,7 @@ static struct attribute *hsm_dev_attrs[] = {
 	&dev_attr_queue_depth.attr,
 	&dev_attr_max_xfer.attr,
 	&dev_attr_resets.attr,
+	&dev_attr_inflight.attr,
 	&dev_attr_reset_controller.attr,
 	NULL,
 };

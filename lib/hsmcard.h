@@ -33,6 +33,7 @@ struct hsm_ctx;
 
 /* ---- contexts ---- */
 struct hsm_ctx *hsm_open(unsigned int index);
+struct hsm_ctx *hsm_open_least_busy(void);
 struct hsm_ctx *hsm_open_path(const char *path);
 void hsm_close(struct hsm_ctx *ctx);
 int hsm_fd(const struct hsm_ctx *ctx);

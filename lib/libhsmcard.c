@@ -4,9 +4,11 @@
  *
  * Copyright (C) 2026 The hsmcard authors
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,80 @@ HSM_EXPORT struct hsm_ctx *hsm_open(unsigned int index)
 
 	snprintf(path, sizeof(path), "/dev/hsmcard%u", index);
 	return hsm_open_path(path);
+}
+
+/* First line of /sys/class/misc/hsmcard<index>/device/<attr>, or -1. */
+static int hsm_read_attr(unsigned int index, const char *attr, char *buf,
+			 size_t len)
+{
+	char path[96];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/class/misc/hsmcard%u/device/%s",
+		 index, attr);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+/**
+ * hsm_open_least_busy() - open the live card that holds the fewest commands
+ *
+ * Looks at every card in /sys/class/misc, skips those not in the "live"
+ * state, and opens the one whose "inflight" attribute is lowest (the lowest
+ * index on a tie).  The figure is a snapshot shared by every process using
+ * the cards; a server that opens one context per thread this way spreads
+ * its threads over the cards as their load stands when they start.
+ *
+ * Return: a new context, or NULL with errno set (ENODEV: no live card).
+ */
+HSM_EXPORT struct hsm_ctx *hsm_open_least_busy(void)
+{
+	unsigned long best_load = (unsigned long)-1;
+	unsigned int best = 0, index;
+	bool found = false;
+	struct dirent *de;
+	char buf[32], *end;
+	DIR *d;
+
+	d = opendir("/sys/class/misc");
+	if (!d)
+		return NULL;
+	while ((de = readdir(d))) {
+		unsigned long load;
+
+		if (sscanf(de->d_name, "hsmcard%u", &index) != 1)
+			continue;
+		if (hsm_read_attr(index, "state", buf, sizeof(buf)) ||
+		    strcmp(buf, "live"))
+			continue;
+		if (hsm_read_attr(index, "inflight", buf, sizeof(buf)))
+			continue;
+		errno = 0;
+		load = strtoul(buf, &end, 10);
+		if (errno || end == buf || *end)
+			continue;
+		if (!found || load < best_load ||
+		    (load == best_load && index < best)) {
+			best = index;
+			best_load = load;
+			found = true;
+		}
+	}
+	closedir(d);
+	if (!found) {
+		errno = ENODEV;
+		return NULL;
+	}
+	return hsm_open(best);
 }
 
 static void hsm_ring_teardown(struct hsm_ctx *ctx)

@@ -1016,6 +1016,70 @@ TEST(lib_batch)
 }
 
 /*
+ * hsm_open_least_busy() opens a live card, and the "inflight" attribute it
+ * goes by counts the commands the card holds: non-zero while a ring of
+ * RSA-4096 signatures is being worked through, zero once they are done.
+ */
+TEST(lib_least_busy)
+{
+	enum { N = 64 };
+	struct hsmcard_info i0 = { 0 }, i1 = { 0 };
+	struct hsmcard_ring_cqe *cqe;
+	unsigned int i, got = 0, busy = 0;
+	struct hsm_ctx *ctx, *c0;
+	char buf[32];
+	uint64_t h;
+	long end;
+
+	c0 = hsm_open(0);
+	if (!c0)
+		SKIP(return, "hsm_open(0): %s", strerror(errno));
+	ctx = hsm_open_least_busy();
+	ASSERT_NE(NULL, ctx);
+	ASSERT_EQ(0, hsm_info(c0, &i0));
+	ASSERT_EQ(0, hsm_info(ctx, &i1));
+	/* one card in the test guest: it must be the one */
+	EXPECT_EQ(0, memcmp(i0.card_id, i1.card_id, sizeof(i0.card_id)));
+
+	ASSERT_EQ(0, hsm_keygen(ctx, HSMCARD_KEY_RSA, 4096, HSMCARD_USE_SIGN,
+				0, NULL, &h));
+	ASSERT_EQ(0, hsm_ring_setup(ctx, N, 1 << 20));
+	for (i = 0; i < N; i++) {
+		struct hsmcard_ring_sqe *sqe = hsm_get_sqe(ctx);
+
+		ASSERT_NE(NULL, sqe);
+		hsm_prep_sign(sqe, h, HSMCARD_MECH_RSA_PKCS1,
+			      HSMCARD_MECH_SHA256, i * 1024, 500,
+			      (512 << 10) + i * 1024, 1024, i);
+	}
+	ASSERT_LT(0, hsm_submit(ctx));
+	ASSERT_EQ(0, read_str(SYSFS_DEV "/inflight", buf, sizeof(buf)));
+	busy = strtoul(buf, NULL, 10);
+	EXPECT_LT(0U, busy);
+	EXPECT_GE((unsigned int)N + 8, busy);
+	while (got < N) {
+		ASSERT_EQ(0, hsm_wait_cqe(ctx, &cqe, 60000));
+		EXPECT_EQ(0, cqe->status);
+		EXPECT_EQ(512U, cqe->len);
+		hsm_cqe_seen(ctx, cqe);
+		got++;
+	}
+	/* the hwrng may hold a command now and then: zero must show up */
+	end = now_ms() + 5000;
+	do {
+		ASSERT_EQ(0, read_str(SYSFS_DEV "/inflight", buf,
+				      sizeof(buf)));
+		if (!strcmp(buf, "0"))
+			break;
+		usleep(10000);
+	} while (now_ms() < end);
+	EXPECT_STREQ("0", buf);
+	EXPECT_EQ(0, hsm_key_destroy(ctx, h));
+	hsm_close(ctx);
+	hsm_close(c0);
+}
+
+/*
  * No process waits on a ring job with a timeout: the driver's watchdog must
  * fail jobs the card holds for longer than cmd_timeout_ms (by resetting
  * the controller) rather than leave them pending.  RSA-4096 signatures take
