@@ -671,7 +671,10 @@ static void hsm_cq_drain(struct hsm_cq *cq)
 
 static void hsm_cq_work(struct work_struct *work)
 {
+	/* Owners' callbacks expect softirq context at most, never less. */
+	local_bh_disable();
 	hsm_cq_drain(container_of(work, struct hsm_cq, work));
+	local_bh_enable();
 }
 
 /* The hardware queue has room or changed state: retry the backlog. */
@@ -1655,6 +1658,8 @@ void hsm_crypto_unregister(struct hsm_dev *hdev)
 		cancel_work_sync(&cq->work);
 		/* Report what the card completed before it went away. */
 		tasklet_kill(&cq->done_bh);
+		/* Callbacks run as they would from the tasklet. */
+		local_bh_disable();
 		hsm_cq_done_bh(&cq->done_bh);
 		spin_lock_irqsave(&cq->lock, flags);
 		cq->dead = true;
@@ -1666,6 +1671,7 @@ void hsm_crypto_unregister(struct hsm_dev *hdev)
 				hsm_creq_complete(r, -EINPROGRESS);
 			hsm_creq_complete(r, -ENODEV);
 		}
+		local_bh_enable();
 	}
 
 	mutex_lock(&hsm_cr_reg_lock);
