@@ -174,6 +174,9 @@ enum hsm_admin_opcode {
 	HSM_ADM_KEY_GET_ATTRS	= 0x17,	/* dst: struct hsm_key_attrs */
 	HSM_ADM_TOKEN_CREATE	= 0x18,	/* handle -> struct hsm_key_token */
 	HSM_ADM_TOKEN_OPEN	= 0x19,	/* struct hsm_key_token -> handle */
+	HSM_ADM_AUDIT_READ	= 0x1a,	/* qw[0]: first seq; dst: hdr + records */
+	HSM_ADM_AUDIT_PUBKEY	= 0x1b,	/* dst: DER SubjectPublicKeyInfo */
+	HSM_ADM_AUDIT_CHECKPOINT = 0x1c, /* result: seq of the signed record */
 };
 
 enum hsm_io_opcode {
@@ -362,6 +365,106 @@ struct hsm_key_attrs {
 	__le64	created;	/* seconds since the epoch, output only */
 	__le32	rsvd[8];	/* must be zero */
 	char	label[HSM_LABEL_LEN];	/* NUL padded */
+};
+
+/* ---- Audit log ---- */
+/*
+ * Audit log.  The card appends one struct hsm_audit_rec (256 bytes) for
+ * every management action and every custody denial.  Records carry
+ * consecutive sequence numbers and are hash chained: prev_hash of record n
+ * is SHA-256 over all 256 bytes of record n - 1 (32 zero bytes for the
+ * first record of a log, seq 0).  A checkpoint record (HSM_AUDIT_EV_CHECKPOINT)
+ * carries in sig[sig_len] an ECDSA P-256 / SHA-256 signature (DER) by the
+ * card audit key over its own bytes 0..HSM_AUDIT_SIGNED_LEN - 1, i.e. over
+ * its seq and the chain value of everything before it; the audit key's
+ * public half is read with HSM_ADM_AUDIT_PUBKEY.  Documentation/hsmcard/hw.rst
+ * has the exact rules a verifier applies.
+ *
+ * HSM_ADM_AUDIT_READ: qw[0] = first seq wanted; dst (dst_len >= 64 + 256,
+ * dst_len - 64 a multiple of 256) = struct hsm_audit_read_hdr followed by
+ * up to (dst_len - 64) / 256 records; result = records written.  A seq
+ * beyond last_seq + 1: INVALID_FIELD; a seq older than the oldest record
+ * the card still holds starts at the oldest (first_seq tells).
+ * HSM_ADM_AUDIT_PUBKEY: dst = DER SubjectPublicKeyInfo; result = length.
+ * HSM_ADM_AUDIT_CHECKPOINT: no fields; result = seq of the checkpoint.
+ */
+#define HSM_AUDIT_REC_SIZE	256
+#define HSM_AUDIT_SIGNED_LEN	144	/* bytes 0..143: up to sig_len */
+#define HSM_AUDIT_SIG_MAX	96
+#define HSM_AUDIT_HDR_SIZE	64
+#define HSM_AUDIT_NO_PART	0xffffffffu	/* card-wide record */
+
+enum hsm_audit_event {
+	HSM_AUDIT_EV_INIT		= 0x01,	/* new audit key: first start */
+	HSM_AUDIT_EV_START		= 0x02,	/* restart on a sealed store */
+	HSM_AUDIT_EV_CHECKPOINT		= 0x03,	/* signed record */
+	HSM_AUDIT_EV_LOG_DAMAGED	= 0x04,	/* start found the log damaged */
+	HSM_AUDIT_EV_TAMPER		= 0x05,
+	HSM_AUDIT_EV_KEY_GENERATE	= 0x10,
+	HSM_AUDIT_EV_KEY_IMPORT		= 0x11,
+	HSM_AUDIT_EV_KEY_UNWRAP		= 0x12,
+	HSM_AUDIT_EV_KEY_WRAP		= 0x13,	/* export, or denied export */
+	HSM_AUDIT_EV_KEY_DESTROY	= 0x14,
+	HSM_AUDIT_EV_TOKEN_CREATE	= 0x15,
+	HSM_AUDIT_EV_TOKEN_OPEN		= 0x16,	/* failures only */
+	HSM_AUDIT_EV_KEY_STATE		= 0x17,	/* reserved: lifecycle change */
+	HSM_AUDIT_EV_LOGIN		= 0x20,	/* reserved: roles and PINs */
+	HSM_AUDIT_EV_LOGIN_FAIL		= 0x21,	/* reserved */
+	HSM_AUDIT_EV_LOCKOUT		= 0x22,	/* reserved */
+	HSM_AUDIT_EV_UNLOCK		= 0x23,	/* reserved */
+	HSM_AUDIT_EV_LOGOUT		= 0x24,	/* reserved */
+	HSM_AUDIT_EV_PART_CREATE	= 0x28,	/* reserved: partitions */
+	HSM_AUDIT_EV_PART_DELETE	= 0x29,	/* reserved */
+	HSM_AUDIT_EV_PART_CHANGE	= 0x2a,	/* reserved */
+};
+
+/* HSM_AUDIT_EV_INIT detail */
+#define HSM_AUDIT_INIT_NEW	0	/* no log existed */
+#define HSM_AUDIT_INIT_REINIT	1	/* new key store, log continued */
+#define HSM_AUDIT_INIT_VOLATILE	2	/* card without a key store */
+
+/* HSM_AUDIT_EV_LOG_DAMAGED detail: what the start-up check found */
+#define HSM_AUDIT_DMG_MISSING	1	/* log absent, key store knows one */
+#define HSM_AUDIT_DMG_TORN	2	/* size not a multiple of 256 */
+#define HSM_AUDIT_DMG_SEQ	3	/* seq gap or reorder */
+#define HSM_AUDIT_DMG_CHAIN	4	/* prev_hash mismatch (edit) */
+#define HSM_AUDIT_DMG_SIG	5	/* bad checkpoint signature */
+#define HSM_AUDIT_DMG_SHORT	6	/* ends before the sealed head */
+#define HSM_AUDIT_DMG_HEAD	7	/* sealed head's hash differs */
+#define HSM_AUDIT_DMG_FORMAT	8	/* bad first record, reserved bits */
+
+struct hsm_audit_rec {
+	__le64	seq;
+	__le64	time_ns;	/* CLOCK_REALTIME, ns since the epoch */
+	__le16	event;		/* enum hsm_audit_event */
+	__le16	status;		/* HSM_SC_* outcome (success or denial) */
+	__le32	partition;	/* HSM_AUDIT_NO_PART if card-wide */
+	__le64	handle;		/* key the action is about, or 0 */
+	__le64	handle2;	/* KEK of wrap/unwrap, or 0 */
+	__le32	detail;		/* key events: type << 16 | bits */
+	__u8	opcode;		/* admin opcode that caused it, or 0 */
+	__u8	rsvd0[3];	/* zero */
+	char	label[HSM_LABEL_LEN];	/* key label, or event data */
+	__u8	prev_hash[32];	/* SHA-256 of the previous record */
+	__le16	sig_len;	/* checkpoints: bytes of sig[] */
+	__u8	rsvd1[14];	/* zero */
+	__u8	sig[HSM_AUDIT_SIG_MAX];	/* DER ECDSA signature, 0 padded */
+};
+
+/* HSM_ADM_AUDIT_READ header, at the start of dst */
+#define HSM_AUDIT_F_DAMAGED	0x1u	/* start-up found the log damaged */
+#define HSM_AUDIT_F_WRAPPED	0x2u	/* older records were dropped */
+#define HSM_AUDIT_F_NO_KEY	0x4u	/* tampered: no audit key */
+#define HSM_AUDIT_F_VOLATILE	0x8u	/* no key store: log in memory */
+
+struct hsm_audit_read_hdr {
+	__le64	first_seq;	/* seq of the first record that follows */
+	__le64	next_seq;	/* qw[0] of the next read */
+	__le64	last_seq;	/* newest record of the card */
+	__le64	oldest_seq;	/* oldest record the card still holds */
+	__le32	count;		/* records that follow */
+	__le32	flags;		/* HSM_AUDIT_F_* */
+	__u8	rsvd[24];
 };
 
 /* ---- Identify data (4096 bytes) ---- */

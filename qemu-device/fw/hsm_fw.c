@@ -156,6 +156,7 @@ struct hsm_fw *hsm_fw_new(const struct hsm_fw_config *cfg, char **errp)
 		hsm_set_err(errp, "RNG failure");
 		goto err;
 	}
+	hsm_audit_init(fw);
 	if (hsm_fw_keys_init(fw)) {
 		hsm_set_err(errp, "cannot allocate the key store");
 		goto err;
@@ -170,6 +171,11 @@ struct hsm_fw *hsm_fw_new(const struct hsm_fw_config *cfg, char **errp)
 		hsm_fw_free(fw);
 		return NULL;
 	}
+	if (hsm_audit_open(fw, errp)) {
+		hsm_fw_free(fw);
+		return NULL;
+	}
+	fw->started = true;
 	return fw;
 
 err:
@@ -182,8 +188,12 @@ void hsm_fw_free(struct hsm_fw *fw)
 {
 	if (!fw)
 		return;
+	/* seal the audit log's head: a clean stop covers every record */
+	if (fw->started && fw->ks_path && !hsm_fw_is_tampered(fw))
+		hsm_store_save(fw);
 	hsm_fw_keys_fini(fw);
 	hsm_store_close(fw);
+	hsm_audit_close(fw);
 	hsm_fw_free_algs(fw);
 	OPENSSL_cleanse(fw, sizeof(*fw));
 	free(fw);
@@ -195,6 +205,8 @@ void hsm_fw_tamper(struct hsm_fw *fw)
 	hsm_fw_keys_zeroize(fw);
 	hsm_store_zeroize(fw);
 	OPENSSL_cleanse(fw->token_key, sizeof(fw->token_key));
+	/* the log survives; its signing key goes with the master key */
+	hsm_audit_tamper(fw);
 	/* blobs sealed so far die; plain digests keep working */
 	if (hsm_hash_state_key_new(fw)) {
 		pthread_rwlock_wrlock(&fw->ks_lock);
@@ -527,10 +539,12 @@ out:
 uint16_t hsm_fw_admin(struct hsm_fw *fw, const struct hsm_fw_host *host,
 		      const struct hsm_sqe *sqe, uint64_t *result)
 {
+	struct hsm_audit_pre pre;
 	struct hsm_cmd c;
 	uint16_t st;
 
 	hsm_cmd_decode(&c, fw, host, sqe);
+	hsm_audit_pre(&c, &pre);
 	switch (c.opcode) {
 	case HSM_ADM_IDENTIFY:
 		st = hsm_adm_identify(&c);
@@ -574,10 +588,21 @@ uint16_t hsm_fw_admin(struct hsm_fw *fw, const struct hsm_fw_host *host,
 	case HSM_ADM_TOKEN_OPEN:
 		st = hsm_adm_token_open(&c);
 		break;
+	case HSM_ADM_AUDIT_READ:
+		st = hsm_adm_audit_read(&c);
+		break;
+	case HSM_ADM_AUDIT_PUBKEY:
+		st = hsm_adm_audit_pubkey(&c);
+		break;
+	case HSM_ADM_AUDIT_CHECKPOINT:
+		st = hsm_adm_audit_checkpoint(&c);
+		break;
 	default:
 		st = HSM_SC_INVALID_OPCODE;
 		break;
 	}
+	/* management actions and denials are on record before completion */
+	st = hsm_audit_cmd(&c, st, &pre);
 	/* BUFFER_TOO_SMALL reports the size needed; nothing else leaks out */
 	if (result)
 		*result = (st == HSM_SC_SUCCESS ||

@@ -119,6 +119,17 @@
  *                 HMAC-SHA-256(master key, label), so tokens survive a
  *                 restart on the same store; without a store it is random
  *                 per card instance.
+ *   AUDIT_READ    qw[0] = first seq; dst = struct hsm_audit_read_hdr and
+ *                 records, dst_len = 64 + n x 256 (n >= 1, <= max_xfer,
+ *                 else INVALID_LENGTH); seq > last + 1: INVALID_FIELD;
+ *                 result = records written.
+ *   AUDIT_PUBKEY  dst = DER SubjectPublicKeyInfo of the audit key (P-256);
+ *                 TAMPERED while the card has none.
+ *   AUDIT_CHECKPOINT  no fields; result = seq of the signed record.
+ *   Every key and token command above is recorded in the audit log when
+ *   it succeeds or is refused for a custody reason, before it completes;
+ *   if the record cannot be written the command fails with INTERNAL (and a
+ *   key it created is taken back).  See hsm_fw_audit.c and hw.rst.
  *
  * I/O queues (handle = key; uses checked on every command):
  *   ENCRYPT/DECRYPT (USE_ENCRYPT / USE_DECRYPT)
@@ -184,7 +195,9 @@
  * state key replaced (older blobs: INVALID_STATE); afterwards every command
  * that names or creates a key (HMAC hashes, tokens included) returns
  * HSM_SC_TAMPERED.  IDENTIFY, queue management, GET_RANDOM, DIGEST and
- * plain multi-part digests keep working.
+ * plain multi-part digests keep working.  The audit log survives: tamper
+ * is recorded and signed, then the audit key is wiped; the next start on
+ * the wiped store makes a new key and continues the chain.
  *
  * Partitions: the key's partition is part of its handle (see above).  The
  * card checks that both keys of WRAP/UNWRAP share a partition; which
@@ -198,7 +211,8 @@ struct hsm_fw;
  * struct hsm_fw_config - static configuration of one card
  * @serial:        serial number reported by IDENTIFY (copied)
  * @keystore_path: backing file of the persistent key store, or NULL (no
- *                 persistent keys); "<path>.mk" holds its master key
+ *                 persistent keys, audit log in memory); "<path>.mk" holds
+ *                 its master key, "<path>.audit" the audit log
  * @max_ioq:       I/O queue pairs the card offers (1..HSM_MAX_IOQ)
  * @max_qsize:     entries per queue (HSM_MIN_QSIZE..HSM_MAX_QSIZE)
  * @max_keys:      key store capacity
@@ -254,6 +268,12 @@ uint16_t hsm_fw_io(struct hsm_fw *fw, const struct hsm_fw_host *host,
 /* Tamper: zeroize all keys and master key; key commands then fail. */
 void hsm_fw_tamper(struct hsm_fw *fw);
 bool hsm_fw_tampered(const struct hsm_fw *fw);
+
+/*
+ * HSM_AUDIT_F_* state of the audit log (DAMAGED: the start-up check found
+ * the log damaged), for the device's health reporting.
+ */
+uint32_t hsm_fw_audit_flags(struct hsm_fw *fw);
 
 /* Human readable name of a status code, for logs and tests. */
 const char *hsm_fw_status_str(uint16_t status);

@@ -125,6 +125,30 @@ struct hsm_fw {
 	uint8_t state_key[32];
 	uint32_t state_salt;
 	uint64_t state_nonce;		/* atomic */
+
+	/*
+	 * Audit log (hsm_fw_audit.c); every au_* field is protected by
+	 * au_lock.  au_fd >= 0: the log is the file au_path, else the
+	 * in-memory ring au_ring.  au_next is the seq of the next record and
+	 * au_hash the chain value (SHA-256 of the last record).  au_head_*
+	 * is what the sealed store said at start (au_head_next 0: nothing).
+	 */
+	bool started;			/* hsm_fw_new() succeeded */
+	pthread_mutex_t au_lock;
+	EVP_PKEY *au_key;
+	uint8_t au_key_id[32];		/* SHA-256 of the DER public key */
+	char *au_path;
+	int au_fd;
+	uint64_t au_next;
+	uint64_t au_oldest;
+	uint8_t au_hash[32];
+	unsigned int au_since_ckpt;
+	uint32_t au_flags;		/* HSM_AUDIT_F_* */
+	struct hsm_audit_rec *au_ring;
+	struct hsm_audit_seg *au_segs;	/* file: seq runs, see .c */
+	unsigned int au_nsegs;
+	uint64_t au_head_next;
+	uint8_t au_head_hash[32];
 };
 
 /* A decoded submission entry plus where its results go. */
@@ -216,6 +240,32 @@ uint16_t hsm_adm_key_get_attrs(struct hsm_cmd *c);
 uint16_t hsm_adm_token_create(struct hsm_cmd *c);
 uint16_t hsm_adm_token_open(struct hsm_cmd *c);
 int hsm_token_key_init(struct hsm_fw *fw);
+
+/* audit log (hsm_fw_audit.c) */
+struct hsm_audit_pre {
+	bool have;
+	uint32_t partition;
+	uint32_t detail;
+	char label[HSM_LABEL_LEN];
+};
+
+void hsm_audit_init(struct hsm_fw *fw);
+int hsm_audit_open(struct hsm_fw *fw, char **errp);
+void hsm_audit_close(struct hsm_fw *fw);
+void hsm_audit_tamper(struct hsm_fw *fw);
+void hsm_audit_pre(struct hsm_cmd *c, struct hsm_audit_pre *pre);
+uint16_t hsm_audit_cmd(struct hsm_cmd *c, uint16_t st,
+		       const struct hsm_audit_pre *pre);
+uint16_t hsm_adm_audit_read(struct hsm_cmd *c);
+uint16_t hsm_adm_audit_pubkey(struct hsm_cmd *c);
+uint16_t hsm_adm_audit_checkpoint(struct hsm_cmd *c);
+/* sealed store section: snapshot for a save, adopt what a load found */
+int hsm_audit_store_get(struct hsm_fw *fw, unsigned char **der,
+			size_t *der_len, uint64_t *head_next,
+			uint8_t *head_hash);
+int hsm_audit_store_set(struct hsm_fw *fw, const uint8_t *der,
+			size_t der_len, uint64_t head_next,
+			const uint8_t *head_hash);
 
 /* crypto on I/O queues (hsm_fw_crypto.c) */
 uint16_t hsm_io_cipher(struct hsm_cmd *c, bool encrypt);

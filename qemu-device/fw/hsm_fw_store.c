@@ -8,7 +8,8 @@
  *
  * File layout (all integers little endian):
  *   0  "HSMKSTOR"          magic
- *   8  le32 version (1)
+ *   8  le32 version (2; version 1 files, without the audit section,
+ *                           are still read)
  *  12  card_id[16]         the card's identity, kept across restarts
  *  28  nonce[12]           fresh for every write
  *  40  le32 n              length of the sealed payload
@@ -16,7 +17,11 @@
  *  44+n tag[16]            GCM tag over bytes 0..43 (AAD) and the payload
  * Payload: le32 count, then per key: struct hsm_key_attrs (handle, type,
  * bits, uses, flags, partition, created, label), le32 m, m bytes of key
- * material (raw AES/HMAC bytes or DER PKCS#8 PrivateKeyInfo).
+ * material (raw AES/HMAC bytes or DER PKCS#8 PrivateKeyInfo).  Version 2
+ * appends the audit section: le32 a, a bytes of the card audit key (DER
+ * PKCS#8, a = 0 before it exists), le64 head_next, head_hash[32]: the
+ * audit log holds at least head_next records and the last of them hashes
+ * to head_hash (see hsm_fw_audit.c).  The audit key exists nowhere else.
  *
  * Every write goes to "<path>.tmp", is fsync()ed, renamed over the file
  * and the directory is fsync()ed, so a crash leaves the old or the new
@@ -41,7 +46,8 @@
 #include "hsm_fw_int.h"
 
 #define HSM_KS_MAGIC		"HSMKSTOR"
-#define HSM_KS_VERSION		1
+#define HSM_KS_VERSION		2
+#define HSM_KS_VERSION_V1	1
 #define HSM_KS_HDR		44
 #define HSM_KS_TAG		16
 #define HSM_KS_MAX_FILE		(64u << 20)
@@ -213,7 +219,7 @@ static void hsm_sbuf_add(struct hsm_sbuf *b, const void *data, size_t len)
 	size_t ncap;
 	uint8_t *np;
 
-	if (b->oom)
+	if (b->oom || !len)
 		return;
 	if (b->len + len > b->cap) {
 		ncap = (b->len + len) * 2 + 256;
@@ -244,6 +250,10 @@ uint16_t hsm_store_save(struct hsm_fw *fw)
 {
 	struct hsm_sbuf b = { 0 };
 	struct hsm_key_attrs a;
+	unsigned char *akey = NULL;
+	size_t akey_len = 0;
+	uint64_t head_next = 0, le64;
+	uint8_t head_hash[32];
 	uint8_t *file = NULL, nonce[12];
 	uint32_t count = 0, le;
 	uint16_t st = HSM_SC_INTERNAL;
@@ -252,6 +262,9 @@ uint16_t hsm_store_save(struct hsm_fw *fw)
 
 	if (!fw->ks_path)
 		return HSM_SC_SUCCESS;
+	/* taken before store_lock: a checkpoint saves without au_lock held */
+	if (hsm_audit_store_get(fw, &akey, &akey_len, &head_next, head_hash))
+		return HSM_SC_INTERNAL;
 	pthread_mutex_lock(&fw->store_lock);
 	if (hsm_fw_is_tampered(fw)) {
 		st = HSM_SC_TAMPERED;
@@ -279,6 +292,12 @@ uint16_t hsm_store_save(struct hsm_fw *fw)
 		count++;
 	}
 	pthread_rwlock_unlock(&fw->ks_lock);
+	le = htole32(akey_len);
+	hsm_sbuf_add(&b, &le, sizeof(le));
+	hsm_sbuf_add(&b, akey, akey_len);
+	le64 = htole64(head_next);
+	hsm_sbuf_add(&b, &le64, sizeof(le64));
+	hsm_sbuf_add(&b, head_hash, sizeof(head_hash));
 	if (b.oom)
 		goto out;
 	le = htole32(count);
@@ -302,6 +321,8 @@ uint16_t hsm_store_save(struct hsm_fw *fw)
 out:
 	pthread_mutex_unlock(&fw->store_lock);
 	OPENSSL_clear_free(b.p, b.cap);
+	if (akey)
+		OPENSSL_clear_free(akey, akey_len);
 	free(file);
 	return st;
 }
@@ -309,11 +330,15 @@ out:
 /* ---- load ---- */
 
 /* Parse every key first; the store only changes if all of them are good. */
-static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len)
+static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len,
+			   bool v1)
 {
 	struct hsm_key **all, *k;
 	struct hsm_key_attrs a;
-	uint32_t count, mlen, i, n = 0;
+	uint32_t count, mlen, i, n = 0, alen = 0;
+	uint64_t head_next = 0;
+	const uint8_t *akey = NULL, *head_hash = NULL;
+	static const uint8_t zero[32];
 	size_t off = 4;
 	int ret = -1;
 
@@ -353,7 +378,24 @@ static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len)
 			goto out;
 		off += mlen;
 	}
-	if (off != len)
+	if (!v1) {
+		if (len - off < 4)
+			goto out;
+		memcpy(&alen, p + off, 4);
+		alen = le32toh(alen);
+		off += 4;
+		if (len - off < (size_t)alen + 40)
+			goto out;
+		akey = p + off;
+		off += alen;
+		memcpy(&head_next, p + off, 8);
+		head_next = le64toh(head_next);
+		head_hash = p + off + 8;
+		off += 40;
+	}
+	if (off != len ||
+	    hsm_audit_store_set(fw, akey, alen, head_next,
+				head_hash ? head_hash : zero))
 		goto out;
 	for (i = 0; i < n; i++) {
 		if (hsm_key_insert_at(fw, all[i])) {
@@ -377,6 +419,7 @@ static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
 	uint32_t ver, plen;
 	uint8_t *plain;
 	int ret;
+	bool v1;
 
 	if (flen < HSM_KS_HDR + HSM_KS_TAG || memcmp(file, HSM_KS_MAGIC, 8)) {
 		hsm_store_err(errp, "not a key store", fw->ks_path);
@@ -384,7 +427,8 @@ static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
 	}
 	memcpy(&ver, file + 8, 4);
 	memcpy(&plen, file + 40, 4);
-	if (le32toh(ver) != HSM_KS_VERSION ||
+	v1 = le32toh(ver) == HSM_KS_VERSION_V1;
+	if ((le32toh(ver) != HSM_KS_VERSION && !v1) ||
 	    (size_t)le32toh(plen) != flen - HSM_KS_HDR - HSM_KS_TAG) {
 		hsm_store_err(errp, "bad version or length (torn file?)",
 			      fw->ks_path);
@@ -403,7 +447,7 @@ static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
 		OPENSSL_clear_free(plain, plen ? plen : 1);
 		return -1;
 	}
-	ret = hsm_store_parse(fw, plain, plen);
+	ret = hsm_store_parse(fw, plain, plen, v1);
 	OPENSSL_clear_free(plain, plen ? plen : 1);
 	if (ret) {
 		hsm_store_err(errp, "malformed contents", fw->ks_path);

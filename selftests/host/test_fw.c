@@ -34,10 +34,11 @@
 #include <openssl/x509.h>
 
 #include "fakehost.h"
+#include "test_fw.h"
 
 #define MAX_KEYS	256
 
-static struct fakehost fh;
+struct fakehost fh;
 static struct hsm_fw *fw;
 static struct hsm_fw_config cfg = {
 	.serial = "HSMTEST000000042",
@@ -51,7 +52,7 @@ static int n_pass, n_fail;
 
 /* ---- reporting ---- */
 
-static bool check(bool cond, const char *fmt, ...)
+bool check(bool cond, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -67,7 +68,7 @@ static bool check(bool cond, const char *fmt, ...)
 	return cond;
 }
 
-static bool check_st(uint16_t got, uint16_t want, const char *fmt, ...)
+bool check_st(uint16_t got, uint16_t want, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -563,8 +564,8 @@ static void test_identify(void)
 	sqe_init(&s, 0x8a);
 	check_st(hsm_fw_io(fw, &fh.host, &s, &res), HSM_SC_INVALID_OPCODE,
 		 "I/O opcode 0x8a");
-	sqe_init(&s, 0x1a);
-	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_OPCODE, "admin opcode 0x1a");
+	sqe_init(&s, 0x1f);
+	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_OPCODE, "admin opcode 0x1f");
 	sqe_init(&s, 0);
 	check_st(hsm_fw_io(fw, &fh.host, &s, &res), HSM_SC_INVALID_OPCODE,
 		 "I/O opcode 0");
@@ -2424,6 +2425,8 @@ out:
 	unlink(path);
 	unlink(mk);
 	unlink(tmp);
+	snprintf(tmp, sizeof(tmp), "%s/keys.audit", dir);
+	unlink(tmp);
 	rmdir(dir);
 }
 
@@ -2476,6 +2479,18 @@ static void fz_trim(struct hsm_sqe *s)
 	case HSM_IO_DIGEST:
 		handle = false;
 		break;
+	case HSM_ADM_AUDIT_READ:
+		src = handle = mech = false;
+		cdw = true;	/* qw[0]: a seq near the log's */
+		s->qw[0] = htole64(le64toh(s->qw[0]) & 0x3ff);
+		s->cdw[2] = s->cdw[3] = 0;
+		break;
+	case HSM_ADM_AUDIT_PUBKEY:
+		src = handle = mech = false;
+		break;
+	case HSM_ADM_AUDIT_CHECKPOINT:
+		src = dst = handle = mech = false;
+		break;
 	case HSM_IO_MAC:
 	case HSM_IO_MAC_VERIFY:
 		break;
@@ -2522,6 +2537,8 @@ static void test_fuzz(void)
 		HSM_IO_DIGEST, HSM_IO_MAC, HSM_IO_MAC_VERIFY, HSM_IO_SIGN,
 		HSM_IO_VERIFY, HSM_IO_GET_RANDOM, HSM_IO_HASH_UPDATE,
 		HSM_IO_HASH_FINAL, HSM_ADM_TOKEN_CREATE, HSM_ADM_TOKEN_OPEN,
+		HSM_ADM_AUDIT_READ, HSM_ADM_AUDIT_PUBKEY,
+		HSM_ADM_AUDIT_CHECKPOINT,
 	};
 	static const uint16_t mechs[] = {
 		1, 2, 3, 4, 5, 8, 16, 17, 18, 24, 25, 26, 32, 33, 34, 35, 40,
@@ -3933,6 +3950,10 @@ out:
 	unlink(path2);
 	snprintf(path2, sizeof(path2), "%s/keys.mk", dir);
 	unlink(path2);
+	snprintf(path2, sizeof(path2), "%s/keys.audit", dir);
+	unlink(path2);
+	snprintf(path2, sizeof(path2), "%s/other.audit", dir);
+	unlink(path2);
 	rmdir(dir);
 }
 
@@ -4085,6 +4106,8 @@ int main(void)
 	test_tokens();
 	fh_reset(&fh);
 	test_fuzz();
+	fh_reset(&fh);
+	test_audit(&cfg);
 	fh_reset(&fh);
 	test_concurrency();
 	hsm_fw_free(fw);

@@ -448,7 +448,9 @@ for spec in $KERNELS; do
 	# A fresh sealed key store per boot: persistent keys and key tokens
 	# work, and no state leaks from one run into the next.
 	keystore=$BUILD/vm-$kver-$MODE.keystore
-	rm -f "$keystore" "$keystore.mk"
+	# a fresh card each run: key store, master key, audit log (and copies
+	# of a damaged log the card set aside)
+	rm -f "$keystore" "$keystore.mk" "$keystore.audit" "$keystore.audit".*
 	[ "$NO_CARD" = 1 ] || args+=(-device "hsmcard,keystore=$keystore")
 	# shellcheck disable=SC2206
 	[ -z "$EXTRA_ARGS" ] || args+=($EXTRA_ARGS)

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * What the host unit tests of the firmware core share across files:
+ * the fake host and the TAP reporting of test_fw.c.
+ *
+ * Copyright (C) 2026 The hsmcard authors
+ */
+#ifndef HSM_TEST_FW_H
+#define HSM_TEST_FW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fakehost.h"
+
+extern struct fakehost fh;
+
+bool check(bool cond, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+bool check_st(uint16_t got, uint16_t want, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* test_fw_audit.c: the audit log, on cards configured like @base */
+void test_audit(const struct hsm_fw_config *base);
+
+#endif /* HSM_TEST_FW_H */
