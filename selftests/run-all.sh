@@ -3,9 +3,10 @@
 #
 # What `make check` runs: host unit tests, then QEMU with the card, the module
 # for each kernel, the guest tests and the VM runs on Debian's 6.1 and 6.12
-# (KERNELS="6.1 6.12").  `make check-debug` passes KERNELS="6.1 6.12
-# 6.12-debug": the debug kernel is then built (or taken from the cache)
-# after QEMU and the suite runs on it too.
+# (KERNELS="6.1 6.12"), then the card's crash-consistency test (QEMU killed
+# while it creates keys, selftests/vm/crash-keys.sh).  `make check-debug`
+# passes KERNELS="6.1 6.12 6.12-debug": the debug kernel is then built (or
+# taken from the cache) after QEMU and the suite runs on it too.
 # Prints a summary and, as the very last line, "N passed, N failed" (host and
 # guest test counts; a stage that cannot run, a kernel-log problem or a
 # crashed or hung guest counts as a failure).  Exits non-zero on any failure.
@@ -95,6 +96,19 @@ if [ $qemu_ok -eq 0 ]; then
 		note "vm" "$p" "$f"
 	else
 		note "vm" 0 1
+	fi
+
+	stage "card crash consistency (selftests/vm/crash-keys.sh)"
+	log=$BUILD/check-crash.log
+	"$TOP/selftests/vm/crash-keys.sh" --rounds 2 2>&1 | tee "$log"
+	rc=$?
+	counts=$(last_counts "$log")
+	if [ -n "$counts" ]; then
+		read -r p f <<<"$counts"
+		[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+		note "crash consistency" "$p" "$f"
+	else
+		note "crash consistency" 0 1
 	fi
 else
 	echo "run-all: no QEMU, VM tests not run"

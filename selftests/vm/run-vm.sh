@@ -55,7 +55,8 @@ Options:
 Environment: BUILD (default \$TOP/build), QEMU (QEMU binary; default:
 qemu-device/build-qemu.sh --print-path), HSMVM_QEMU_ARGS (extra QEMU
 arguments, split at white space), HSMVM_LOG_ALLOW (extended regex of
-kernel-log lines that do not fail the run).
+kernel-log lines that do not fail the run), HSMVM_KEYSTORE (the card's
+key store file, kept across runs; default: a fresh one per boot).
 
 Logs: \$BUILD/vm-<kver>.log (serial console: kernel log and test output),
 \$BUILD/vm-<kver>.results (TAP output and dmesg as seen by the harness).
@@ -447,10 +448,16 @@ for spec in $KERNELS; do
 	      -device "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot")
 	# A fresh sealed key store per boot: persistent keys and key tokens
 	# work, and no state leaks from one run into the next.
+	# The card's whole state goes: key store, master key, audit log (and
+	# copies of a damaged log the card set aside).  HSMVM_KEYSTORE names
+	# a key store to keep instead (the crash-consistency test).
 	keystore=$BUILD/vm-$kver-$MODE.keystore
-	# a fresh card each run: key store, master key, audit log (and copies
-	# of a damaged log the card set aside)
-	rm -f "$keystore" "$keystore.mk" "$keystore.audit" "$keystore.audit".*
+	if [ -n "${HSMVM_KEYSTORE:-}" ]; then
+		keystore=$HSMVM_KEYSTORE
+	else
+		rm -f "$keystore" "$keystore.mk" "$keystore.audit" \
+			"$keystore.audit".*
+	fi
 	[ "$NO_CARD" = 1 ] || args+=(-device "hsmcard,keystore=$keystore")
 	# shellcheck disable=SC2206
 	[ -z "$EXTRA_ARGS" ] || args+=($EXTRA_ARGS)
