@@ -17,7 +17,7 @@ KSRC		:= $(BUILD)/linux-src
 
 export TOP BUILD KDIR_61 KDIR_612 KSRC
 
-.PHONY: all module modules-all user install qemu check check-debug check-host check-vm check-crash \
+.PHONY: all module modules-all user install qemu check check-debug check-host check-vm check-crash check-tamper \
 	debug-kernel demo \
 	checkpatch bench-engine clean help ksrc-files deps vm-tests
 
@@ -29,12 +29,13 @@ help:
 	@echo "make install       libhsmcard, its headers and pkg-config file, hsmctl (PREFIX, DESTDIR)"
 	@echo "make qemu          build QEMU with the hsmcard device (cached)"
 	@echo "make deps          install the Debian packages everything needs (root)"
-	@echo "make check         host tests + VM tests on 6.1 and 6.12 + crash test (CI)"
+	@echo "make check         host tests + VM tests on 6.1 and 6.12 + crash and tamper tests (CI)"
 	@echo "make check-debug   the same plus the VM tests on the 6.12 debug kernel"
 	@echo "make debug-kernel  build the debug kernel (KASAN, lockdep...; cached)"
 	@echo "make check-host    firmware-core unit tests on the host"
 	@echo "make check-vm      VM tests only (KERNELS=\"6.1 6.12 6.12-debug\" T=<test>)"
 	@echo "make check-crash   kill QEMU while keys are created; all acknowledged keys must survive"
+	@echo "make check-tamper  tamper the card while dm-crypt writes through it"
 	@echo "make demo          boot a guest with the card and show it working"
 	@echo "make checkpatch    checkpatch.pl --strict over driver/ and uapi/"
 	@echo "make bench-engine  firmware-core raw rate beside host OpenSSL"
@@ -152,6 +153,11 @@ check-vm: ksrc-files qemu vm-tests
 check-crash: ksrc-files qemu user
 	$(TOP)/selftests/vm/build-modules.sh --kernels 6.12
 	$(TOP)/selftests/vm/crash-keys.sh
+
+# Tamper raised from the QEMU monitor while dm-crypt writes through the card.
+check-tamper: ksrc-files qemu user
+	$(TOP)/selftests/vm/build-modules.sh --kernels 6.12
+	$(TOP)/selftests/vm/tamper-io.sh
 
 # check: Debian's two kernels (what CI runs); check-debug: a third VM run on
 # the debug kernel, built (or taken from the cache) on the way.

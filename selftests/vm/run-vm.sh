@@ -458,7 +458,7 @@ for spec in $KERNELS; do
 		rm -f "$keystore" "$keystore.mk" "$keystore.audit" \
 			"$keystore.audit".*
 	fi
-	[ "$NO_CARD" = 1 ] || args+=(-device "hsmcard,keystore=$keystore")
+	[ "$NO_CARD" = 1 ] || args+=(-device "hsmcard,id=hsm0,keystore=$keystore")
 	# shellcheck disable=SC2206
 	[ -z "$EXTRA_ARGS" ] || args+=($EXTRA_ARGS)
 
