@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Tamper while the card works: boots a 6.12 guest running
-# selftests/vm/tamper/guest.sh, which writes a dm-crypt volume on the card
-# and prints TAMPER-NOW; the host then sets the card's "tamper" property
+# selftests/vm/tamper/guest.sh, which writes a dm-crypt volume on the card,
+# streams TCP through an ESP tunnel on the card and prints TAMPER-NOW; the host then sets the card's "tamper" property
 # through QMP (as an operator would from the QEMU monitor).  The guest
 # checks that I/O fails cleanly and promptly, that key operations are
 # refused, and that the driver reports the event (sysfs state, kernel log,

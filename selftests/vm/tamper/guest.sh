@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Guest half of the tamper test (see tamper-io.sh): with a dm-crypt volume
-# on the card being written and a netlink monitor listening, print
+# on the card being written, a TCP stream going through an ESP tunnel on
+# the card and a netlink monitor listening, print
 # TAMPER-NOW and let the host raise the card's tamper event through the
 # QEMU monitor; then check that everything fails cleanly and the driver
 # reports it and stays.  Prints TAP lines and "tamper: N passed, N failed".
@@ -71,6 +72,54 @@ writer=$!
 check "the volume is written through the card" \
 	wait_for 60 test -s "$tmp/dd.passes"
 
+# An ESP tunnel between two namespaces, rfc4106(gcm(aes)) on the card (the
+# crypto API's choice: xfrm cannot pin a driver; the IPsec test checks it),
+# with a TCP stream through it that the tamper interrupts.
+modprobe -q -a veth xfrm_user xfrm_algo esp4 seqiv 2>/dev/null
+ip netns add tpa && ip netns add tpb &&
+ip link add tva netns tpa type veth peer name tvb netns tpb &&
+ip -n tpa addr add 10.78.0.1/24 dev tva && ip -n tpa link set tva up &&
+ip -n tpb addr add 10.78.0.2/24 dev tvb && ip -n tpb link set tvb up &&
+ip -n tpa link set lo up && ip -n tpb link set lo up
+for ns in tpa tpb; do
+	ip -n $ns xfrm state add src 10.78.0.1 dst 10.78.0.2 proto esp \
+		spi 0x2001 reqid 1 mode tunnel aead 'rfc4106(gcm(aes))' \
+		0x00112233445566778899aabbccddeeff01020304 128
+	ip -n $ns xfrm state add src 10.78.0.2 dst 10.78.0.1 proto esp \
+		spi 0x2002 reqid 2 mode tunnel aead 'rfc4106(gcm(aes))' \
+		0xffeeddccbbaa99887766554433221100a1a2a3a4 128
+done
+ip -n tpa xfrm policy add src 10.78.0.1/32 dst 10.78.0.2/32 dir out \
+	tmpl src 10.78.0.1 dst 10.78.0.2 proto esp reqid 1 mode tunnel
+ip -n tpa xfrm policy add src 10.78.0.2/32 dst 10.78.0.1/32 dir in \
+	tmpl src 10.78.0.2 dst 10.78.0.1 proto esp reqid 2 mode tunnel
+ip -n tpb xfrm policy add src 10.78.0.2/32 dst 10.78.0.1/32 dir out \
+	tmpl src 10.78.0.2 dst 10.78.0.1 proto esp reqid 2 mode tunnel
+ip -n tpb xfrm policy add src 10.78.0.1/32 dst 10.78.0.2/32 dir in \
+	tmpl src 10.78.0.1 dst 10.78.0.2 proto esp reqid 1 mode tunnel
+check "ping through the ESP tunnel before the tamper" \
+	ip netns exec tpa busybox ping -q -c 2 -W 5 10.78.0.2
+ip netns exec tpb timeout 300 socat -u TCP-LISTEN:5002,reuseaddr \
+	OPEN:/dev/null 2>/dev/null &
+sink=$!
+ip netns exec tpa timeout 300 socat -u OPEN:/dev/zero \
+	TCP:10.78.0.2:5002,retry=60,interval=0.5 2>/dev/null &
+source=$!
+esp_bytes() {
+	ip -n tpb -s xfrm state get src 10.78.0.1 dst 10.78.0.2 proto esp \
+		spi 0x2001 | sed -n 's/^[[:space:]]*\([0-9][0-9]*\)(bytes).*/\1/p'
+}
+esp_flowing() {
+	[ "$(esp_bytes)" -gt 100000 ] 2>/dev/null
+}
+check "a TCP stream flows through the tunnel" wait_for 60 esp_flowing
+card_esp() {
+	grep -h '^rfc4106-gcm-aes-hsmcard ' /sys/kernel/debug/hsmcard/*/crypto |
+		awk '{ n += $3 } END { print n + 0 }'
+}
+check "the card's rfc4106 does the ESP work ($(card_esp) requests)" \
+	[ "$(card_esp)" -gt 100 ]
+
 echo "TAMPER-NOW"
 check "sysfs state becomes tampered" \
 	wait_for 60 grep -qx tampered "$SYSFS/state"
@@ -88,6 +137,17 @@ rc=$?
 check "key generation is refused (exit status $rc)" [ $rc -eq 3 ]
 check "hsmctl info reports the state" \
 	sh -c "'$HSMCTL' info | grep -qi tampered"
+
+b1=$(esp_bytes)
+sleep 3
+b2=$(esp_bytes)
+check "the ESP stream stops after the tamper ($b1 -> $b2 bytes)" [ "$b1" = "$b2" ]
+check "ping through the tunnel now fails, promptly" \
+	timeout 20 sh -c "! ip netns exec tpa busybox ping -q -c 2 -W 2 10.78.0.2"
+kill "$source" "$sink" 2>/dev/null
+wait "$source" "$sink" 2>/dev/null
+check "the SAs and namespaces can be removed" \
+	timeout 60 sh -c "ip -n tpa xfrm state flush && ip -n tpb xfrm state flush && ip netns del tpa && ip netns del tpb"
 
 check "the module stays loaded" grep -q '^hsmcard ' /proc/modules
 check "/dev/hsmcard0 stays" test -c /dev/hsmcard0
