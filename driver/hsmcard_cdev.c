@@ -11,8 +11,10 @@
  * Copyright (C) 2026 The hsmcard authors
  */
 
+#include <linux/build_bug.h>
 #include <linux/capability.h>
 #include <linux/fs.h>
+#include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
@@ -443,6 +445,305 @@ static int hsm_ioc_token_destroy(struct hsm_dev *hdev, void __user *argp)
 	return hsm_token_destroy(hdev, tk.token);
 }
 
+/* ---- audit log ---- */
+
+/*
+ * HSMCARD_IOC_AUDIT_READ hands the card's records to user space unchanged:
+ * the UAPI record must be the hardware record, field by field, and the
+ * UAPI's event and flag numbers the card's (enumerations compare as ints).
+ */
+#define HSM_AUDIT_SAME(uapi, hw) static_assert((int)(uapi) == (int)(hw))
+
+static_assert(sizeof(struct hsmcard_audit_rec) == HSM_AUDIT_REC_SIZE);
+static_assert(sizeof(struct hsm_audit_rec) == HSM_AUDIT_REC_SIZE);
+static_assert(sizeof(struct hsm_audit_read_hdr) == HSM_AUDIT_HDR_SIZE);
+static_assert(HSMCARD_AUDIT_REC_SIZE == HSM_AUDIT_REC_SIZE);
+static_assert(HSMCARD_AUDIT_SIGNED_LEN == HSM_AUDIT_SIGNED_LEN);
+static_assert(HSMCARD_AUDIT_SIG_MAX == HSM_AUDIT_SIG_MAX);
+static_assert(HSMCARD_AUDIT_NO_PART == HSM_AUDIT_NO_PART);
+static_assert(offsetof(struct hsmcard_audit_rec, seq) ==
+	      offsetof(struct hsm_audit_rec, seq));
+static_assert(sizeof_field(struct hsmcard_audit_rec, seq) ==
+	      sizeof_field(struct hsm_audit_rec, seq));
+static_assert(offsetof(struct hsmcard_audit_rec, time_ns) ==
+	      offsetof(struct hsm_audit_rec, time_ns));
+static_assert(sizeof_field(struct hsmcard_audit_rec, time_ns) ==
+	      sizeof_field(struct hsm_audit_rec, time_ns));
+static_assert(offsetof(struct hsmcard_audit_rec, event) ==
+	      offsetof(struct hsm_audit_rec, event));
+static_assert(sizeof_field(struct hsmcard_audit_rec, event) ==
+	      sizeof_field(struct hsm_audit_rec, event));
+static_assert(offsetof(struct hsmcard_audit_rec, status) ==
+	      offsetof(struct hsm_audit_rec, status));
+static_assert(sizeof_field(struct hsmcard_audit_rec, status) ==
+	      sizeof_field(struct hsm_audit_rec, status));
+static_assert(offsetof(struct hsmcard_audit_rec, partition) ==
+	      offsetof(struct hsm_audit_rec, partition));
+static_assert(sizeof_field(struct hsmcard_audit_rec, partition) ==
+	      sizeof_field(struct hsm_audit_rec, partition));
+static_assert(offsetof(struct hsmcard_audit_rec, handle) ==
+	      offsetof(struct hsm_audit_rec, handle));
+static_assert(sizeof_field(struct hsmcard_audit_rec, handle) ==
+	      sizeof_field(struct hsm_audit_rec, handle));
+static_assert(offsetof(struct hsmcard_audit_rec, handle2) ==
+	      offsetof(struct hsm_audit_rec, handle2));
+static_assert(sizeof_field(struct hsmcard_audit_rec, handle2) ==
+	      sizeof_field(struct hsm_audit_rec, handle2));
+static_assert(offsetof(struct hsmcard_audit_rec, detail) ==
+	      offsetof(struct hsm_audit_rec, detail));
+static_assert(sizeof_field(struct hsmcard_audit_rec, detail) ==
+	      sizeof_field(struct hsm_audit_rec, detail));
+static_assert(offsetof(struct hsmcard_audit_rec, opcode) ==
+	      offsetof(struct hsm_audit_rec, opcode));
+static_assert(sizeof_field(struct hsmcard_audit_rec, opcode) ==
+	      sizeof_field(struct hsm_audit_rec, opcode));
+static_assert(offsetof(struct hsmcard_audit_rec, rsvd0) ==
+	      offsetof(struct hsm_audit_rec, rsvd0));
+static_assert(sizeof_field(struct hsmcard_audit_rec, rsvd0) ==
+	      sizeof_field(struct hsm_audit_rec, rsvd0));
+static_assert(offsetof(struct hsmcard_audit_rec, label) ==
+	      offsetof(struct hsm_audit_rec, label));
+static_assert(sizeof_field(struct hsmcard_audit_rec, label) ==
+	      sizeof_field(struct hsm_audit_rec, label));
+static_assert(offsetof(struct hsmcard_audit_rec, prev_hash) ==
+	      offsetof(struct hsm_audit_rec, prev_hash));
+static_assert(sizeof_field(struct hsmcard_audit_rec, prev_hash) ==
+	      sizeof_field(struct hsm_audit_rec, prev_hash));
+static_assert(offsetof(struct hsmcard_audit_rec, sig_len) ==
+	      offsetof(struct hsm_audit_rec, sig_len));
+static_assert(sizeof_field(struct hsmcard_audit_rec, sig_len) ==
+	      sizeof_field(struct hsm_audit_rec, sig_len));
+static_assert(offsetof(struct hsmcard_audit_rec, rsvd1) ==
+	      offsetof(struct hsm_audit_rec, rsvd1));
+static_assert(sizeof_field(struct hsmcard_audit_rec, rsvd1) ==
+	      sizeof_field(struct hsm_audit_rec, rsvd1));
+static_assert(offsetof(struct hsmcard_audit_rec, sig) ==
+	      offsetof(struct hsm_audit_rec, sig));
+static_assert(sizeof_field(struct hsmcard_audit_rec, sig) ==
+	      sizeof_field(struct hsm_audit_rec, sig));
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_INIT, HSM_AUDIT_EV_INIT);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_START, HSM_AUDIT_EV_START);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_CHECKPOINT, HSM_AUDIT_EV_CHECKPOINT);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_LOG_DAMAGED, HSM_AUDIT_EV_LOG_DAMAGED);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_TAMPER, HSM_AUDIT_EV_TAMPER);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_KEY_GENERATE, HSM_AUDIT_EV_KEY_GENERATE);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_KEY_IMPORT, HSM_AUDIT_EV_KEY_IMPORT);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_KEY_UNWRAP, HSM_AUDIT_EV_KEY_UNWRAP);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_KEY_WRAP, HSM_AUDIT_EV_KEY_WRAP);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_KEY_DESTROY, HSM_AUDIT_EV_KEY_DESTROY);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_TOKEN_CREATE, HSM_AUDIT_EV_TOKEN_CREATE);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_TOKEN_OPEN, HSM_AUDIT_EV_TOKEN_OPEN);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_KEY_STATE, HSM_AUDIT_EV_KEY_STATE);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_LOGIN, HSM_AUDIT_EV_LOGIN);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_LOGIN_FAIL, HSM_AUDIT_EV_LOGIN_FAIL);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_LOCKOUT, HSM_AUDIT_EV_LOCKOUT);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_UNLOCK, HSM_AUDIT_EV_UNLOCK);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_LOGOUT, HSM_AUDIT_EV_LOGOUT);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_PART_CREATE, HSM_AUDIT_EV_PART_CREATE);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_PART_DELETE, HSM_AUDIT_EV_PART_DELETE);
+HSM_AUDIT_SAME(HSMCARD_AUDIT_EV_PART_CHANGE, HSM_AUDIT_EV_PART_CHANGE);
+static_assert(HSMCARD_AUDIT_F_DAMAGED == HSM_AUDIT_F_DAMAGED);
+static_assert(HSMCARD_AUDIT_F_WRAPPED == HSM_AUDIT_F_WRAPPED);
+static_assert(HSMCARD_AUDIT_F_NO_KEY == HSM_AUDIT_F_NO_KEY);
+static_assert(HSMCARD_AUDIT_F_VOLATILE == HSM_AUDIT_F_VOLATILE);
+
+/**
+ * hsm_audit_hdr_ok() - may an AUDIT_READ answer be trusted for the copy-out?
+ * @h:      the header the card wrote
+ * @want:   the first sequence number asked for
+ * @cap:    records the buffer had room for
+ * @result: the completion's result (records written)
+ *
+ * Only the header is checked, against the request and against itself.  The
+ * records are passed on unchanged: a log edited behind the card's back is
+ * exactly what a verifier in user space must get to see.
+ *
+ * Return: true if the header is consistent.
+ */
+static bool hsm_audit_hdr_ok(const struct hsm_audit_read_hdr *h, u64 want,
+			     u32 cap, u64 result)
+{
+	u64 first = le64_to_cpu(h->first_seq);
+	u64 next = le64_to_cpu(h->next_seq);
+	u64 last = le64_to_cpu(h->last_seq);
+	u64 oldest = le64_to_cpu(h->oldest_seq);
+	u32 count = le32_to_cpu(h->count);
+
+	if (result != count || count > cap)
+		return false;
+	if (le32_to_cpu(h->flags) & ~HSMCARD_AUDIT_F_ALL)
+		return false;
+	/* count records, ascending, from first_seq on; next_seq after them */
+	if (first < want || next < first || next - first < count)
+		return false;
+	if (!count && next != first)
+		return false;
+	if (count && oldest > first)
+		return false;
+	/* nothing beyond the newest record (wraps for an empty log) */
+	return next <= last + 1;
+}
+
+/**
+ * hsm_ioc_audit_read() - HSMCARD_IOC_AUDIT_READ
+ * @hdev: the card
+ * @argp: user pointer to struct hsmcard_audit_read
+ *
+ * Reads as many records from @seq on as the user buffer and one admin
+ * command hold, through a kernel bounce buffer, and copies the records
+ * (without the card's header, whose fields go to the structure) to the user
+ * buffer.  A header that does not fit the request is a card fault (-EIO).
+ *
+ * Return: 0 or a negative errno.
+ */
+static int hsm_ioc_audit_read(struct hsm_dev *hdev, void __user *argp)
+{
+	struct device *dev = &hdev->pdev->dev;
+	struct hsmcard_audit_read ar;
+	struct hsm_audit_read_hdr h;
+	struct hsm_sqe sqe = {};
+	struct hsm_buf dst;
+	u32 cap, max_recs, count;
+	u64 result = 0;
+	size_t len;
+	u8 *data;
+	int ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&ar, argp, sizeof(ar)))
+		return -EFAULT;
+	if (ar.flags || ar.rsvd[0] || ar.rsvd[1])
+		return -EINVAL;
+	if (ar.len < HSMCARD_AUDIT_REC_SIZE)
+		return -EINVAL;
+	if (hsm_xfer_max(hdev) < HSM_AUDIT_HDR_SIZE + HSM_AUDIT_REC_SIZE)
+		return -EOPNOTSUPP;
+	max_recs = (hsm_xfer_max(hdev) - HSM_AUDIT_HDR_SIZE) /
+		   HSM_AUDIT_REC_SIZE;
+	cap = min(ar.len / HSMCARD_AUDIT_REC_SIZE, max_recs);
+	len = HSM_AUDIT_HDR_SIZE + (size_t)cap * HSM_AUDIT_REC_SIZE;
+
+	ret = hsm_buf_alloc(&dst, dev, len, DMA_FROM_DEVICE);
+	if (ret)
+		return ret;
+	sqe.opcode = HSM_ADM_AUDIT_READ;
+	sqe.qw[0] = cpu_to_le64(ar.seq);
+	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, &dst, &result));
+	if (ret)
+		goto out_buf;
+	hsm_buf_copy_to_kernel(&dst, &h, sizeof(h));
+	if (!hsm_audit_hdr_ok(&h, ar.seq, cap, result)) {
+		dev_err_ratelimited(dev,
+				    "audit read: inconsistent answer (%llu records for %u, seq %llu..%llu of %llu)\n",
+				    result, cap, le64_to_cpu(h.first_seq),
+				    le64_to_cpu(h.next_seq),
+				    le64_to_cpu(h.last_seq));
+		ret = -EIO;
+		goto out_buf;
+	}
+	count = le32_to_cpu(h.count);
+	if (count) {
+		len = HSM_AUDIT_HDR_SIZE + (size_t)count * HSM_AUDIT_REC_SIZE;
+		data = kvmalloc(len, GFP_KERNEL);
+		if (!data) {
+			ret = -ENOMEM;
+			goto out_buf;
+		}
+		hsm_buf_copy_to_kernel(&dst, data, len);
+		if (copy_to_user(u64_to_user_ptr(ar.buf),
+				 data + HSM_AUDIT_HDR_SIZE,
+				 len - HSM_AUDIT_HDR_SIZE))
+			ret = -EFAULT;
+		kvfree(data);
+		if (ret)
+			goto out_buf;
+	}
+	ar.first_seq = le64_to_cpu(h.first_seq);
+	ar.next_seq = le64_to_cpu(h.next_seq);
+	ar.last_seq = le64_to_cpu(h.last_seq);
+	ar.oldest_seq = le64_to_cpu(h.oldest_seq);
+	ar.count = count;
+	ar.log_flags = le32_to_cpu(h.flags);
+	if (copy_to_user(argp, &ar, sizeof(ar)))
+		ret = -EFAULT;
+out_buf:
+	hsm_buf_free(&dst);
+	return ret;
+}
+
+static int hsm_ioc_audit_pubkey(struct hsm_dev *hdev, void __user *argp)
+{
+	struct hsmcard_audit_pubkey pk;
+	struct hsm_sqe sqe = {};
+	struct hsm_buf dst;
+	u64 result = 0;
+	u32 cap;
+	int ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&pk, argp, sizeof(pk)))
+		return -EFAULT;
+	if (pk.flags || !pk.len)
+		return -EINVAL;
+	cap = min(pk.len, hsm_xfer_max(hdev));
+	ret = hsm_buf_alloc(&dst, &hdev->pdev->dev, cap, DMA_FROM_DEVICE);
+	if (ret)
+		return ret;
+	sqe.opcode = HSM_ADM_AUDIT_PUBKEY;
+	ret = hsm_exec(&hdev->adminq, &sqe, NULL, &dst, &result);
+	if (ret == HSM_SC_BUFFER_TOO_SMALL) {
+		if (result <= cap) {
+			ret = -EIO;
+			goto bad;
+		}
+		pk.len = min_t(u64, result, U32_MAX);
+		ret = copy_to_user(argp, &pk, sizeof(pk)) ? -EFAULT : -ENOSPC;
+		goto out;
+	}
+	ret = hsm_errno(ret);
+	if (ret)
+		goto out;
+	if (!result || result > cap) {
+		ret = -EIO;
+		goto bad;
+	}
+	pk.len = result;
+	if (hsm_buf_copy_to_user(&dst, u64_to_user_ptr(pk.buf), pk.len) ||
+	    copy_to_user(argp, &pk, sizeof(pk)))
+		ret = -EFAULT;
+	goto out;
+bad:
+	dev_err_ratelimited(&hdev->pdev->dev,
+			    "audit pubkey: card reported %llu bytes for %u\n",
+			    result, cap);
+out:
+	hsm_buf_free(&dst);
+	return ret;
+}
+
+static int hsm_ioc_audit_checkpoint(struct hsm_dev *hdev, void __user *argp)
+{
+	struct hsmcard_audit_checkpoint cp;
+	struct hsm_sqe sqe = {};
+	u64 result = 0;
+	int ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&cp, argp, sizeof(cp)))
+		return -EFAULT;
+	if (cp.flags || cp.rsvd)
+		return -EINVAL;
+	sqe.opcode = HSM_ADM_AUDIT_CHECKPOINT;
+	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, NULL, &result));
+	if (ret)
+		return ret;
+	cp.seq = result;
+	return copy_to_user(argp, &cp, sizeof(cp)) ? -EFAULT : 0;
+}
+
 /* ---- cryptographic operations ---- */
 
 #define HSM_OPF_KEY		BIT(0)	/* needs a key handle */
@@ -727,6 +1028,15 @@ static long hsm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		break;
 	case HSMCARD_IOC_TOKEN_DESTROY:
 		ret = hsm_ioc_token_destroy(hdev, argp);
+		break;
+	case HSMCARD_IOC_AUDIT_READ:
+		ret = hsm_ioc_audit_read(hdev, argp);
+		break;
+	case HSMCARD_IOC_AUDIT_PUBKEY:
+		ret = hsm_ioc_audit_pubkey(hdev, argp);
+		break;
+	case HSMCARD_IOC_AUDIT_CHECKPOINT:
+		ret = hsm_ioc_audit_checkpoint(hdev, argp);
 		break;
 	case HSMCARD_IOC_RING_SETUP:
 		ret = hsm_ring_setup(hdev, argp);

@@ -17,6 +17,7 @@
  */
 #include <ctype.h>
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -574,6 +575,68 @@ static int hsmdev_op(struct hsmdev *d, enum hsmdev_opcode opc,
 out:
 	if (in != o->in)
 		free(in);
+	return ret;
+}
+
+/* The card's audit log: records are passed on in the card's format. */
+#define HSMDEV_AUDIT_REC_SIZE	HSMCARD_AUDIT_REC_SIZE
+
+struct hsmdev_audit_hdr {
+	uint64_t first_seq;
+	uint64_t next_seq;
+	uint64_t last_seq;
+	uint64_t oldest_seq;
+	uint32_t count;
+	uint32_t flags;		/* HSMCARD_AUDIT_F_* */
+};
+
+/* Up to @max records from @seq on into @recs. */
+static int hsmdev_audit_read(struct hsmdev *d, uint64_t seq,
+			     struct hsmcard_audit_rec *recs, uint32_t max,
+			     struct hsmdev_audit_hdr *h)
+{
+	struct hsmcard_audit_read ar = {
+		.seq = seq, .buf = (uintptr_t)recs,
+		.len = max * HSMDEV_AUDIT_REC_SIZE,
+	};
+	int ret = hsmdev_ioctl(d, HSMCARD_IOC_AUDIT_READ, &ar);
+
+	if (ret)
+		return ret;
+	if (ar.count > max)
+		return -EIO;
+	h->first_seq = ar.first_seq;
+	h->next_seq = ar.next_seq;
+	h->last_seq = ar.last_seq;
+	h->oldest_seq = ar.oldest_seq;
+	h->count = ar.count;
+	h->flags = ar.log_flags;
+	return 0;
+}
+
+static int hsmdev_audit_pubkey(struct hsmdev *d, uint8_t *buf, size_t *len)
+{
+	struct hsmcard_audit_pubkey pk = {
+		.buf = (uintptr_t)buf,
+		.len = *len > UINT32_MAX ? UINT32_MAX : (uint32_t)*len,
+	};
+	int ret = hsmdev_ioctl(d, HSMCARD_IOC_AUDIT_PUBKEY, &pk);
+
+	if (ret)
+		return ret;
+	if (pk.len > *len)
+		return -EIO;
+	*len = pk.len;
+	return 0;
+}
+
+static int hsmdev_audit_checkpoint(struct hsmdev *d, uint64_t *seq)
+{
+	struct hsmcard_audit_checkpoint cp = { };
+	int ret = hsmdev_ioctl(d, HSMCARD_IOC_AUDIT_CHECKPOINT, &cp);
+
+	if (!ret)
+		*seq = cp.seq;
 	return ret;
 }
 
@@ -1191,6 +1254,8 @@ enum opt_id {
 	O_PREHASHED,
 	O_DER,
 	O_RAW,
+	O_FROM,
+	O_CHECKPOINT,
 };
 
 struct opts {
@@ -1213,6 +1278,8 @@ struct opts {
 	const char *salt_len;
 	const char *count;
 	const char *timeout;
+	const char *from;
+	bool checkpoint;
 	uint32_t keyflags;
 	bool prehashed;
 	bool der;
@@ -1249,6 +1316,8 @@ static const struct option long_opts[] = {
 	{ "raw",	no_argument,	   NULL, O_RAW },
 	{ "count",	required_argument, NULL, O_COUNT },
 	{ "timeout",	required_argument, NULL, O_TIMEOUT },
+	{ "from",	required_argument, NULL, O_FROM },
+	{ "checkpoint",	no_argument,	   NULL, O_CHECKPOINT },
 	{ }
 };
 
@@ -2499,6 +2568,536 @@ static int cmd_mechs(const struct opts *o)
 	return EX_OK;
 }
 
+/* ---- audit ---- */
+
+/*
+ * The verifier follows Documentation/hsmcard/hw.rst, "Audit log", on its
+ * own: the sequence rule, the SHA-256 chain, zero reserved bytes and the
+ * ECDSA P-256 / SHA-256 checkpoint signatures under the key the card
+ * exports.  Records are checked as they arrive, chunk by chunk, so the
+ * log can be of any length.
+ */
+#define AUDIT_CHUNK		256	/* records per read */
+#define AUDIT_MAX_PROBLEMS	20	/* problems reported one by one */
+#define AUDIT_KEY_ID_OFF	16	/* label: card id, then key id */
+
+static const struct name_val audit_event_names[] = {
+	{ "init", HSMCARD_AUDIT_EV_INIT },
+	{ "start", HSMCARD_AUDIT_EV_START },
+	{ "checkpoint", HSMCARD_AUDIT_EV_CHECKPOINT },
+	{ "log_damaged", HSMCARD_AUDIT_EV_LOG_DAMAGED },
+	{ "tamper", HSMCARD_AUDIT_EV_TAMPER },
+	{ "key_generate", HSMCARD_AUDIT_EV_KEY_GENERATE },
+	{ "key_import", HSMCARD_AUDIT_EV_KEY_IMPORT },
+	{ "key_unwrap", HSMCARD_AUDIT_EV_KEY_UNWRAP },
+	{ "key_wrap", HSMCARD_AUDIT_EV_KEY_WRAP },
+	{ "key_destroy", HSMCARD_AUDIT_EV_KEY_DESTROY },
+	{ "token_create", HSMCARD_AUDIT_EV_TOKEN_CREATE },
+	{ "token_open", HSMCARD_AUDIT_EV_TOKEN_OPEN },
+	{ "key_state", HSMCARD_AUDIT_EV_KEY_STATE },
+	{ "login", HSMCARD_AUDIT_EV_LOGIN },
+	{ "login_fail", HSMCARD_AUDIT_EV_LOGIN_FAIL },
+	{ "lockout", HSMCARD_AUDIT_EV_LOCKOUT },
+	{ "unlock", HSMCARD_AUDIT_EV_UNLOCK },
+	{ "logout", HSMCARD_AUDIT_EV_LOGOUT },
+	{ "part_create", HSMCARD_AUDIT_EV_PART_CREATE },
+	{ "part_delete", HSMCARD_AUDIT_EV_PART_DELETE },
+	{ "part_change", HSMCARD_AUDIT_EV_PART_CHANGE },
+	{ NULL, 0 }
+};
+
+/* Card status codes (Documentation/hsmcard/uapi.rst, "Errors"). */
+static const char *const audit_status_names[] = {
+	"success", "invalid_opcode", "invalid_field", "data_xfer",
+	"invalid_qid", "invalid_qsize", "invalid_vector", "invalid_sgl",
+	"invalid_length", "buffer_too_small", "invalid_mech",
+	"invalid_handle", "key_type", "use_denied", "not_extractable",
+	"invalid_key_size", "keystore_full", "verify_failed",
+	"decrypt_failed", "tampered", "aborted", "rng_failure", "internal",
+	"invalid_state", "invalid_token",
+};
+
+/* LOG_DAMAGED detail: what the card's start-up check found. */
+static const char *const audit_damage_names[] = {
+	"?", "log missing", "torn (size not a multiple of 256)",
+	"sequence gap or reorder", "chain broken (an edit)",
+	"bad checkpoint signature", "shorter than the sealed head",
+	"sealed head hash mismatch", "malformed record",
+};
+
+static void audit_event_name(uint16_t ev, char *buf, size_t size)
+{
+	const char *n = NULL;
+
+	for (const struct name_val *t = audit_event_names; t->name; t++)
+		if (t->val == ev)
+			n = t->name;
+	if (n)
+		snprintf(buf, size, "%s", n);
+	else
+		snprintf(buf, size, "event_0x%02x", ev);
+}
+
+static void audit_status_name(uint16_t st, char *buf, size_t size)
+{
+	if (st < sizeof(audit_status_names) / sizeof(audit_status_names[0]))
+		snprintf(buf, size, "%s", audit_status_names[st]);
+	else
+		snprintf(buf, size, "status_0x%02x", st);
+}
+
+static void audit_time(uint64_t ns, char *buf, size_t size)
+{
+	time_t sec = (time_t)(ns / 1000000000u);
+	struct tm tm;
+
+	if (!gmtime_r(&sec, &tm)) {
+		snprintf(buf, size, "-");
+		return;
+	}
+	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%09" PRIu64 "Z",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, ns % 1000000000u);
+}
+
+/* The label field as text: key events carry a label, some events ids. */
+static void audit_label(const struct hsmcard_audit_rec *r, uint16_t ev,
+			char *buf, size_t size)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	if (ev == HSMCARD_AUDIT_EV_INIT || ev == HSMCARD_AUDIT_EV_START ||
+	    ev == HSMCARD_AUDIT_EV_CHECKPOINT) {
+		const uint8_t *l = (const uint8_t *)r->label;
+
+		o += snprintf(buf, size, "card ");
+		for (int i = 0; i < 16 && o + 3 < size; i++)
+			o += snprintf(buf + o, size - o, "%02x", l[i]);
+		o += snprintf(buf + o, size - o, " key ");
+		for (int i = 0; i < 8 && o + 3 < size; i++)
+			o += snprintf(buf + o, size - o, "%02x",
+				      l[AUDIT_KEY_ID_OFF + i]);
+		return;
+	}
+	if (ev == HSMCARD_AUDIT_EV_TOKEN_OPEN) {
+		const uint8_t *l = (const uint8_t *)r->label;
+
+		o += snprintf(buf, size, "token of card ");
+		for (int i = 0; i < 16 && o + 3 < size; i++)
+			o += snprintf(buf + o, size - o, "%02x", l[i]);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(r->label) && r->label[i]; i++) {
+		unsigned char c = (unsigned char)r->label[i];
+
+		if (o + 5 >= size)
+			break;
+		if (c < 0x20 || c >= 0x7f || c == '\\')
+			o += snprintf(buf + o, size - o, "\\x%02x", c);
+		else
+			buf[o++] = (char)c;
+		buf[o] = '\0';
+	}
+}
+
+/* What the verifier knows while it walks the log. */
+struct audit_state {
+	EVP_PKEY *pub;
+	uint8_t key_id[32];
+	struct hsmcard_audit_rec prev;	/* the record before this one */
+	bool have_prev;
+	bool current_seen;	/* a checkpoint of the current key verified */
+	uint64_t records;
+	uint64_t first_seq, last_seq;
+	uint64_t ckpt_ok;	/* checkpoints verified with the current key */
+	uint64_t ckpt_old;	/* checkpoints of a previous key */
+	uint64_t ckpt_unchecked; /* checkpoints while the card has no key */
+	uint64_t unsigned_recs;	/* records since the last verified one */
+	uint64_t problems;
+	bool dropped;		/* the card's ring dropped records */
+	bool no_key;		/* tampered card: no audit key to check with */
+	bool json;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+audit_problem(struct audit_state *st, uint64_t seq, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (++st->problems > AUDIT_MAX_PROBLEMS)
+		return;
+	fflush(stdout);		/* keep the order when both go to one file */
+	fprintf(stderr, "%s: audit: seq %" PRIu64 ": ", progname, seq);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static bool audit_sig_ok(EVP_PKEY *pub, const struct hsmcard_audit_rec *r)
+{
+	uint16_t n = le16toh(r->sig_len);
+	EVP_MD_CTX *ctx;
+	bool ok;
+
+	if (!n || n > sizeof(r->sig))
+		return false;
+	ctx = EVP_MD_CTX_new();
+	ok = ctx &&
+	     EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub) == 1 &&
+	     EVP_DigestVerify(ctx, r->sig, n, (const unsigned char *)r,
+			      HSMCARD_AUDIT_SIGNED_LEN) == 1;
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
+static bool all_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/*
+ * Check one record against the rules and the record before it.
+ * @anchored: no record came before it in this read; it must be the first
+ * record of the log.  Returns the signature verdict for checkpoints
+ * ("verified", "previous_key", "bad") or NULL.
+ */
+static const char *audit_check(struct audit_state *st,
+			       const struct hsmcard_audit_rec *r,
+			       bool anchored)
+{
+	uint64_t seq = le64toh(r->seq);
+	uint16_t ev = le16toh(r->event);
+	uint16_t sig_len = le16toh(r->sig_len);
+	const char *sig = NULL;
+	uint8_t h[32];
+	unsigned int hl = 0;
+
+	if (!all_zero(r->rsvd0, sizeof(r->rsvd0)) ||
+	    !all_zero(r->rsvd1, sizeof(r->rsvd1)))
+		audit_problem(st, seq, "reserved bytes are not zero (edited)");
+	if (st->have_prev) {
+		uint64_t want = le64toh(st->prev.seq) + 1;
+
+		if (seq < want)
+			audit_problem(st, seq,
+				      "out of order: follows seq %" PRIu64
+				      " (reordered or replayed)", want - 1);
+		else if (seq > want && ev != HSMCARD_AUDIT_EV_LOG_DAMAGED)
+			audit_problem(st, seq,
+				      "gap: seq %" PRIu64 "..%" PRIu64
+				      " missing", want, seq - 1);
+		if (!EVP_Digest(&st->prev, sizeof(st->prev), h, &hl,
+				EVP_sha256(), NULL) ||
+		    memcmp(h, r->prev_hash, sizeof(h)))
+			audit_problem(st, seq,
+				      "chain broken: prev_hash is not the hash of seq %"
+				      PRIu64 " (one of the two was edited)",
+				      le64toh(st->prev.seq));
+	} else if (anchored && ev != HSMCARD_AUDIT_EV_LOG_DAMAGED &&
+		   (seq || ev != HSMCARD_AUDIT_EV_INIT ||
+		    !all_zero(r->prev_hash, sizeof(r->prev_hash)))) {
+		audit_problem(st, seq,
+			      "the log does not start with its genesis record (seq 0, init)");
+	}
+	if (ev == HSMCARD_AUDIT_EV_LOG_DAMAGED) {
+		uint32_t why = le32toh(r->detail);
+
+		audit_problem(st, seq,
+			      "the card found its log damaged at start: %s; records from seq %"
+			      PRIu64 " on (of %" PRIu64 " in the file) were not kept",
+			      why < sizeof(audit_damage_names) /
+				    sizeof(audit_damage_names[0]) ?
+			      audit_damage_names[why] : "?",
+			      le64toh(r->handle), le64toh(r->handle2));
+	}
+	if (ev != HSMCARD_AUDIT_EV_CHECKPOINT) {
+		if (sig_len)
+			audit_problem(st, seq, "signature outside a checkpoint");
+		st->unsigned_recs++;
+	} else if (!st->pub) {
+		sig = "unchecked";
+		st->ckpt_unchecked++;
+		st->unsigned_recs++;
+	} else if (!memcmp(r->label + AUDIT_KEY_ID_OFF, st->key_id, 32)) {
+		if (audit_sig_ok(st->pub, r)) {
+			sig = "verified";
+			st->ckpt_ok++;
+			st->current_seen = true;
+			st->unsigned_recs = 0;
+		} else {
+			sig = "bad";
+			audit_problem(st, seq, "checkpoint signature does not verify");
+			st->unsigned_recs++;
+		}
+	} else {
+		sig = "previous_key";
+		st->ckpt_old++;
+		st->unsigned_recs++;
+		/* the card never goes back to an earlier key */
+		if (st->current_seen)
+			audit_problem(st, seq,
+				      "checkpoint names another key after the current key took over");
+	}
+	st->prev = *r;
+	st->have_prev = true;
+	if (!st->records++)
+		st->first_seq = seq;
+	st->last_seq = seq;
+	return sig;
+}
+
+static void audit_print(const struct audit_state *st,
+			const struct hsmcard_audit_rec *r, const char *sig)
+{
+	char when[48], evn[24], stn[24], label[4 * HSMCARD_LABEL_LEN + 1];
+	uint16_t ev = le16toh(r->event);
+	uint32_t part = le32toh(r->partition);
+	uint64_t h = le64toh(r->handle);
+
+	audit_time(le64toh(r->time_ns), when, sizeof(when));
+	audit_event_name(ev, evn, sizeof(evn));
+	audit_status_name(le16toh(r->status), stn, sizeof(stn));
+	audit_label(r, ev, label, sizeof(label));
+	if (st->json) {
+		struct json j = { .f = stdout, .compact = true };
+
+		json_open(&j, NULL, '{');
+		json_u64(&j, "seq", le64toh(r->seq));
+		json_string(&j, "time", when);
+		json_string(&j, "event", evn);
+		json_string(&j, "status", stn);
+		if (part != HSMCARD_AUDIT_NO_PART)
+			json_u64(&j, "partition", part);
+		if (h)
+			json_handle(&j, "handle", h);
+		if (r->handle2)
+			json_handle(&j, "handle2", le64toh(r->handle2));
+		json_u64(&j, "detail", le32toh(r->detail));
+		json_u64(&j, "opcode", r->opcode);
+		json_string(&j, "label", label);
+		if (sig)
+			json_string(&j, "signature", sig);
+		json_close(&j, '}');
+		return;
+	}
+	printf("%8" PRIu64 " %s %-12s %-15s ", le64toh(r->seq), when, evn,
+	       stn);
+	if (part == HSMCARD_AUDIT_NO_PART)
+		printf("%4s ", "-");
+	else
+		printf("%4u ", part);
+	if (h)
+		printf("0x%016" PRIx64, h);
+	else
+		printf(*label || sig ? "%-18s" : "%s", "-");
+	if (*label)
+		printf(" %s", label);
+	if (sig)
+		printf(" [signature %s]",
+		       !strcmp(sig, "previous_key") ? "by a previous key" :
+		       !strcmp(sig, "unchecked") ? "not checked" : sig);
+	putchar('\n');
+}
+
+/* The audit key: parsed, and its id (SHA-256 of the DER). */
+static int audit_load_key(struct hsmdev *d, struct audit_state *st)
+{
+	uint8_t der[1024];
+	size_t len = sizeof(der);
+	const unsigned char *p = der;
+	unsigned int hl = 0;
+	int ret;
+
+	ret = hsmdev_audit_pubkey(d, der, &len);
+	if (ret == -ENOTRECOVERABLE) {
+		/* the log survives tamper: still show it and check the chain */
+		err_msg("audit: the card is tampered and has no audit key until it is re-initialised:\n"
+			"signatures cannot be checked");
+		st->no_key = true;
+		return EX_OK;
+	}
+	if (ret)
+		return dev_error("audit public key", ret);
+	st->pub = d2i_PUBKEY(NULL, &p, (long)len);
+	if (!st->pub || p != der + len || EVP_PKEY_get_id(st->pub) != EVP_PKEY_EC ||
+	    EVP_PKEY_get_bits(st->pub) != 256) {
+		err_msg("audit public key: the card returned no valid P-256 key");
+		return EX_DEVICE;
+	}
+	if (!EVP_Digest(der, len, st->key_id, &hl, EVP_sha256(), NULL))
+		return EX_DEVICE;
+	return EX_OK;
+}
+
+static void audit_verdict(const struct audit_state *st, uint32_t flags)
+{
+	bool ok = !st->problems;
+
+	if (st->json) {
+		struct json j = { .f = stdout, .compact = true };
+
+		json_open(&j, NULL, '{');
+		json_string(&j, "verdict", !ok ? "failed" :
+			    st->no_key ? "unverified" : "verified");
+		json_u64(&j, "records", st->records);
+		if (st->records) {
+			json_u64(&j, "first_seq", st->first_seq);
+			json_u64(&j, "last_seq", st->last_seq);
+		}
+		json_u64(&j, "checkpoints_verified", st->ckpt_ok);
+		json_u64(&j, "checkpoints_previous_key", st->ckpt_old);
+		json_u64(&j, "checkpoints_unchecked", st->ckpt_unchecked);
+		json_bool(&j, "card_has_key", !st->no_key);
+		json_u64(&j, "not_yet_signed", st->unsigned_recs);
+		json_u64(&j, "problems", st->problems);
+		json_bool(&j, "records_dropped", st->dropped);
+		json_bool(&j, "card_damaged",
+			  flags & HSMCARD_AUDIT_F_DAMAGED);
+		json_close(&j, '}');
+		return;
+	}
+	if (ok && st->no_key)
+		printf("NOT VERIFIED (no audit key: signatures not checked): ");
+	else if (ok)
+		printf("verified: ");
+	else
+		printf("FAILED: %" PRIu64 " problem(s); ", st->problems);
+	printf("%" PRIu64 " records", st->records);
+	if (st->records)
+		printf(", seq %" PRIu64 "..%" PRIu64, st->first_seq,
+		       st->last_seq);
+	printf("; %" PRIu64 " checkpoint(s) verified", st->ckpt_ok);
+	if (st->ckpt_old)
+		printf(", %" PRIu64 " signed by a previous key (not checkable with the current one)",
+		       st->ckpt_old);
+	if (st->ckpt_unchecked)
+		printf(", %" PRIu64 " not checked", st->ckpt_unchecked);
+	if (st->unsigned_recs && !st->no_key)
+		printf("; %" PRIu64 " record(s) after the last checkpoint not yet signed (use --checkpoint)",
+		       st->unsigned_recs);
+	if (st->dropped)
+		printf("; older records were dropped by the card (wrapped)");
+	putchar('\n');
+}
+
+static int cmd_audit(const struct opts *o)
+{
+	struct audit_state st = { .json = o->json };
+	struct hsmcard_audit_rec *recs;
+	struct hsmdev_audit_hdr h;
+	uint32_t flags = 0;
+	unsigned long from = 0;
+	uint64_t seq, ck = 0;
+	bool first = true;
+	struct hsmdev d;
+	int ret;
+
+	if (o->from && parse_uint("--from", o->from, ULONG_MAX, &from))
+		return EX_USAGE;
+	recs = calloc(AUDIT_CHUNK, sizeof(*recs));
+	if (!recs) {
+		err_msg("out of memory");
+		return EX_DEVICE;
+	}
+	ret = open_dev(o, &d);
+	if (ret)
+		goto out_free;
+	if (o->checkpoint) {
+		ret = hsmdev_audit_checkpoint(&d, &ck);
+		if (ret) {
+			ret = dev_error("audit checkpoint", ret);
+			goto out;
+		}
+		if (!o->json)
+			fprintf(stderr, "%s: checkpoint written at seq %" PRIu64 "\n",
+				progname, ck);
+	}
+	ret = audit_load_key(&d, &st);
+	if (ret)
+		goto out;
+
+	for (seq = from;;) {
+		ret = hsmdev_audit_read(&d, seq, recs, AUDIT_CHUNK, &h);
+		if (ret) {
+			char what[64];
+
+			snprintf(what, sizeof(what), "audit read at seq %" PRIu64,
+				 seq);
+			ret = dev_error(what, ret);
+			goto out;
+		}
+		flags |= h.flags;
+		if (h.count && le64toh(recs[0].seq) != h.first_seq)
+			audit_problem(&st, le64toh(recs[0].seq),
+				      "the card said the read starts at seq %" PRIu64,
+				      h.first_seq);
+		if (h.first_seq > seq && seq < h.oldest_seq &&
+		    (h.flags & HSMCARD_AUDIT_F_WRAPPED)) {
+			/* a gap the card owns up to: not tampering */
+			fflush(stdout);
+			if (!o->json)
+				fprintf(stderr,
+					"%s: audit: seq %" PRIu64 "..%" PRIu64
+					" were dropped by the card (in-memory log wrapped)\n",
+					progname, seq, h.oldest_seq - 1);
+			st.dropped = true;
+			st.have_prev = false;
+		} else if (h.count && first && h.first_seq > seq &&
+			   le16toh(recs[0].event) != HSMCARD_AUDIT_EV_LOG_DAMAGED) {
+			audit_problem(&st, h.first_seq,
+				      "gap: the card skipped seq %" PRIu64 "..%" PRIu64,
+				      seq, h.first_seq - 1);
+		}
+		for (uint32_t i = 0; i < h.count; i++) {
+			/* the first record of the log is checked as genesis */
+			bool anchored = first && !i && from == 0 && !st.dropped;
+			const char *sig = audit_check(&st, &recs[i], anchored);
+
+			audit_print(&st, &recs[i], sig);
+		}
+		first = false;
+		if (!h.count || h.next_seq > h.last_seq)
+			break;
+		if (h.next_seq <= seq) {
+			err_msg("audit read: the card did not advance past seq %" PRIu64,
+				seq);
+			ret = EX_DEVICE;
+			goto out;
+		}
+		seq = h.next_seq;
+	}
+	if (flags & HSMCARD_AUDIT_F_DAMAGED)
+		audit_problem(&st, st.last_seq,
+			      "the card reports that its start-up check found the log damaged");
+	if (o->checkpoint && ck >= from &&
+	    (!st.records || ck < st.first_seq || ck > st.last_seq))
+		audit_problem(&st, ck, "the checkpoint just written was not read back");
+	fflush(stdout);
+	if (from && !o->json && st.records)
+		fprintf(stderr,
+			"%s: audit: starting at seq %" PRIu64
+			": its link to earlier records is not checked\n",
+			progname, st.first_seq);
+	if (st.problems > AUDIT_MAX_PROBLEMS)
+		err_msg("audit: %" PRIu64 " more problem(s) not shown",
+			st.problems - AUDIT_MAX_PROBLEMS);
+	audit_verdict(&st, flags);
+	ret = st.problems ? EX_FAIL : st.no_key ? EX_DEVICE : EX_OK;
+out:
+	EVP_PKEY_free(st.pub);
+	hsmdev_close(&d);
+out_free:
+	free(recs);
+	return ret;
+}
+
 /* ---- command table, help, main ---- */
 
 #define L(o)	(1ull << ((o) - O_EXTRACTABLE))
@@ -2932,6 +3531,20 @@ static const struct command commands[] = {
 	  "Needs CAP_NET_ADMIN.  Prints \"hsmctl: monitoring hsmcard events\" on\n"
 	  "stderr once it listens.\n",
 	  "n:T:", 0, 0, 0 },
+	{ "audit", cmd_audit, "",
+	  "read and verify the card's audit log",
+	  "      --from SEQ       start at sequence number SEQ (default 0: the\n"
+	  "                       whole log, checked from its first record)\n"
+	  "      --checkpoint     have the card sign a checkpoint first, so that\n"
+	  "                       every record read is covered by a signature\n"
+	  "\n"
+	  "Prints one line per record (seq, time, event, status, partition,\n"
+	  "handle, label), or one JSON object per line with --json, then the\n"
+	  "verdict.  Needs CAP_SYS_ADMIN.  Exit status: 0 verified, 1 a gap,\n"
+	  "reorder, edit or bad signature (the seq is named on stderr), 2 usage\n"
+	  "error, 3 device or card error (a tampered card has no audit key: the\n"
+	  "log is shown and its chain checked, but no signature can be).\n",
+	  "", 0, 0, L(O_FROM) | L(O_CHECKPOINT) },
 	{ "mechs", cmd_mechs, "", "list the mechanism names hsmctl knows",
 	  "", "", 0, 0, 0 },
 	{ "help", cmd_help, "[COMMAND]", "show help for hsmctl or a command",
@@ -3091,6 +3704,12 @@ static int take_option(const struct command *c, int opt, struct opts *o)
 		break;
 	case O_RAW:
 		o->raw = true;
+		break;
+	case O_FROM:
+		o->from = optarg;
+		break;
+	case O_CHECKPOINT:
+		o->checkpoint = true;
 		break;
 	default:
 		return -1;

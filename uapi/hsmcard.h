@@ -410,6 +410,153 @@ enum hsmcard_event {
 };
 
 /*
+ * ---- Audit log (Documentation/hsmcard/uapi.rst, "Audit log") ----
+ *
+ * The card keeps a hash-chained, signed log of every management action and
+ * every custody denial.  HSMCARD_IOC_AUDIT_READ hands out its records
+ * unchanged, in the card's format (struct hsmcard_audit_rec, all integers
+ * little endian), so that user space can verify them itself: the hash
+ * chain, the sequence numbers and the ECDSA P-256 / SHA-256 signatures of
+ * the checkpoint records, with the public key from
+ * HSMCARD_IOC_AUDIT_PUBKEY.  Documentation/hsmcard/hw.rst, "Audit log",
+ * has the rules.  All three audit ioctls need CAP_SYS_ADMIN for now.
+ */
+#define HSMCARD_AUDIT_REC_SIZE		256
+#define HSMCARD_AUDIT_SIGNED_LEN	144	/* checkpoints sign bytes 0..143 */
+#define HSMCARD_AUDIT_SIG_MAX		96
+#define HSMCARD_AUDIT_NO_PART		0xffffffffU	/* card-wide record */
+
+/* struct hsmcard_audit_rec.event */
+enum hsmcard_audit_event {
+	HSMCARD_AUDIT_EV_INIT		= 0x01,	/* new audit key */
+	HSMCARD_AUDIT_EV_START		= 0x02,	/* card started on its store */
+	HSMCARD_AUDIT_EV_CHECKPOINT	= 0x03,	/* signed record */
+	HSMCARD_AUDIT_EV_LOG_DAMAGED	= 0x04,	/* start found the log damaged */
+	HSMCARD_AUDIT_EV_TAMPER		= 0x05,
+	HSMCARD_AUDIT_EV_KEY_GENERATE	= 0x10,
+	HSMCARD_AUDIT_EV_KEY_IMPORT	= 0x11,
+	HSMCARD_AUDIT_EV_KEY_UNWRAP	= 0x12,
+	HSMCARD_AUDIT_EV_KEY_WRAP	= 0x13,
+	HSMCARD_AUDIT_EV_KEY_DESTROY	= 0x14,
+	HSMCARD_AUDIT_EV_TOKEN_CREATE	= 0x15,
+	HSMCARD_AUDIT_EV_TOKEN_OPEN	= 0x16,	/* refused tokens only */
+	HSMCARD_AUDIT_EV_KEY_STATE	= 0x17,	/* reserved */
+	HSMCARD_AUDIT_EV_LOGIN		= 0x20,	/* reserved: 0x20..0x24 */
+	HSMCARD_AUDIT_EV_LOGIN_FAIL	= 0x21,
+	HSMCARD_AUDIT_EV_LOCKOUT	= 0x22,
+	HSMCARD_AUDIT_EV_UNLOCK		= 0x23,
+	HSMCARD_AUDIT_EV_LOGOUT		= 0x24,
+	HSMCARD_AUDIT_EV_PART_CREATE	= 0x28,	/* reserved: 0x28..0x2a */
+	HSMCARD_AUDIT_EV_PART_DELETE	= 0x29,
+	HSMCARD_AUDIT_EV_PART_CHANGE	= 0x2a,
+};
+
+/* struct hsmcard_audit_read.log_flags */
+#define HSMCARD_AUDIT_F_DAMAGED		0x1U	/* start found the log damaged */
+#define HSMCARD_AUDIT_F_WRAPPED		0x2U	/* oldest records were dropped */
+#define HSMCARD_AUDIT_F_NO_KEY		0x4U	/* tampered: no audit key */
+#define HSMCARD_AUDIT_F_VOLATILE	0x8U	/* no key store: log in memory */
+#define HSMCARD_AUDIT_F_ALL		0xfU
+
+/**
+ * struct hsmcard_audit_rec - one audit record, as the card wrote it
+ * @seq:       sequence number (0 for the first record of a log, then +1)
+ * @time_ns:   card time, ns since the epoch (CLOCK_REALTIME)
+ * @event:     enum hsmcard_audit_event
+ * @status:    the command's outcome: 0 or the card status that refused it
+ * @partition: partition of the key concerned, HSMCARD_AUDIT_NO_PART if none
+ * @handle:    the key concerned, or 0
+ * @handle2:   the wrapping or unwrapping key, or 0
+ * @detail:    key events: key type << 16 | bits; other events: see hw.rst
+ * @opcode:    card admin opcode that caused the record, or 0
+ * @rsvd0:     zero
+ * @label:     key label (NUL padded); INIT, START, CHECKPOINT: card id
+ *             (16 bytes), then the audit key id (SHA-256 of its DER
+ *             SubjectPublicKeyInfo, 32 bytes)
+ * @prev_hash: SHA-256 of the 256 bytes of the previous record
+ * @sig_len:   bytes of @sig; 0 except in checkpoints
+ * @rsvd1:     zero
+ * @sig:       checkpoints: DER ECDSA signature over bytes 0..143, zero padded
+ */
+struct hsmcard_audit_rec {
+	__le64	seq;
+	__le64	time_ns;
+	__le16	event;
+	__le16	status;
+	__le32	partition;
+	__le64	handle;
+	__le64	handle2;
+	__le32	detail;
+	__u8	opcode;
+	__u8	rsvd0[3];
+	char	label[HSMCARD_LABEL_LEN];
+	__u8	prev_hash[32];
+	__le16	sig_len;
+	__u8	rsvd1[14];
+	__u8	sig[HSMCARD_AUDIT_SIG_MAX];
+};
+
+/**
+ * struct hsmcard_audit_read - HSMCARD_IOC_AUDIT_READ
+ * @seq:        in: first sequence number wanted (at most @last_seq + 1)
+ * @buf:        in: user pointer receiving whole struct hsmcard_audit_rec
+ * @len:        in: capacity of @buf in bytes (>= HSMCARD_AUDIT_REC_SIZE;
+ *              clamped to what one card command returns)
+ * @flags:      in: must be 0
+ * @first_seq:  out: seq of the first record returned (later than @seq if
+ *              older records are gone)
+ * @next_seq:   out: @seq of the next call
+ * @last_seq:   out: the newest record of the card
+ * @oldest_seq: out: the oldest record the card still holds
+ * @count:      out: records stored at @buf
+ * @log_flags:  out: HSMCARD_AUDIT_F_*
+ * @rsvd:       in: must be zero; out: zero
+ *
+ * Output fields are ignored on input, so the same structure can be passed
+ * again with @seq = @next_seq.
+ */
+struct hsmcard_audit_read {
+	__u64	seq;
+	__u64	buf;
+	__u32	len;
+	__u32	flags;
+	__u64	first_seq;
+	__u64	next_seq;
+	__u64	last_seq;
+	__u64	oldest_seq;
+	__u32	count;
+	__u32	log_flags;
+	__u64	rsvd[2];
+};
+
+/**
+ * struct hsmcard_audit_pubkey - HSMCARD_IOC_AUDIT_PUBKEY
+ * @buf:   in: user pointer receiving the DER SubjectPublicKeyInfo of the
+ *         card audit key (ECDSA P-256)
+ * @len:   in: capacity of @buf (>= 1; clamped to max_xfer);
+ *         out: bytes written, or bytes needed with -ENOSPC
+ * @flags: in: must be 0
+ */
+struct hsmcard_audit_pubkey {
+	__u64	buf;
+	__u32	len;
+	__u32	flags;
+};
+
+/**
+ * struct hsmcard_audit_checkpoint - HSMCARD_IOC_AUDIT_CHECKPOINT
+ * @seq:   out: sequence number of the signed checkpoint record the card
+ *         appended; ignored on input
+ * @flags: in: must be 0
+ * @rsvd:  must be zero
+ */
+struct hsmcard_audit_checkpoint {
+	__u64	seq;
+	__u32	flags;
+	__u32	rsvd;
+};
+
+/*
  * ---- Command rings (Documentation/hsmcard/rings.rst) ----
  *
  * HSMCARD_IOC_RING_SETUP on /dev/hsmcardN pins and DMA-maps a buffer arena
@@ -575,5 +722,10 @@ struct hsmcard_ring_cqe {
  * every completion; -1 stops signalling.
  */
 #define HSMCARD_IOC_RING_EVENTFD _IOW(HSMCARD_IOC_MAGIC, 0x32, __s32)
+
+/* Audit log: CAP_SYS_ADMIN. */
+#define HSMCARD_IOC_AUDIT_READ	_IOWR(HSMCARD_IOC_MAGIC, 0x40, struct hsmcard_audit_read)
+#define HSMCARD_IOC_AUDIT_PUBKEY _IOWR(HSMCARD_IOC_MAGIC, 0x41, struct hsmcard_audit_pubkey)
+#define HSMCARD_IOC_AUDIT_CHECKPOINT _IOWR(HSMCARD_IOC_MAGIC, 0x42, struct hsmcard_audit_checkpoint)
 
 #endif /* _UAPI_LINUX_HSMCARD_H */
