@@ -73,12 +73,20 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 	# Kill at a random point of the next key's creation.
 	sleep "0.$((RANDOM % 10))"
-	# QEMU itself, not the timeout(1) that run-vm.sh starts it under
+	# QEMU itself: the child of the timeout(1) that run-vm.sh starts it
+	# under (found by parentage: pgrep -f would match against a command
+	# line that procps may truncate)
 	qpid=
-	for p in $(pgrep -f "hsmcard,keystore=$ks"); do
-		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = timeout ] || qpid=$p
+	for t in $(pgrep -P "$rpid"); do
+		[ "$(cat "/proc/$t/comm" 2>/dev/null)" = timeout ] || continue
+		qpid=$(pgrep -P "$t" | head -n1)
 	done
-	[ -z "$qpid" ] || kill -KILL "$qpid"
+	if [ -n "$qpid" ]; then
+		kill -KILL "$qpid"
+	else
+		# no QEMU found: stop the run (timeout(1) passes TERM on)
+		pkill -TERM -P "$rpid"
+	fi
 	wait "$rpid" 2>/dev/null
 	tr -d '\r' <"$dir/create-$round.out" >"$dir/create-$round.log"
 	# Acknowledged keys of this round, with the public key when printed.
