@@ -177,6 +177,12 @@ enum hsm_admin_opcode {
 	HSM_ADM_AUDIT_READ	= 0x1a,	/* qw[0]: first seq; dst: hdr + records */
 	HSM_ADM_AUDIT_PUBKEY	= 0x1b,	/* dst: DER SubjectPublicKeyInfo */
 	HSM_ADM_AUDIT_CHECKPOINT = 0x1c, /* result: seq of the signed record */
+	HSM_ADM_CARD_INIT	= 0x20,	/* src: struct hsm_auth_req */
+	HSM_ADM_PART_CREATE	= 0x21,	/* src: auth req; result: partition */
+	HSM_ADM_PART_DELETE	= 0x22,	/* src: auth req */
+	HSM_ADM_PART_INFO	= 0x23,	/* cdw[0]: partition; dst: part info */
+	HSM_ADM_LOGIN		= 0x24,	/* src: auth req */
+	HSM_ADM_SET_PIN		= 0x25,	/* src: auth req */
 };
 
 enum hsm_io_opcode {
@@ -352,7 +358,7 @@ struct hsm_authenc_key_hdr {
 #define HSM_LABEL_LEN		64
 #define HSM_DEFAULT_PARTITION	0
 #define HSM_KERNEL_PARTITION	1	/* crypto API session keys */
-#define HSM_NR_PARTITIONS	2
+#define HSM_NR_PARTITIONS	16	/* 0 and 1 always exist */
 
 /* 128 bytes; input of generate/import/unwrap, output of get-attrs */
 struct hsm_key_attrs {
@@ -408,15 +414,27 @@ enum hsm_audit_event {
 	HSM_AUDIT_EV_TOKEN_CREATE	= 0x15,
 	HSM_AUDIT_EV_TOKEN_OPEN		= 0x16,	/* failures only */
 	HSM_AUDIT_EV_KEY_STATE		= 0x17,	/* reserved: lifecycle change */
-	HSM_AUDIT_EV_LOGIN		= 0x20,	/* reserved: roles and PINs */
-	HSM_AUDIT_EV_LOGIN_FAIL		= 0x21,	/* reserved */
-	HSM_AUDIT_EV_LOCKOUT		= 0x22,	/* reserved */
-	HSM_AUDIT_EV_UNLOCK		= 0x23,	/* reserved */
+	HSM_AUDIT_EV_LOGIN		= 0x20,	/* PIN accepted by LOGIN */
+	HSM_AUDIT_EV_LOGIN_FAIL		= 0x21,	/* PIN refused (any command) */
+	HSM_AUDIT_EV_LOCKOUT		= 0x22,	/* a role got locked */
+	HSM_AUDIT_EV_UNLOCK		= 0x23,	/* PIN (re)set by SO or admin */
 	HSM_AUDIT_EV_LOGOUT		= 0x24,	/* reserved */
-	HSM_AUDIT_EV_PART_CREATE	= 0x28,	/* reserved: partitions */
-	HSM_AUDIT_EV_PART_DELETE	= 0x29,	/* reserved */
-	HSM_AUDIT_EV_PART_CHANGE	= 0x2a,	/* reserved */
+	HSM_AUDIT_EV_PART_CREATE	= 0x28,
+	HSM_AUDIT_EV_PART_DELETE	= 0x29,	/* or partition 0 reset */
+	HSM_AUDIT_EV_PART_CHANGE	= 0x2a,	/* own PIN changed */
 };
+
+/*
+ * Role and PIN events (LOGIN .. PART_CHANGE): detail =
+ * HSM_AUDIT_AUTH(role, n), n = failed logins of the role after the event
+ * (LOGIN_FAIL, LOCKOUT), max failed logins (PART_CREATE), 1 if a reset
+ * of partition 0 (PART_DELETE), 1 if the role was locked (UNLOCK), else 0.
+ * label: the partition's label (PART_CREATE, PART_DELETE).  No PIN byte
+ * is ever recorded.
+ */
+#define HSM_AUDIT_AUTH(role, n)	(((__u32)(role) << 16) | ((n) & 0xffff))
+#define HSM_AUDIT_AUTH_ROLE(d)	((d) >> 16)
+#define HSM_AUDIT_AUTH_N(d)	((d) & 0xffff)
 
 /* HSM_AUDIT_EV_INIT detail */
 #define HSM_AUDIT_INIT_NEW	0	/* no log existed */
@@ -467,6 +485,80 @@ struct hsm_audit_read_hdr {
 	__u8	rsvd[24];
 };
 
+/* ---- Partitions, roles and PINs ---- */
+/*
+ * The card holds up to HSM_NR_PARTITIONS partitions.  0 (default) and 1
+ * (kernel) always exist; 2.. are made with PART_CREATE.  Each has a
+ * Security Officer and a User PIN; partition 1 never has PINs and never
+ * accepts a login.  A partition without any PIN is "uninitialized".  A
+ * card-wide administrator PIN guards CARD_INIT, PART_CREATE, PART_DELETE
+ * and the SO PIN reset.  PINs are 4..64 bytes; the card keeps only salted
+ * PBKDF2-HMAC-SHA256 hashes, in the sealed key store.  The card keeps no
+ * login state: LOGIN only checks a PIN, the driver remembers the outcome
+ * per file descriptor.  Documentation/hsmcard/hw.rst has the rules.
+ */
+#define HSM_PIN_MIN		4
+#define HSM_PIN_MAX		64
+#define HSM_MAX_FAIL_DEFAULT	5	/* failed logins before lockout */
+#define HSM_MAX_FAIL_MAX	15
+#define HSM_ADMIN_MAX_FAIL	10	/* the admin PIN's fixed limit */
+#define HSM_PART_ANY		0xffffffffu	/* PART_CREATE: first free */
+
+enum hsm_role {
+	HSM_ROLE_NONE		= 0,
+	HSM_ROLE_SO		= 1,	/* Security Officer of a partition */
+	HSM_ROLE_USER		= 2,	/* User of a partition */
+	HSM_ROLE_ADMIN		= 3,	/* card administrator */
+};
+
+/* struct hsm_auth_req.flags */
+#define HSM_AUTH_F_RESET	0x1u	/* PART_DELETE of 0: reset it */
+
+/* 256 bytes; src of CARD_INIT, PART_CREATE, PART_DELETE, LOGIN, SET_PIN */
+struct hsm_auth_req {
+	__le32	partition;	/* or HSM_PART_ANY (PART_CREATE) */
+	__le16	role;		/* enum hsm_role: whose PIN is checked/set */
+	__le16	auth_role;	/* SET_PIN: whose PIN @pin is (0: @role) */
+	__le16	pin_len;	/* bytes of @pin */
+	__le16	new_pin_len;	/* bytes of @new_pin */
+	__le16	max_fail;	/* PART_CREATE: 1..15, 0: default (5) */
+	__le16	flags;		/* HSM_AUTH_F_* */
+	__le32	rsvd[12];	/* zero */
+	__u8	pin[HSM_PIN_MAX];	/* zero padded */
+	__u8	new_pin[HSM_PIN_MAX];	/* zero padded */
+	char	label[HSM_LABEL_LEN];	/* PART_CREATE; NUL padded */
+};
+
+/* struct hsm_part_info.flags */
+#define HSM_PART_S_EXISTS	0x01u
+#define HSM_PART_S_INITIALIZED	0x02u	/* some PIN is set */
+#define HSM_PART_S_SO_SET	0x04u
+#define HSM_PART_S_USER_SET	0x08u
+#define HSM_PART_S_SO_LOCKED	0x10u
+#define HSM_PART_S_USER_LOCKED	0x20u
+#define HSM_PART_S_KERNEL	0x40u	/* partition 1: no login */
+
+/* struct hsm_part_info.card_flags */
+#define HSM_CARD_S_ADMIN_SET	0x1u	/* an admin PIN is set */
+#define HSM_CARD_S_ADMIN_LOCKED	0x2u
+#define HSM_CARD_S_TAMPERED	0x4u
+
+/* 128 bytes; dst of PART_INFO */
+struct hsm_part_info {
+	__le32	partition;
+	__le32	flags;		/* HSM_PART_S_*; 0: no such partition */
+	__le32	card_flags;	/* HSM_CARD_S_* */
+	__le16	max_fail;	/* failed logins that lock a role */
+	__u8	so_failed;	/* consecutive failed SO logins */
+	__u8	user_failed;
+	__le32	nr_keys;	/* keys held in the partition */
+	__u8	admin_failed;	/* consecutive failed admin PINs */
+	__u8	rsvd0[3];
+	__le64	created;	/* seconds since the epoch */
+	__le32	rsvd[8];
+	char	label[HSM_LABEL_LEN];	/* NUL padded */
+};
+
 /* ---- Identify data (4096 bytes) ---- */
 #define HSM_IDENTIFY_SIZE	4096
 
@@ -514,7 +606,10 @@ enum hsm_status {
 	HSM_SC_INTERNAL		= 0x16,	/* internal error, card still sane */
 	HSM_SC_INVALID_STATE	= 0x17,	/* hash state blob not valid here */
 	HSM_SC_INVALID_TOKEN	= 0x18,	/* key token not from this card */
-	HSM_SC_MAX		= 0x19,
+	HSM_SC_PIN_INCORRECT	= 0x19,	/* result: tries left */
+	HSM_SC_PIN_LOCKED	= 0x1a,	/* role locked: too many failures */
+	HSM_SC_PIN_NOT_SET	= 0x1b,	/* the role has no PIN (yet) */
+	HSM_SC_MAX		= 0x1c,
 };
 
 #endif /* HSMCARD_HW_H */

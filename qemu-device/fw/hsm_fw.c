@@ -46,6 +46,9 @@ static const char *const hsm_status_names[HSM_SC_MAX] = {
 	[HSM_SC_INTERNAL]	 = "internal error",
 	[HSM_SC_INVALID_STATE]	 = "invalid hash state",
 	[HSM_SC_INVALID_TOKEN]	 = "invalid key token",
+	[HSM_SC_PIN_INCORRECT]	 = "PIN incorrect",
+	[HSM_SC_PIN_LOCKED]	 = "PIN locked",
+	[HSM_SC_PIN_NOT_SET]	 = "PIN not set",
 };
 
 const char *hsm_fw_status_str(uint16_t status)
@@ -157,6 +160,7 @@ struct hsm_fw *hsm_fw_new(const struct hsm_fw_config *cfg, char **errp)
 		goto err;
 	}
 	hsm_audit_init(fw);
+	hsm_auth_init(fw);
 	if (hsm_fw_keys_init(fw)) {
 		hsm_set_err(errp, "cannot allocate the key store");
 		goto err;
@@ -194,6 +198,7 @@ void hsm_fw_free(struct hsm_fw *fw)
 	hsm_fw_keys_fini(fw);
 	hsm_store_close(fw);
 	hsm_audit_close(fw);
+	hsm_auth_fini(fw);
 	hsm_fw_free_algs(fw);
 	OPENSSL_cleanse(fw, sizeof(*fw));
 	free(fw);
@@ -204,6 +209,8 @@ void hsm_fw_tamper(struct hsm_fw *fw)
 	__atomic_store_n(&fw->tampered, 1, __ATOMIC_RELEASE);
 	hsm_fw_keys_zeroize(fw);
 	hsm_store_zeroize(fw);
+	/* the PIN hashes were in the store: back to a factory card */
+	hsm_auth_zeroize(fw);
 	OPENSSL_cleanse(fw->token_key, sizeof(fw->token_key));
 	/* the log survives; its signing key goes with the master key */
 	hsm_audit_tamper(fw);
@@ -597,16 +604,38 @@ uint16_t hsm_fw_admin(struct hsm_fw *fw, const struct hsm_fw_host *host,
 	case HSM_ADM_AUDIT_CHECKPOINT:
 		st = hsm_adm_audit_checkpoint(&c);
 		break;
+	case HSM_ADM_CARD_INIT:
+		st = hsm_adm_card_init(&c);
+		break;
+	case HSM_ADM_PART_CREATE:
+		st = hsm_adm_part_create(&c);
+		break;
+	case HSM_ADM_PART_DELETE:
+		st = hsm_adm_part_delete(&c);
+		break;
+	case HSM_ADM_PART_INFO:
+		st = hsm_adm_part_info(&c);
+		break;
+	case HSM_ADM_LOGIN:
+		st = hsm_adm_login(&c);
+		break;
+	case HSM_ADM_SET_PIN:
+		st = hsm_adm_set_pin(&c);
+		break;
 	default:
 		st = HSM_SC_INVALID_OPCODE;
 		break;
 	}
 	/* management actions and denials are on record before completion */
 	st = hsm_audit_cmd(&c, st, &pre);
-	/* BUFFER_TOO_SMALL reports the size needed; nothing else leaks out */
+	/*
+	 * BUFFER_TOO_SMALL reports the size needed, PIN_INCORRECT the tries
+	 * left; nothing else leaks out
+	 */
 	if (result)
 		*result = (st == HSM_SC_SUCCESS ||
-			   st == HSM_SC_BUFFER_TOO_SMALL) ? c.result : 0;
+			   st == HSM_SC_BUFFER_TOO_SMALL ||
+			   st == HSM_SC_PIN_INCORRECT) ? c.result : 0;
 	return st;
 }
 

@@ -54,7 +54,8 @@
  *   GET_RANDOM    dst: dst_len (1..max_xfer) bytes from the DRBG.
  *   KEY_GENERATE  src = struct hsm_key_attrs (exactly 128 bytes); result =
  *                 handle.  handle/created must be 0, rsvd 0, label
- *                 NUL-terminated and NUL-padded, partition 0..1, flags
+ *                 NUL-terminated and NUL-padded, partition existing
+ *                 (0 and 1 always; 2..15 after PART_CREATE), flags
  *                 within HSM_KEYF_ALL, uses within the type's (AES:
  *                 ENCRYPT DECRYPT WRAP UNWRAP; HMAC, EC, Ed25519: SIGN
  *                 VERIFY; RSA: SIGN VERIFY ENCRYPT DECRYPT; AUTHENC:
@@ -197,12 +198,32 @@
  * HSM_SC_TAMPERED.  IDENTIFY, queue management, GET_RANDOM, DIGEST and
  * plain multi-part digests keep working.  The audit log survives: tamper
  * is recorded and signed, then the audit key is wiped; the next start on
- * the wiped store makes a new key and continues the chain.
+ * the wiped store makes a new key and continues the chain.  The partition
+ * table and every PIN hash go with the store; CARD_INIT (no current PIN
+ * needed then) clears the tamper flag, and with it CSTS.TAMPER and
+ * HEALTH, which the device reads through hsm_fw_tampered().
  *
  * Partitions: the key's partition is part of its handle (see above).  The
  * card checks that both keys of WRAP/UNWRAP share a partition; which
  * partition a host user may name is for the driver to enforce, using
  * HSM_HANDLE_PART().
+ *
+ * Partitions, roles and PINs (hsm_fw_auth.c; hw.rst "Partitions, roles
+ * and PINs" has the full rules):
+ *   CARD_INIT     src = struct hsm_auth_req: new_pin = admin PIN, pin =
+ *                 current one (ignored while none is set).  Destroys every
+ *                 key and partition above 1, new master, token, state and
+ *                 audit keys; clears tamper.
+ *   PART_CREATE   admin PIN, partition 2..15 or HSM_PART_ANY, label
+ *                 (unique), new_pin = SO PIN, max_fail; result = partition.
+ *   PART_DELETE   admin PIN, partition 2..15 (keys destroyed, persistent
+ *                 too; result = how many) or 0 with HSM_AUTH_F_RESET.
+ *   PART_INFO     cdw[0] partition; dst = struct hsm_part_info.
+ *   LOGIN         partition, role SO/USER, pin: SUCCESS, PIN_INCORRECT
+ *                 (result = tries left), PIN_LOCKED, PIN_NOT_SET.
+ *   SET_PIN       role, auth_role, pin, new_pin: own PIN, SO -> User PIN,
+ *                 admin -> SO PIN (those two unlock).
+ *   Failed-login counters are sealed in the store before completion.
  */
 
 struct hsm_fw;
@@ -217,6 +238,8 @@ struct hsm_fw;
  * @max_qsize:     entries per queue (HSM_MIN_QSIZE..HSM_MAX_QSIZE)
  * @max_keys:      key store capacity
  * @nr_vectors:    MSI-X vectors the device exposes
+ * @pin_iterations: PBKDF2 iterations of new PIN hashes (0: the default,
+ *                 about 30 ms per check; tests use fewer)
  */
 struct hsm_fw_config {
 	const char *serial;
@@ -225,6 +248,7 @@ struct hsm_fw_config {
 	unsigned int max_qsize;
 	unsigned int max_keys;
 	unsigned int nr_vectors;
+	unsigned int pin_iterations;
 };
 
 /**
@@ -265,7 +289,10 @@ uint16_t hsm_fw_admin(struct hsm_fw *fw, const struct hsm_fw_host *host,
 uint16_t hsm_fw_io(struct hsm_fw *fw, const struct hsm_fw_host *host,
 		   const struct hsm_sqe *sqe, uint64_t *result);
 
-/* Tamper: zeroize all keys and master key; key commands then fail. */
+/*
+ * Tamper: zeroize all keys, the master key and the PIN hashes; key commands
+ * then fail until the admin queue runs HSM_ADM_CARD_INIT, which clears it.
+ */
 void hsm_fw_tamper(struct hsm_fw *fw);
 bool hsm_fw_tampered(const struct hsm_fw *fw);
 

@@ -688,6 +688,8 @@ static bool au_key_info(struct hsm_fw *fw, uint64_t handle,
 	if (!handle || hsm_key_get(fw, handle, &k))
 		return false;
 	info->have = true;
+	info->kernel_session = k->partition == HSM_KERNEL_PARTITION &&
+			       !(k->flags & HSM_KEYF_PERSISTENT);
 	info->partition = k->partition;
 	info->detail = (uint32_t)k->type << 16 | k->bits;
 	memcpy(info->label, k->label, sizeof(info->label));
@@ -803,6 +805,17 @@ uint16_t hsm_audit_cmd(struct hsm_cmd *c, uint16_t st,
 	if (!ev || (st && !au_denial(st)) ||
 	    (ev == HSM_AUDIT_EV_TOKEN_OPEN && !st))
 		return st;
+	/*
+	 * The kernel's crypto API imports a volatile key into the kernel
+	 * partition for every transform's setkey and destroys it with the
+	 * transform (thousands at each driver load, from the self-tests):
+	 * data-path keys, not custody actions.  Their denials are recorded.
+	 */
+	if (!st && ev == HSM_AUDIT_EV_KEY_IMPORT &&
+	    au_key_info(fw, c->result, &info) && info.kernel_session)
+		return st;
+	if (!st && ev == HSM_AUDIT_EV_KEY_DESTROY && pre->kernel_session)
+		return st;
 	memset(&r, 0, sizeof(r));
 	r.event = htole16(ev);
 	r.status = htole16(st);
@@ -862,6 +875,77 @@ uint16_t hsm_audit_cmd(struct hsm_cmd *c, uint16_t st,
 	}
 	c->result = 0;
 	return HSM_SC_INTERNAL;
+}
+
+/**
+ * hsm_audit_auth() - record a partition, role or PIN event
+ * @fw:     the card
+ * @ev:     HSM_AUDIT_EV_LOGIN .. HSM_AUDIT_EV_PART_CHANGE
+ * @st:     outcome (HSM_SC_*)
+ * @opcode: the admin command
+ * @part:   partition, or HSM_AUDIT_NO_PART (admin PIN)
+ * @detail: HSM_AUDIT_AUTH(role, n)
+ * @label:  partition label, or NULL
+ *
+ * Never given a PIN.  Return: 0 once the record is in the log, else -1.
+ */
+int hsm_audit_auth(struct hsm_fw *fw, uint16_t ev, uint16_t st,
+		   uint8_t opcode, uint32_t part, uint32_t detail,
+		   const char *label)
+{
+	struct hsm_audit_rec r;
+
+	memset(&r, 0, sizeof(r));
+	r.event = htole16(ev);
+	r.status = htole16(st);
+	r.opcode = opcode;
+	r.partition = htole32(part);
+	r.detail = htole32(detail);
+	if (label)
+		strncpy(r.label, label, sizeof(r.label) - 1);
+	return au_log(fw, &r);
+}
+
+/*
+ * CARD_INIT: seal what the old key vouched for with a checkpoint, then a
+ * new audit key, an INIT record (detail REINIT, @opcode) and a checkpoint
+ * by the new key.  The caller seals the new key with hsm_store_save().
+ */
+int hsm_audit_reinit(struct hsm_fw *fw, uint8_t opcode)
+{
+	struct hsm_audit_rec r;
+	EVP_PKEY *old;
+	int ret = -1;
+
+	pthread_mutex_lock(&fw->au_lock);
+	if (fw->au_key && au_checkpoint_locked(fw, opcode, NULL))
+		goto out;
+	old = fw->au_key;
+	fw->au_key = NULL;
+	if (au_new_key(fw)) {
+		EVP_PKEY_free(fw->au_key);
+		fw->au_key = old;
+		if (old)
+			au_key_id(old, fw->au_key_id);
+		goto out;
+	}
+	EVP_PKEY_free(old);
+	fw->au_flags &= ~HSM_AUDIT_F_NO_KEY;
+	memset(&r, 0, sizeof(r));
+	r.event = htole16(HSM_AUDIT_EV_INIT);
+	r.partition = htole32(HSM_AUDIT_NO_PART);
+	r.detail = htole32(HSM_AUDIT_INIT_REINIT);
+	r.opcode = opcode;
+	memcpy(r.label, fw->card_id, 16);
+	memcpy(r.label + 16, fw->au_key_id, 32);
+	au_prepare(fw, &r);
+	if (au_commit(fw, &r))
+		goto out;
+	fw->au_since_ckpt = 0;
+	ret = au_checkpoint_locked(fw, 0, NULL);
+out:
+	pthread_mutex_unlock(&fw->au_lock);
+	return ret;
 }
 
 /* ---- commands ---- */

@@ -87,6 +87,38 @@ struct hsm_key {
 	struct hsm_hmac_pads *pads;
 };
 
+/*
+ * A PIN as the card keeps it: PBKDF2-HMAC-SHA256(pin, salt, iter), never
+ * the PIN itself, with the role's failed-login counter.
+ */
+struct hsm_pin {
+	bool set;
+	bool locked;
+	uint8_t failed;
+	uint32_t iter;
+	uint8_t salt[16];
+	uint8_t hash[32];
+};
+
+struct hsm_part {
+	bool exists;
+	uint32_t flags;			/* stored partition flags (none yet) */
+	uint16_t max_fail;
+	uint64_t created;
+	char label[HSM_LABEL_LEN];
+	struct hsm_pin so;
+	struct hsm_pin user;
+};
+
+/* Everything about partitions and PINs; sealed in the key store. */
+struct hsm_auth_state {
+	struct hsm_pin admin;
+	struct hsm_part parts[HSM_NR_PARTITIONS];
+};
+
+#define HSM_FW_PIN_ITER		100000	/* about 30 ms on the dev host */
+#define HSM_FW_PIN_ITER_MAX	10000000
+
 struct hsm_fw {
 	struct hsm_fw_config cfg;
 	char serial[32];
@@ -149,6 +181,14 @@ struct hsm_fw {
 	unsigned int au_nsegs;
 	uint64_t au_head_next;
 	uint8_t au_head_hash[32];
+
+	/*
+	 * Partitions, roles and PINs (hsm_fw_auth.c), protected by
+	 * auth_lock (taken after ks_lock, never around a store save).
+	 */
+	pthread_mutex_t auth_lock;
+	struct hsm_auth_state auth;
+	uint32_t pin_iter;		/* PBKDF2 iterations of new hashes */
 };
 
 /* A decoded submission entry plus where its results go. */
@@ -223,11 +263,33 @@ uint16_t hsm_key_get_material(const struct hsm_key *k, unsigned char **outp,
 uint16_t hsm_key_prepare(struct hsm_fw *fw, struct hsm_key *k);
 void hsm_attrs_fill(const struct hsm_key *k, struct hsm_key_attrs *a);
 
+unsigned int hsm_fw_keys_drop_partition(struct hsm_fw *fw, uint32_t part,
+					bool *persistent);
+unsigned int hsm_fw_keys_in_partition(struct hsm_fw *fw, uint32_t part);
+
 /* persistent store (hsm_fw_store.c) */
 int hsm_store_open(struct hsm_fw *fw, const char *path, char **errp);
 uint16_t hsm_store_save(struct hsm_fw *fw);
 void hsm_store_zeroize(struct hsm_fw *fw);
+int hsm_store_rekey(struct hsm_fw *fw);
 void hsm_store_close(struct hsm_fw *fw);
+
+/* partitions, roles and PINs (hsm_fw_auth.c) */
+void hsm_auth_init(struct hsm_fw *fw);
+void hsm_auth_fini(struct hsm_fw *fw);
+void hsm_auth_zeroize(struct hsm_fw *fw);
+void hsm_auth_defaults(struct hsm_auth_state *a);
+bool hsm_part_exists(struct hsm_fw *fw, uint32_t part);
+int hsm_auth_store_get(struct hsm_fw *fw, uint8_t **buf, size_t *len);
+int hsm_auth_store_parse(const uint8_t *p, size_t len,
+			 struct hsm_auth_state *a);
+void hsm_auth_store_set(struct hsm_fw *fw, const struct hsm_auth_state *a);
+uint16_t hsm_adm_card_init(struct hsm_cmd *c);
+uint16_t hsm_adm_part_create(struct hsm_cmd *c);
+uint16_t hsm_adm_part_delete(struct hsm_cmd *c);
+uint16_t hsm_adm_part_info(struct hsm_cmd *c);
+uint16_t hsm_adm_login(struct hsm_cmd *c);
+uint16_t hsm_adm_set_pin(struct hsm_cmd *c);
 
 uint16_t hsm_adm_key_generate(struct hsm_cmd *c);
 uint16_t hsm_adm_key_import(struct hsm_cmd *c);
@@ -244,6 +306,7 @@ int hsm_token_key_init(struct hsm_fw *fw);
 /* audit log (hsm_fw_audit.c) */
 struct hsm_audit_pre {
 	bool have;
+	bool kernel_session;	/* volatile key of the kernel partition */
 	uint32_t partition;
 	uint32_t detail;
 	char label[HSM_LABEL_LEN];
@@ -259,6 +322,10 @@ uint16_t hsm_audit_cmd(struct hsm_cmd *c, uint16_t st,
 uint16_t hsm_adm_audit_read(struct hsm_cmd *c);
 uint16_t hsm_adm_audit_pubkey(struct hsm_cmd *c);
 uint16_t hsm_adm_audit_checkpoint(struct hsm_cmd *c);
+int hsm_audit_auth(struct hsm_fw *fw, uint16_t ev, uint16_t st,
+		   uint8_t opcode, uint32_t part, uint32_t detail,
+		   const char *label);
+int hsm_audit_reinit(struct hsm_fw *fw, uint8_t opcode);
 /* sealed store section: snapshot for a save, adopt what a load found */
 int hsm_audit_store_get(struct hsm_fw *fw, unsigned char **der,
 			size_t *der_len, uint64_t *head_next,

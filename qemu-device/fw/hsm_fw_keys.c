@@ -108,6 +108,46 @@ void hsm_fw_keys_zeroize(struct hsm_fw *fw)
 	pthread_rwlock_unlock(&fw->ks_lock);
 }
 
+/*
+ * PART_DELETE: take every key of @part out of the store; keys in use are
+ * wiped when their user is done.  Returns how many; *persistent says if
+ * one of them was in the sealed store.
+ */
+unsigned int hsm_fw_keys_drop_partition(struct hsm_fw *fw, uint32_t part,
+					bool *persistent)
+{
+	unsigned int i, n = 0;
+
+	*persistent = false;
+	pthread_rwlock_wrlock(&fw->ks_lock);
+	for (i = 0; i < fw->cfg.max_keys; i++) {
+		struct hsm_key *k = fw->slots[i];
+
+		if (!k || k->partition != part)
+			continue;
+		if (k->flags & HSM_KEYF_PERSISTENT)
+			*persistent = true;
+		fw->slots[i] = NULL;
+		fw->nr_keys--;
+		hsm_key_put(k);
+		n++;
+	}
+	pthread_rwlock_unlock(&fw->ks_lock);
+	return n;
+}
+
+unsigned int hsm_fw_keys_in_partition(struct hsm_fw *fw, uint32_t part)
+{
+	unsigned int i, n = 0;
+
+	pthread_rwlock_rdlock(&fw->ks_lock);
+	for (i = 0; i < fw->cfg.max_keys; i++)
+		if (fw->slots[i] && fw->slots[i]->partition == part)
+			n++;
+	pthread_rwlock_unlock(&fw->ks_lock);
+	return n;
+}
+
 void hsm_fw_keys_fini(struct hsm_fw *fw)
 {
 	if (!fw->slots)
@@ -319,7 +359,8 @@ static uint16_t hsm_attrs_parse(struct hsm_fw *fw,
 
 	if (k->type < HSM_KEY_AES || k->type >= HSM_KEY_TYPE_MAX)
 		return HSM_SC_INVALID_FIELD;
-	if (k->partition >= HSM_NR_PARTITIONS)
+	/* only partitions that exist (0 and 1 always do) */
+	if (!hsm_part_exists(fw, k->partition))
 		return HSM_SC_INVALID_FIELD;
 	if (k->flags & ~HSM_KEYF_ALL)
 		return HSM_SC_INVALID_FIELD;
@@ -999,7 +1040,7 @@ uint16_t hsm_adm_key_list(struct hsm_cmd *c)
 		return st;
 	if (hsm_fw_is_tampered(fw))
 		return HSM_SC_TAMPERED;
-	if (c->cdw[0] >= HSM_NR_PARTITIONS)
+	if (!hsm_part_exists(fw, c->cdw[0]))
 		return HSM_SC_INVALID_FIELD;
 	if (c->dst_len > HSM_FW_MAX_XFER)
 		return HSM_SC_INVALID_LENGTH;

@@ -8,8 +8,9 @@
  *
  * File layout (all integers little endian):
  *   0  "HSMKSTOR"          magic
- *   8  le32 version (2; version 1 files, without the audit section,
- *                           are still read)
+ *   8  le32 version (3; version 1 files, without the audit section,
+ *                           and version 2 files, without the
+ *                           partition section, are still read)
  *  12  card_id[16]         the card's identity, kept across restarts
  *  28  nonce[12]           fresh for every write
  *  40  le32 n              length of the sealed payload
@@ -22,6 +23,12 @@
  * PKCS#8, a = 0 before it exists), le64 head_next, head_hash[32]: the
  * audit log holds at least head_next records and the last of them hashes
  * to head_hash (see hsm_fw_audit.c).  The audit key exists nowhere else.
+ * Version 3 appends the partition section: le32 p, p bytes laid out as
+ * hsm_fw_auth.c describes (admin PIN hash, then every partition with its
+ * label, limits, PIN hashes and failed-login counters).  A version 1 or 2
+ * store loads as a factory card: partitions 0 and 1, no PIN; the next
+ * save writes version 3.  Keys of a partition the section does not hold
+ * make the whole file malformed.
  *
  * Every write goes to "<path>.tmp", is fsync()ed, renamed over the file
  * and the directory is fsync()ed, so a crash leaves the old or the new
@@ -46,8 +53,9 @@
 #include "hsm_fw_int.h"
 
 #define HSM_KS_MAGIC		"HSMKSTOR"
-#define HSM_KS_VERSION		2
+#define HSM_KS_VERSION		3
 #define HSM_KS_VERSION_V1	1
+#define HSM_KS_VERSION_V2	2
 #define HSM_KS_HDR		44
 #define HSM_KS_TAG		16
 #define HSM_KS_MAX_FILE		(64u << 20)
@@ -251,7 +259,8 @@ uint16_t hsm_store_save(struct hsm_fw *fw)
 	struct hsm_sbuf b = { 0 };
 	struct hsm_key_attrs a;
 	unsigned char *akey = NULL;
-	size_t akey_len = 0;
+	size_t akey_len = 0, auth_len = 0;
+	uint8_t *auth = NULL;
 	uint64_t head_next = 0, le64;
 	uint8_t head_hash[32];
 	uint8_t *file = NULL, nonce[12];
@@ -298,6 +307,13 @@ uint16_t hsm_store_save(struct hsm_fw *fw)
 	le64 = htole64(head_next);
 	hsm_sbuf_add(&b, &le64, sizeof(le64));
 	hsm_sbuf_add(&b, head_hash, sizeof(head_hash));
+	if (hsm_auth_store_get(fw, &auth, &auth_len)) {
+		b.oom = true;
+	} else {
+		le = htole32(auth_len);
+		hsm_sbuf_add(&b, &le, sizeof(le));
+		hsm_sbuf_add(&b, auth, auth_len);
+	}
 	if (b.oom)
 		goto out;
 	le = htole32(count);
@@ -323,6 +339,8 @@ out:
 	OPENSSL_clear_free(b.p, b.cap);
 	if (akey)
 		OPENSSL_clear_free(akey, akey_len);
+	if (auth)
+		OPENSSL_clear_free(auth, auth_len);
 	free(file);
 	return st;
 }
@@ -331,8 +349,11 @@ out:
 
 /* Parse every key first; the store only changes if all of them are good. */
 static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len,
-			   bool v1)
+			   uint32_t ver)
 {
+	bool v1 = ver == HSM_KS_VERSION_V1;
+	struct hsm_auth_state *auth;
+	uint32_t plen;
 	struct hsm_key **all, *k;
 	struct hsm_key_attrs a;
 	uint32_t count, mlen, i, n = 0, alen = 0;
@@ -349,8 +370,13 @@ static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len,
 	if (count > fw->cfg.max_keys)
 		return -1;
 	all = calloc(count ? count : 1, sizeof(*all));
-	if (!all)
+	auth = OPENSSL_zalloc(sizeof(*auth));
+	if (!all || !auth) {
+		free(all);
+		OPENSSL_free(auth);
 		return -1;
+	}
+	hsm_auth_defaults(auth);
 	for (i = 0; i < count; i++) {
 		if (len - off < sizeof(a) + 4)
 			goto out;
@@ -393,6 +419,20 @@ static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len,
 		head_hash = p + off + 8;
 		off += 40;
 	}
+	if (ver >= 3) {
+		if (len - off < 4)
+			goto out;
+		memcpy(&plen, p + off, 4);
+		plen = le32toh(plen);
+		off += 4;
+		if (len - off < plen ||
+		    hsm_auth_store_parse(p + off, plen, auth))
+			goto out;
+		off += plen;
+	}
+	for (i = 0; i < n; i++)
+		if (!auth->parts[all[i]->partition].exists)
+			goto out;
 	if (off != len ||
 	    hsm_audit_store_set(fw, akey, alen, head_next,
 				head_hash ? head_hash : zero))
@@ -405,11 +445,13 @@ static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len,
 		}
 		all[i] = NULL;
 	}
+	hsm_auth_store_set(fw, auth);
 	ret = 0;
 out:
 	for (i = 0; i < n; i++)
 		hsm_key_free(all[i]);
 	free(all);
+	OPENSSL_clear_free(auth, sizeof(*auth));
 	return ret;
 }
 
@@ -419,7 +461,6 @@ static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
 	uint32_t ver, plen;
 	uint8_t *plain;
 	int ret;
-	bool v1;
 
 	if (flen < HSM_KS_HDR + HSM_KS_TAG || memcmp(file, HSM_KS_MAGIC, 8)) {
 		hsm_store_err(errp, "not a key store", fw->ks_path);
@@ -427,8 +468,9 @@ static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
 	}
 	memcpy(&ver, file + 8, 4);
 	memcpy(&plen, file + 40, 4);
-	v1 = le32toh(ver) == HSM_KS_VERSION_V1;
-	if ((le32toh(ver) != HSM_KS_VERSION && !v1) ||
+	ver = le32toh(ver);
+	if ((ver != HSM_KS_VERSION && ver != HSM_KS_VERSION_V1 &&
+	     ver != HSM_KS_VERSION_V2) ||
 	    (size_t)le32toh(plen) != flen - HSM_KS_HDR - HSM_KS_TAG) {
 		hsm_store_err(errp, "bad version or length (torn file?)",
 			      fw->ks_path);
@@ -447,7 +489,7 @@ static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
 		OPENSSL_clear_free(plain, plen ? plen : 1);
 		return -1;
 	}
-	ret = hsm_store_parse(fw, plain, plen, v1);
+	ret = hsm_store_parse(fw, plain, plen, ver);
 	OPENSSL_clear_free(plain, plen ? plen : 1);
 	if (ret) {
 		hsm_store_err(errp, "malformed contents", fw->ks_path);
@@ -529,6 +571,26 @@ void hsm_store_zeroize(struct hsm_fw *fw)
 	hsm_shred(fw->mk_path);
 	hsm_shred(fw->ks_path);
 	pthread_mutex_unlock(&fw->store_lock);
+}
+
+/*
+ * CARD_INIT: the old store is shredded and a new master key written; the
+ * caller seals the new state with hsm_store_save().  A crash in between
+ * leaves a master key without a store, which starts as a factory card.
+ */
+int hsm_store_rekey(struct hsm_fw *fw)
+{
+	int ret = 0;
+
+	if (!fw->ks_path)
+		return 0;
+	pthread_mutex_lock(&fw->store_lock);
+	hsm_shred(fw->ks_path);
+	if (RAND_priv_bytes(fw->mk, sizeof(fw->mk)) != 1 ||
+	    hsm_write_file(fw->mk_path, fw->mk, sizeof(fw->mk)))
+		ret = -1;
+	pthread_mutex_unlock(&fw->store_lock);
+	return ret;
 }
 
 void hsm_store_close(struct hsm_fw *fw)

@@ -516,7 +516,8 @@ static void test_identify(void)
 	check(le32toh(id.key_types) == 0xfe, "identify key_types 1..7");
 	check(mechs & (1ull << HSM_MECH_AES_CBC_HMAC_SHA256),
 	      "identify mechs has AES-CBC-HMAC-SHA256");
-	check(le32toh(id.nr_partitions) == 2, "identify 2 partitions");
+	check(le32toh(id.nr_partitions) == HSM_NR_PARTITIONS &&
+	      HSM_NR_PARTITIONS == 16, "identify 16 partitions");
 
 	memset(fh_ptr(&fh, d), 0, sizeof(id));
 	adm(fw, &s, NULL);
@@ -4108,6 +4109,8 @@ int main(void)
 	test_fuzz();
 	fh_reset(&fh);
 	test_audit(&cfg);
+	fh_reset(&fh);
+	test_auth(&cfg);
 	fh_reset(&fh);
 	test_concurrency();
 	hsm_fw_free(fw);

@@ -22,5 +22,7 @@ bool check_st(uint16_t got, uint16_t want, const char *fmt, ...)
 
 /* test_fw_audit.c: the audit log, on cards configured like @base */
 void test_audit(const struct hsm_fw_config *base);
+/* test_fw_auth.c: partitions, roles and PINs */
+void test_auth(const struct hsm_fw_config *base);
 
 #endif /* HSM_TEST_FW_H */

@@ -1104,10 +1104,60 @@ out:
 	rmdir(p.dir);
 }
 
+/*
+ * The crypto API's volatile keys in the kernel partition are data-path keys:
+ * their import and destruction leave no record; a persistent key there,
+ * and the same import in the user partition, do.
+ */
+static void test_audit_kernel_session(void)
+{
+	struct hsm_key_attrs a;
+	struct hsm_audit_rec r;
+	uint64_t h, hu, hp, seq;
+	uint8_t key[32];
+	struct hsm_fw *f;
+	char *err = NULL;
+
+	f = hsm_fw_new(&au_cfg, &err);
+	if (!check(f != NULL, "audit: card for the kernel-session rule"))
+		return;
+	RAND_bytes(key, sizeof(key));
+	seq = last_seq(f);
+	a = au_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT | HSM_USE_DECRYPT, 0,
+		     HSM_KERNEL_PARTITION, "");
+	check_st(au_put(f, HSM_ADM_KEY_IMPORT, 0, &a, key, sizeof(key), &h),
+		 HSM_SC_SUCCESS, "kernel partition: session key imported");
+	check_st(au_destroy(f, h), HSM_SC_SUCCESS,
+		 "kernel partition: session key destroyed");
+	check(last_seq(f) == seq,
+	      "no record for a kernel session key's import and destruction (last seq %llu, was %llu)",
+	      (unsigned long long)last_seq(f), (unsigned long long)seq);
+
+	a.partition = htole32(HSM_DEFAULT_PARTITION);
+	check_st(au_put(f, HSM_ADM_KEY_IMPORT, 0, &a, key, sizeof(key), &hu),
+		 HSM_SC_SUCCESS, "user partition: key imported");
+	check(au_last(f, &r) && le16toh(r.event) == HSM_AUDIT_EV_KEY_IMPORT &&
+	      le64toh(r.handle) == hu,
+	      "the same import in the user partition is recorded");
+	check_st(au_destroy(f, hu), HSM_SC_SUCCESS, "user key destroyed");
+	check(au_last(f, &r) && le16toh(r.event) == HSM_AUDIT_EV_KEY_DESTROY &&
+	      le64toh(r.handle) == hu, "and its destruction is recorded");
+
+	a = au_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT, 0,
+		     HSM_KERNEL_PARTITION, "kernel-gen");
+	check_st(au_gen(f, &a, &hp), HSM_SC_SUCCESS,
+		 "kernel partition: key generated");
+	check(au_last(f, &r) && le16toh(r.event) == HSM_AUDIT_EV_KEY_GENERATE &&
+	      le64toh(r.handle) == hp,
+	      "generation in the kernel partition is recorded");
+	hsm_fw_free(f);
+}
+
 void test_audit(const struct hsm_fw_config *base)
 {
 	au_cfg = *base;
 	au_cfg.keystore_path = NULL;
 	test_audit_volatile();
+	test_audit_kernel_session();
 	test_audit_store();
 }
