@@ -213,6 +213,10 @@ struct hsm_event {
  * @evt_lost:    events dropped because @evt_fifo was full
  * @evt_closed:  the card is gone: drop new events
  * @evt_work:    sends the queued events
+ * @p0_state:    partition 0: HSM_P0_UNKNOWN, HSM_P0_OPEN (no PIN: usable
+ *               without login) or HSM_P0_LOCKED (atomic)
+ * @part_gen:    per partition, bumped when it is deleted (or the card
+ *               re-initialized): logins made before are void
  */
 struct hsm_dev {
 	struct pci_dev *pdev;
@@ -251,7 +255,32 @@ struct hsm_dev {
 	u32 evt_lost;
 	bool evt_closed;
 	struct work_struct evt_work;
+	atomic_t p0_state;
+	atomic_t part_gen[HSM_NR_PARTITIONS];
 };
+
+#define HSM_P0_UNKNOWN	0
+#define HSM_P0_OPEN	1
+#define HSM_P0_LOCKED	2
+
+/**
+ * struct hsm_session - state of one open /dev/hsmcardN file
+ * @hdev:      card (a reference is held)
+ * @lock:      protects @partition, @role and @gen
+ * @partition: partition logged into (meaningful when @role is set)
+ * @role:      enum hsm_role; HSM_ROLE_NONE: not logged in
+ * @gen:       hdev->part_gen[@partition] at login
+ */
+struct hsm_session {
+	struct hsm_dev *hdev;
+	struct mutex lock; /* partition, role, gen */
+	u32 partition;
+	u16 role;
+	int gen;
+};
+
+/* hsm_ring_setup() @partition: the ring may use no key at all */
+#define HSM_RING_NO_KEYS	U32_MAX
 
 /**
  * struct hsm_buf - a kernel bounce buffer the card reaches by DMA
@@ -348,7 +377,7 @@ void hsm_crypto_unregister(struct hsm_dev *hdev);
 void hsm_crypto_exit(void);
 
 /* hsmcard_ring.c */
-int hsm_ring_setup(struct hsm_dev *hdev, void __user *argp);
+int hsm_ring_setup(struct hsm_dev *hdev, void __user *argp, u32 partition);
 void hsm_ring_dev_gone(struct hsm_dev *hdev);
 
 #endif /* HSMCARD_H */

@@ -15,6 +15,7 @@
 #include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/mutex.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
@@ -64,16 +65,15 @@ static int hsm_errno(int ret)
 }
 
 /*
- * User space may only name keys of its own partition; anything else is
- * reported exactly like a handle that does not exist.
+ * User space may only name keys of the partition its file may use (@part);
+ * anything else is reported exactly like a handle that does not exist.
  */
-static int hsm_check_user_handle(u64 handle)
+static int hsm_check_user_handle(u64 handle, u32 part)
 {
-	return HSM_HANDLE_PART(handle) == HSMCARD_PARTITION_USER ?
-		0 : -ENOKEY;
+	return HSM_HANDLE_PART(handle) == part ? 0 : -ENOKEY;
 }
 
-/* ---- key attributes ---- */
+/* ---- partitions, roles and PINs: the per-file session ---- */
 
 static int hsm_check_label(const char *label)
 {
@@ -87,7 +87,485 @@ static int hsm_check_label(const char *label)
 	return 0;
 }
 
-static int hsm_check_attrs_in(const struct hsmcard_key_attrs *a)
+/* Serialises the commands that change PINs or partitions and the refresh. */
+static DEFINE_MUTEX(hsm_auth_mutex);
+
+static_assert(sizeof(struct hsm_auth_req) == 256);
+static_assert(sizeof(struct hsm_part_info) == 128);
+static_assert(sizeof(struct hsmcard_part_info) == 128);
+static_assert(HSMCARD_PIN_MAX == HSM_PIN_MAX);
+static_assert(HSMCARD_PIN_MIN == HSM_PIN_MIN);
+static_assert(HSMCARD_NR_PARTITIONS_MAX == HSM_NR_PARTITIONS);
+static_assert(HSMCARD_PART_ANY == HSM_PART_ANY);
+static_assert((int)HSMCARD_ROLE_SO == (int)HSM_ROLE_SO);
+static_assert((int)HSMCARD_ROLE_USER == (int)HSM_ROLE_USER);
+static_assert((int)HSMCARD_ROLE_ADMIN == (int)HSM_ROLE_ADMIN);
+static_assert(HSMCARD_PART_S_EXISTS == HSM_PART_S_EXISTS);
+static_assert(HSMCARD_PART_S_INITIALIZED == HSM_PART_S_INITIALIZED);
+static_assert(HSMCARD_PART_S_SO_SET == HSM_PART_S_SO_SET);
+static_assert(HSMCARD_PART_S_USER_SET == HSM_PART_S_USER_SET);
+static_assert(HSMCARD_PART_S_SO_LOCKED == HSM_PART_S_SO_LOCKED);
+static_assert(HSMCARD_PART_S_USER_LOCKED == HSM_PART_S_USER_LOCKED);
+static_assert(HSMCARD_PART_S_KERNEL == HSM_PART_S_KERNEL);
+static_assert(HSMCARD_CARD_S_ADMIN_SET == HSM_CARD_S_ADMIN_SET);
+static_assert(HSMCARD_CARD_S_ADMIN_LOCKED == HSM_CARD_S_ADMIN_LOCKED);
+static_assert(HSMCARD_CARD_S_TAMPERED == HSM_CARD_S_TAMPERED);
+static_assert(HSMCARD_PART_F_RESET == HSM_AUTH_F_RESET);
+
+/*
+ * A PIN of @len bytes (4..64, or 0 if @may_be_empty) in a HSMCARD_PIN_MAX
+ * array, zero padded.
+ */
+static bool hsm_pin_ok(u16 len, const u8 *pin, bool may_be_empty)
+{
+	if (len > HSMCARD_PIN_MAX)
+		return false;
+	if (len < HSMCARD_PIN_MIN && !(len == 0 && may_be_empty))
+		return false;
+	return !memchr_inv(pin + len, 0, HSMCARD_PIN_MAX - len);
+}
+
+/**
+ * hsm_part_info_hw() - ask the card about a partition
+ * @hdev: card
+ * @part: partition number
+ * @out:  receives the card's answer
+ *
+ * Return: 0, or a negative errno (-EOPNOTSUPP: firmware without
+ * partitions).
+ */
+static int hsm_part_info_hw(struct hsm_dev *hdev, u32 part,
+			    struct hsm_part_info *out)
+{
+	struct hsm_sqe sqe = {};
+	struct hsm_buf dst;
+	u64 result = 0;
+	int ret;
+
+	ret = hsm_buf_alloc(&dst, &hdev->pdev->dev, sizeof(*out),
+			    DMA_FROM_DEVICE);
+	if (ret)
+		return ret;
+	sqe.opcode = HSM_ADM_PART_INFO;
+	sqe.cdw[0] = cpu_to_le32(part);
+	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, &dst, &result));
+	if (!ret)
+		hsm_buf_copy_to_kernel(&dst, out, sizeof(*out));
+	hsm_buf_free(&dst);
+	return ret;
+}
+
+/* Re-read whether partition 0 has a PIN.  Caller holds hsm_auth_mutex. */
+static int hsm_p0_refresh_locked(struct hsm_dev *hdev)
+{
+	struct hsm_part_info pi;
+	int ret;
+
+	ret = hsm_part_info_hw(hdev, HSMCARD_PARTITION_USER, &pi);
+	if (ret == -EOPNOTSUPP) {
+		/* A card without partitions: partition 0 is all there is. */
+		atomic_set(&hdev->p0_state, HSM_P0_OPEN);
+		return 0;
+	}
+	if (ret) {
+		/* Fail closed until the card answers. */
+		atomic_set(&hdev->p0_state, HSM_P0_UNKNOWN);
+		return ret;
+	}
+	atomic_set(&hdev->p0_state,
+		   le32_to_cpu(pi.flags) & HSM_PART_S_INITIALIZED ?
+		   HSM_P0_LOCKED : HSM_P0_OPEN);
+	return 0;
+}
+
+/*
+ * May a file that is not logged in use partition 0?  Returns 1 (yes), 0
+ * (no) or a negative errno.
+ */
+static int hsm_p0_open(struct hsm_dev *hdev)
+{
+	int state = atomic_read(&hdev->p0_state);
+	int ret;
+
+	if (state == HSM_P0_UNKNOWN) {
+		mutex_lock(&hsm_auth_mutex);
+		ret = 0;
+		state = atomic_read(&hdev->p0_state);
+		if (state == HSM_P0_UNKNOWN)
+			ret = hsm_p0_refresh_locked(hdev);
+		state = atomic_read(&hdev->p0_state);
+		mutex_unlock(&hsm_auth_mutex);
+		if (ret)
+			return ret;
+	}
+	return state == HSM_P0_OPEN;
+}
+
+/**
+ * hsm_sess_keys() - which partition's keys may this file use?
+ * @sess: the file's session
+ * @part: receives the partition
+ *
+ * A User login gives its partition; a file that is not logged in gets
+ * partition 0 while partition 0 has no PIN.  An SO or admin login uses no
+ * key at all.  Logins made before their partition was deleted or the card
+ * was re-initialized count as logged out.
+ *
+ * Return: 0, -EPERM (SO or admin), -EACCES (a login is needed) or another
+ * negative errno.
+ */
+static int hsm_sess_keys(struct hsm_session *sess, u32 *part)
+{
+	struct hsm_dev *hdev = sess->hdev;
+	u32 p;
+	u16 role;
+	int ret;
+
+	mutex_lock(&sess->lock);
+	p = sess->partition;
+	role = sess->role;
+	if (role != HSM_ROLE_NONE &&
+	    sess->gen != atomic_read(&hdev->part_gen[p]))
+		role = HSM_ROLE_NONE;
+	mutex_unlock(&sess->lock);
+
+	switch (role) {
+	case HSM_ROLE_USER:
+		*part = p;
+		return 0;
+	case HSM_ROLE_NONE:
+		ret = hsm_p0_open(hdev);
+		if (ret < 0)
+			return ret;
+		if (!ret)
+			return -EACCES;
+		*part = HSMCARD_PARTITION_USER;
+		return 0;
+	default:
+		return -EPERM;
+	}
+}
+
+static void hsm_sess_set(struct hsm_session *sess, u32 part, u16 role)
+{
+	mutex_lock(&sess->lock);
+	sess->partition = part;
+	sess->role = role;
+	sess->gen = atomic_read(&sess->hdev->part_gen[part]);
+	mutex_unlock(&sess->lock);
+}
+
+/*
+ * Run an authenticated command with @req as its source.  The bounce buffer
+ * is wiped when freed; the caller wipes @req.  Returns 0 or a negative
+ * errno; *@result is the card's result (tries left with -EACCES).
+ */
+static int hsm_auth_exec(struct hsm_dev *hdev, u8 opcode,
+			 const struct hsm_auth_req *req, u64 *result)
+{
+	struct hsm_sqe sqe = {};
+	struct hsm_buf src;
+	int ret;
+
+	*result = 0;
+	ret = hsm_buf_alloc(&src, &hdev->pdev->dev, sizeof(*req),
+			    DMA_TO_DEVICE);
+	if (ret)
+		return ret;
+	hsm_buf_copy_from_kernel(&src, 0, req, sizeof(*req));
+	sqe.opcode = opcode;
+	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, &src, NULL, result));
+	hsm_buf_free(&src);
+	return ret;
+}
+
+/*
+ * A partition user space may name: 0 or 2.. below the card's count, and
+ * existing.  Returns 0, -EPERM (the kernel's), -ENOENT or another errno.
+ */
+static int hsm_check_part(struct hsm_dev *hdev, u32 part)
+{
+	struct hsm_part_info pi;
+	int ret;
+
+	if (part == HSMCARD_PARTITION_KERNEL)
+		return -EPERM;
+	if (part >= min_t(u32, hdev->limits.nr_partitions, HSM_NR_PARTITIONS))
+		return -ENOENT;
+	ret = hsm_part_info_hw(hdev, part, &pi);
+	if (ret)
+		return ret;
+	return le32_to_cpu(pi.flags) & HSM_PART_S_EXISTS ? 0 : -ENOENT;
+}
+
+static bool hsm_role_ok(u16 role)
+{
+	return role == HSM_ROLE_SO || role == HSM_ROLE_USER ||
+	       role == HSM_ROLE_ADMIN;
+}
+
+/**
+ * hsm_ioc_login() - HSMCARD_IOC_LOGIN
+ * @sess: the file's session
+ * @argp: user pointer to struct hsmcard_login
+ *
+ * The card checks the PIN; on success the file is bound to the partition
+ * and role, replacing an earlier login.  Any failure leaves the file
+ * logged out.  The PIN is wiped from kernel memory before returning.
+ *
+ * Return: 0 or a negative errno (-EACCES: wrong PIN, tries_left written
+ * back; -EKEYREVOKED: role locked; -ENODATA: the role has no PIN).
+ */
+static int hsm_ioc_login(struct hsm_session *sess, void __user *argp)
+{
+	struct hsmcard_login __user *ulg = argp;
+	struct hsm_dev *hdev = sess->hdev;
+	struct hsm_auth_req req = {};
+	struct hsmcard_login lg;
+	u64 result;
+	int ret;
+
+	if (copy_from_user(&lg, argp, sizeof(lg))) {
+		/* a partial copy may hold PIN bytes */
+		memzero_explicit(&lg, sizeof(lg));
+		return -EFAULT;
+	}
+	hsm_sess_set(sess, 0, HSM_ROLE_NONE);
+	ret = -EINVAL;
+	if (lg.flags || memchr_inv(lg.rsvd, 0, sizeof(lg.rsvd)))
+		goto out;
+	if (!hsm_role_ok(lg.role) || !hsm_pin_ok(lg.pin_len, lg.pin, false))
+		goto out;
+	if (lg.role == HSM_ROLE_ADMIN && lg.partition)
+		goto out;
+	ret = hsm_check_part(hdev, lg.partition);
+	if (ret)
+		goto out;
+	req.partition = cpu_to_le32(lg.partition);
+	req.role = cpu_to_le16(lg.role);
+	req.pin_len = cpu_to_le16(lg.pin_len);
+	memcpy(req.pin, lg.pin, sizeof(req.pin));
+	ret = hsm_auth_exec(hdev, HSM_ADM_LOGIN, &req, &result);
+	if (!ret)
+		hsm_sess_set(sess, lg.partition, lg.role);
+	else if (ret == -EACCES && put_user((u32)min_t(u64, result, U32_MAX),
+					    &ulg->tries_left))
+		ret = -EFAULT;
+out:
+	memzero_explicit(&req, sizeof(req));
+	memzero_explicit(&lg, sizeof(lg));
+	return ret;
+}
+
+static int hsm_ioc_logout(struct hsm_session *sess, unsigned long arg)
+{
+	if (arg)
+		return -EINVAL;
+	hsm_sess_set(sess, 0, HSM_ROLE_NONE);
+	return 0;
+}
+
+/**
+ * hsm_ioc_set_pin() - HSMCARD_IOC_SET_PIN
+ * @sess: the file's session
+ * @argp: user pointer to struct hsmcard_set_pin
+ *
+ * Passed to the card, which checks @auth_role's PIN and the combination.
+ * Needs no login and no capability: the PIN is the authority.
+ *
+ * Return: 0 or a negative errno, as for HSMCARD_IOC_LOGIN.
+ */
+static int hsm_ioc_set_pin(struct hsm_session *sess, void __user *argp)
+{
+	struct hsmcard_set_pin __user *usp = argp;
+	struct hsm_dev *hdev = sess->hdev;
+	struct hsm_auth_req req = {};
+	struct hsmcard_set_pin sp;
+	u64 result;
+	int ret;
+
+	if (copy_from_user(&sp, argp, sizeof(sp))) {
+		/* a partial copy may hold PIN bytes */
+		memzero_explicit(&sp, sizeof(sp));
+		return -EFAULT;
+	}
+	ret = -EINVAL;
+	if (sp.flags || memchr_inv(sp.rsvd, 0, sizeof(sp.rsvd)))
+		goto out;
+	if (!hsm_role_ok(sp.role) ||
+	    (sp.auth_role && !hsm_role_ok(sp.auth_role)))
+		goto out;
+	if (!hsm_pin_ok(sp.pin_len, sp.pin, false) ||
+	    !hsm_pin_ok(sp.new_pin_len, sp.new_pin, false))
+		goto out;
+	ret = hsm_check_part(hdev, sp.partition);
+	if (ret)
+		goto out;
+	req.partition = cpu_to_le32(sp.partition);
+	req.role = cpu_to_le16(sp.role);
+	req.auth_role = cpu_to_le16(sp.auth_role);
+	req.pin_len = cpu_to_le16(sp.pin_len);
+	req.new_pin_len = cpu_to_le16(sp.new_pin_len);
+	memcpy(req.pin, sp.pin, sizeof(req.pin));
+	memcpy(req.new_pin, sp.new_pin, sizeof(req.new_pin));
+	mutex_lock(&hsm_auth_mutex);
+	ret = hsm_auth_exec(hdev, HSM_ADM_SET_PIN, &req, &result);
+	if (sp.partition == HSMCARD_PARTITION_USER)
+		hsm_p0_refresh_locked(hdev);
+	mutex_unlock(&hsm_auth_mutex);
+	if (ret == -EACCES && put_user((u32)min_t(u64, result, U32_MAX),
+				       &usp->tries_left))
+		ret = -EFAULT;
+out:
+	memzero_explicit(&req, sizeof(req));
+	memzero_explicit(&sp, sizeof(sp));
+	return ret;
+}
+
+static int hsm_ioc_part_info(struct hsm_session *sess, void __user *argp)
+{
+	struct hsmcard_part_info ui;
+	struct hsm_part_info pi;
+	int ret;
+
+	if (copy_from_user(&ui, argp, sizeof(ui)))
+		return -EFAULT;
+	/* Output fields are ignored on input; reserved ones must be 0. */
+	if (memchr_inv(ui.rsvd, 0, sizeof(ui.rsvd)))
+		return -EINVAL;
+	if (ui.partition >= min_t(u32, sess->hdev->limits.nr_partitions,
+				  HSM_NR_PARTITIONS))
+		return -ENOENT;
+	ret = hsm_part_info_hw(sess->hdev, ui.partition, &pi);
+	if (ret)
+		return ret;
+	memset(&ui, 0, sizeof(ui));
+	ui.partition = le32_to_cpu(pi.partition);
+	ui.flags = le32_to_cpu(pi.flags);
+	ui.card_flags = le32_to_cpu(pi.card_flags);
+	ui.max_fail = le16_to_cpu(pi.max_fail);
+	ui.so_failed = pi.so_failed;
+	ui.user_failed = pi.user_failed;
+	ui.nr_keys = le32_to_cpu(pi.nr_keys);
+	ui.admin_failed = pi.admin_failed;
+	ui.created = le64_to_cpu(pi.created);
+	strscpy_pad(ui.label, pi.label, sizeof(ui.label));
+	return copy_to_user(argp, &ui, sizeof(ui)) ? -EFAULT : 0;
+}
+
+/**
+ * hsm_ioc_part_admin() - HSMCARD_IOC_PART_CREATE, _PART_DELETE, _CARD_INIT
+ * @sess:   the file's session
+ * @argp:   user pointer to struct hsmcard_part_admin
+ * @opcode: HSM_ADM_PART_CREATE, HSM_ADM_PART_DELETE or HSM_ADM_CARD_INIT
+ *
+ * Needs CAP_SYS_ADMIN; the card checks the admin PIN.  Deleting (or
+ * resetting) a partition ends the logins to it; initializing the card ends
+ * every login.
+ *
+ * Return: 0 or a negative errno.
+ */
+static int hsm_ioc_part_admin(struct hsm_session *sess, void __user *argp,
+			      u8 opcode)
+{
+	struct hsmcard_part_admin __user *upa = argp;
+	struct hsm_dev *hdev = sess->hdev;
+	struct hsm_auth_req req = {};
+	struct hsmcard_part_admin pa;
+	unsigned int i;
+	u64 result;
+	int ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&pa, argp, sizeof(pa))) {
+		/* a partial copy may hold PIN bytes */
+		memzero_explicit(&pa, sizeof(pa));
+		return -EFAULT;
+	}
+	ret = -EINVAL;
+	if (memchr_inv(pa.rsvd, 0, sizeof(pa.rsvd)))
+		goto out;
+	if (opcode != HSM_ADM_PART_CREATE &&
+	    (pa.max_fail || memchr_inv(pa.label, 0, sizeof(pa.label))))
+		goto out;
+	switch (opcode) {
+	case HSM_ADM_PART_CREATE:
+		if (pa.flags || pa.max_fail > HSM_MAX_FAIL_MAX ||
+		    !hsm_pin_ok(pa.pin_len, pa.pin, false) ||
+		    !hsm_pin_ok(pa.new_pin_len, pa.new_pin, false) ||
+		    hsm_check_label(pa.label) || !pa.label[0])
+			goto out;
+		if (pa.partition == HSMCARD_PARTITION_KERNEL) {
+			ret = -EPERM;
+			goto out;
+		}
+		if (pa.partition != HSM_PART_ANY &&
+		    (pa.partition < 2 || pa.partition >= HSM_NR_PARTITIONS))
+			goto out;
+		break;
+	case HSM_ADM_PART_DELETE:
+		if ((pa.flags & ~HSMCARD_PART_F_RESET) ||
+		    !hsm_pin_ok(pa.pin_len, pa.pin, false) || pa.new_pin_len ||
+		    memchr_inv(pa.new_pin, 0, sizeof(pa.new_pin)))
+			goto out;
+		if (!pa.flags != !!pa.partition)
+			goto out;
+		ret = hsm_check_part(hdev, pa.partition);
+		if (ret)
+			goto out;
+		break;
+	default:
+		/* CARD_INIT: the current PIN is ignored while none is set. */
+		if (pa.flags || pa.partition ||
+		    !hsm_pin_ok(pa.pin_len, pa.pin, true) ||
+		    !hsm_pin_ok(pa.new_pin_len, pa.new_pin, false))
+			goto out;
+		break;
+	}
+	req.partition = cpu_to_le32(pa.partition);
+	req.role = cpu_to_le16(HSM_ROLE_ADMIN);
+	req.pin_len = cpu_to_le16(pa.pin_len);
+	req.new_pin_len = cpu_to_le16(pa.new_pin_len);
+	req.max_fail = cpu_to_le16(pa.max_fail);
+	req.flags = cpu_to_le16(pa.flags);
+	memcpy(req.pin, pa.pin, sizeof(req.pin));
+	memcpy(req.new_pin, pa.new_pin, sizeof(req.new_pin));
+	memcpy(req.label, pa.label, sizeof(req.label));
+
+	mutex_lock(&hsm_auth_mutex);
+	ret = hsm_auth_exec(hdev, opcode, &req, &result);
+	if (!ret && opcode == HSM_ADM_PART_DELETE) {
+		atomic_inc(&hdev->part_gen[pa.partition]);
+	} else if (!ret && opcode == HSM_ADM_CARD_INIT) {
+		for (i = 0; i < ARRAY_SIZE(hdev->part_gen); i++)
+			atomic_inc(&hdev->part_gen[i]);
+	}
+	if (opcode != HSM_ADM_PART_CREATE)
+		hsm_p0_refresh_locked(hdev);
+	mutex_unlock(&hsm_auth_mutex);
+
+	if (ret == -EACCES) {
+		if (put_user((u32)min_t(u64, result, U32_MAX),
+			     &upa->tries_left))
+			ret = -EFAULT;
+	} else if (!ret) {
+		if (opcode == HSM_ADM_PART_CREATE &&
+		    put_user((u32)result, &upa->partition))
+			ret = -EFAULT;
+		if (opcode == HSM_ADM_PART_DELETE &&
+		    put_user(result, &upa->result))
+			ret = -EFAULT;
+	}
+out:
+	memzero_explicit(&req, sizeof(req));
+	memzero_explicit(&pa, sizeof(pa));
+	return ret;
+}
+
+/* ---- key attributes ---- */
+
+static int hsm_check_attrs_in(struct hsmcard_key_attrs *a, u32 part)
 {
 	if (a->handle || a->created || a->rsvd[0] || a->rsvd[1])
 		return -EINVAL;
@@ -97,7 +575,10 @@ static int hsm_check_attrs_in(const struct hsmcard_key_attrs *a)
 		return -EINVAL;
 	if (a->partition == HSMCARD_PARTITION_KERNEL)
 		return -EPERM;
-	if (a->partition != HSMCARD_PARTITION_USER)
+	/* 0 names the file's own partition, whichever it is. */
+	if (a->partition == HSMCARD_PARTITION_USER)
+		a->partition = part;
+	if (a->partition != part)
 		return -EINVAL;
 	return hsm_check_label(a->label);
 }
@@ -193,14 +674,15 @@ out:
 	return ret;
 }
 
-static int hsm_ioc_key_generate(struct hsm_dev *hdev, void __user *argp)
+static int hsm_ioc_key_generate(struct hsm_dev *hdev, void __user *argp,
+				u32 part)
 {
 	struct hsmcard_key_attrs a;
 	int ret;
 
 	if (copy_from_user(&a, argp, sizeof(a)))
 		return -EFAULT;
-	ret = hsm_check_attrs_in(&a);
+	ret = hsm_check_attrs_in(&a, part);
 	if (ret)
 		return ret;
 	ret = hsm_key_create(hdev, &a, NULL, 0);
@@ -209,7 +691,8 @@ static int hsm_ioc_key_generate(struct hsm_dev *hdev, void __user *argp)
 	return copy_to_user(argp, &a, sizeof(a)) ? -EFAULT : 0;
 }
 
-static int hsm_ioc_key_import(struct hsm_dev *hdev, void __user *argp)
+static int hsm_ioc_key_import(struct hsm_dev *hdev, void __user *argp,
+			      u32 part)
 {
 	struct hsmcard_key_import imp;
 	int ret;
@@ -218,7 +701,7 @@ static int hsm_ioc_key_import(struct hsm_dev *hdev, void __user *argp)
 		return -EFAULT;
 	if (imp.flags)
 		return -EINVAL;
-	ret = hsm_check_attrs_in(&imp.attrs);
+	ret = hsm_check_attrs_in(&imp.attrs, part);
 	if (ret)
 		return ret;
 	if (!imp.key_len)
@@ -232,7 +715,8 @@ static int hsm_ioc_key_import(struct hsm_dev *hdev, void __user *argp)
 	return copy_to_user(argp, &imp, sizeof(imp)) ? -EFAULT : 0;
 }
 
-static int hsm_ioc_key_list(struct hsm_dev *hdev, void __user *argp)
+static int hsm_ioc_key_list(struct hsm_dev *hdev, void __user *argp,
+			    u32 part)
 {
 	struct hsmcard_key_list kl;
 	struct hsm_sqe sqe = {};
@@ -254,7 +738,7 @@ static int hsm_ioc_key_list(struct hsm_dev *hdev, void __user *argp)
 	if (ret)
 		return ret;
 	sqe.opcode = HSM_ADM_KEY_LIST;
-	sqe.cdw[0] = cpu_to_le32(HSMCARD_PARTITION_USER);
+	sqe.cdw[0] = cpu_to_le32(part);
 	sqe.aux = cpu_to_le32(kl.cursor);
 	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, &dst, &result));
 	if (ret)
@@ -296,7 +780,8 @@ out_buf:
 	return ret;
 }
 
-static int hsm_ioc_key_attrs(struct hsm_dev *hdev, void __user *argp)
+static int hsm_ioc_key_attrs(struct hsm_dev *hdev, void __user *argp,
+			     u32 part)
 {
 	struct hsmcard_key_get_attrs ga;
 	int ret;
@@ -305,7 +790,7 @@ static int hsm_ioc_key_attrs(struct hsm_dev *hdev, void __user *argp)
 		return -EFAULT;
 	if (ga.flags || ga.rsvd)
 		return -EINVAL;
-	ret = hsm_check_user_handle(ga.handle);
+	ret = hsm_check_user_handle(ga.handle, part);
 	if (ret)
 		return ret;
 	ret = hsm_get_attrs(hdev, ga.handle, &ga.attrs);
@@ -314,7 +799,8 @@ static int hsm_ioc_key_attrs(struct hsm_dev *hdev, void __user *argp)
 	return copy_to_user(argp, &ga, sizeof(ga)) ? -EFAULT : 0;
 }
 
-static int hsm_ioc_key_pubkey(struct hsm_dev *hdev, void __user *argp)
+static int hsm_ioc_key_pubkey(struct hsm_dev *hdev, void __user *argp,
+			      u32 part)
 {
 	struct hsmcard_key_pubkey pk;
 	struct hsm_sqe sqe = {};
@@ -327,7 +813,7 @@ static int hsm_ioc_key_pubkey(struct hsm_dev *hdev, void __user *argp)
 		return -EFAULT;
 	if (pk.flags || !pk.len)
 		return -EINVAL;
-	ret = hsm_check_user_handle(pk.handle);
+	ret = hsm_check_user_handle(pk.handle, part);
 	if (ret)
 		return ret;
 	cap = min(pk.len, hsm_xfer_max(hdev));
@@ -358,7 +844,8 @@ out:
 	return ret;
 }
 
-static int hsm_ioc_key_destroy(struct hsm_dev *hdev, void __user *argp)
+static int hsm_ioc_key_destroy(struct hsm_dev *hdev, void __user *argp,
+			       u32 part)
 {
 	struct hsmcard_key_handle kh;
 	struct hsm_sqe sqe = {};
@@ -368,7 +855,7 @@ static int hsm_ioc_key_destroy(struct hsm_dev *hdev, void __user *argp)
 		return -EFAULT;
 	if (kh.flags || kh.rsvd)
 		return -EINVAL;
-	if (hsm_check_user_handle(kh.handle))
+	if (hsm_check_user_handle(kh.handle, part))
 		return -ENOKEY;
 	sqe.opcode = HSM_ADM_KEY_DESTROY;
 	sqe.handle = cpu_to_le64(kh.handle);
@@ -782,7 +1269,7 @@ static const struct hsm_op_desc hsm_op_verify = {
 
 static int hsm_check_op(const struct hsm_dev *hdev,
 			const struct hsm_op_desc *d,
-			const struct hsmcard_op *op)
+			const struct hsmcard_op *op, u32 part)
 {
 	if (op->flags & ~HSMCARD_OP_F_ALL || op->rsvd[0] || op->rsvd[1])
 		return -EINVAL;
@@ -793,7 +1280,7 @@ static int hsm_check_op(const struct hsm_dev *hdev,
 		return -EINVAL;
 	if (!(d->props & HSM_OPF_KEY) && op->handle)
 		return -EINVAL;
-	if ((d->props & HSM_OPF_KEY) && hsm_check_user_handle(op->handle))
+	if ((d->props & HSM_OPF_KEY) && hsm_check_user_handle(op->handle, part))
 		return -ENOKEY;
 	if (!(d->props & HSM_OPF_IV) && memchr_inv(op->iv, 0, sizeof(op->iv)))
 		return -EINVAL;
@@ -811,9 +1298,10 @@ static int hsm_check_op(const struct hsm_dev *hdev,
 	return 0;
 }
 
-static int hsm_ioc_op(struct hsm_dev *hdev, void __user *argp,
+static int hsm_ioc_op(struct hsm_session *sess, void __user *argp,
 		      const struct hsm_op_desc *d)
 {
+	struct hsm_dev *hdev = sess->hdev;
 	struct hsmcard_op __user *uop = argp;
 	struct device *dev = &hdev->pdev->dev;
 	bool out_in = d->props & HSM_OPF_OUT_IN;
@@ -821,12 +1309,18 @@ static int hsm_ioc_op(struct hsm_dev *hdev, void __user *argp,
 	struct hsm_sqe sqe = {};
 	struct hsmcard_op op;
 	u64 result = 0;
+	u32 part = 0;
 	u32 cap;
 	int ret;
 
 	if (copy_from_user(&op, argp, sizeof(op)))
 		return -EFAULT;
-	ret = hsm_check_op(hdev, d, &op);
+	if (d->props & HSM_OPF_KEY) {
+		ret = hsm_sess_keys(sess, &part);
+		if (ret)
+			return ret;
+	}
+	ret = hsm_check_op(hdev, d, &op, part);
 	if (ret)
 		return ret;
 	cap = out_in ? op.out_len : min(op.out_len, hsm_xfer_max(hdev));
@@ -949,22 +1443,71 @@ static int hsm_open(struct inode *inode, struct file *file)
 {
 	struct miscdevice *misc = file->private_data;
 	struct hsm_dev *hdev = container_of(misc, struct hsm_dev, misc);
+	struct hsm_session *sess;
 
+	sess = kzalloc(sizeof(*sess), GFP_KERNEL);
+	if (!sess)
+		return -ENOMEM;
+	mutex_init(&sess->lock);
+	sess->role = HSM_ROLE_NONE;
 	/* misc_open() holds misc_mtx: the device cannot be unregistered. */
 	kref_get(&hdev->kref);
-	file->private_data = hdev;
+	sess->hdev = hdev;
+	file->private_data = sess;
 	return nonseekable_open(inode, file);
 }
 
 static int hsm_release(struct inode *inode, struct file *file)
 {
-	hsm_dev_put(file->private_data);
+	struct hsm_session *sess = file->private_data;
+
+	hsm_dev_put(sess->hdev);
+	mutex_destroy(&sess->lock);
+	kfree(sess);
 	return 0;
+}
+
+/* Ioctls that name or create keys: the file's partition first. */
+static long hsm_ioctl_keys(struct hsm_session *sess, unsigned int cmd,
+			   void __user *argp)
+{
+	struct hsm_dev *hdev = sess->hdev;
+	u32 part;
+	int ret;
+
+	ret = hsm_sess_keys(sess, &part);
+	if (ret)
+		return ret;
+	switch (cmd) {
+	case HSMCARD_IOC_KEY_GENERATE:
+		return hsm_ioc_key_generate(hdev, argp, part);
+	case HSMCARD_IOC_KEY_IMPORT:
+		return hsm_ioc_key_import(hdev, argp, part);
+	case HSMCARD_IOC_KEY_LIST:
+		return hsm_ioc_key_list(hdev, argp, part);
+	case HSMCARD_IOC_KEY_ATTRS:
+		return hsm_ioc_key_attrs(hdev, argp, part);
+	case HSMCARD_IOC_KEY_PUBKEY:
+		return hsm_ioc_key_pubkey(hdev, argp, part);
+	default:
+		return hsm_ioc_key_destroy(hdev, argp, part);
+	}
+}
+
+static int hsm_ioc_ring_setup(struct hsm_session *sess, void __user *argp)
+{
+	u32 part;
+
+	/* The ring keeps the partition the file may use now. */
+	if (hsm_sess_keys(sess, &part))
+		part = HSM_RING_NO_KEYS;
+	return hsm_ring_setup(sess->hdev, argp, part);
 }
 
 static long hsm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
-	struct hsm_dev *hdev = file->private_data;
+	struct hsm_session *sess = file->private_data;
+	struct hsm_dev *hdev = sess->hdev;
 	void __user *argp = (void __user *)arg;
 	long ret;
 
@@ -979,43 +1522,33 @@ static long hsm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		ret = hsm_ioc_info(hdev, argp);
 		break;
 	case HSMCARD_IOC_KEY_GENERATE:
-		ret = hsm_ioc_key_generate(hdev, argp);
-		break;
 	case HSMCARD_IOC_KEY_IMPORT:
-		ret = hsm_ioc_key_import(hdev, argp);
-		break;
 	case HSMCARD_IOC_KEY_LIST:
-		ret = hsm_ioc_key_list(hdev, argp);
-		break;
 	case HSMCARD_IOC_KEY_ATTRS:
-		ret = hsm_ioc_key_attrs(hdev, argp);
-		break;
 	case HSMCARD_IOC_KEY_PUBKEY:
-		ret = hsm_ioc_key_pubkey(hdev, argp);
-		break;
 	case HSMCARD_IOC_KEY_DESTROY:
-		ret = hsm_ioc_key_destroy(hdev, argp);
+		ret = hsm_ioctl_keys(sess, cmd, argp);
 		break;
 	case HSMCARD_IOC_ENCRYPT:
-		ret = hsm_ioc_op(hdev, argp, &hsm_op_encrypt);
+		ret = hsm_ioc_op(sess, argp, &hsm_op_encrypt);
 		break;
 	case HSMCARD_IOC_DECRYPT:
-		ret = hsm_ioc_op(hdev, argp, &hsm_op_decrypt);
+		ret = hsm_ioc_op(sess, argp, &hsm_op_decrypt);
 		break;
 	case HSMCARD_IOC_DIGEST:
-		ret = hsm_ioc_op(hdev, argp, &hsm_op_digest);
+		ret = hsm_ioc_op(sess, argp, &hsm_op_digest);
 		break;
 	case HSMCARD_IOC_MAC:
-		ret = hsm_ioc_op(hdev, argp, &hsm_op_mac);
+		ret = hsm_ioc_op(sess, argp, &hsm_op_mac);
 		break;
 	case HSMCARD_IOC_MAC_VERIFY:
-		ret = hsm_ioc_op(hdev, argp, &hsm_op_mac_verify);
+		ret = hsm_ioc_op(sess, argp, &hsm_op_mac_verify);
 		break;
 	case HSMCARD_IOC_SIGN:
-		ret = hsm_ioc_op(hdev, argp, &hsm_op_sign);
+		ret = hsm_ioc_op(sess, argp, &hsm_op_sign);
 		break;
 	case HSMCARD_IOC_VERIFY:
-		ret = hsm_ioc_op(hdev, argp, &hsm_op_verify);
+		ret = hsm_ioc_op(sess, argp, &hsm_op_verify);
 		break;
 	case HSMCARD_IOC_RANDOM:
 		ret = hsm_ioc_random(hdev, argp);
@@ -1039,7 +1572,28 @@ static long hsm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		ret = hsm_ioc_audit_checkpoint(hdev, argp);
 		break;
 	case HSMCARD_IOC_RING_SETUP:
-		ret = hsm_ring_setup(hdev, argp);
+		ret = hsm_ioc_ring_setup(sess, argp);
+		break;
+	case HSMCARD_IOC_LOGIN:
+		ret = hsm_ioc_login(sess, argp);
+		break;
+	case HSMCARD_IOC_LOGOUT:
+		ret = hsm_ioc_logout(sess, arg);
+		break;
+	case HSMCARD_IOC_SET_PIN:
+		ret = hsm_ioc_set_pin(sess, argp);
+		break;
+	case HSMCARD_IOC_PART_INFO:
+		ret = hsm_ioc_part_info(sess, argp);
+		break;
+	case HSMCARD_IOC_PART_CREATE:
+		ret = hsm_ioc_part_admin(sess, argp, HSM_ADM_PART_CREATE);
+		break;
+	case HSMCARD_IOC_PART_DELETE:
+		ret = hsm_ioc_part_admin(sess, argp, HSM_ADM_PART_DELETE);
+		break;
+	case HSMCARD_IOC_CARD_INIT:
+		ret = hsm_ioc_part_admin(sess, argp, HSM_ADM_CARD_INIT);
 		break;
 	default:
 		ret = -ENOTTY;

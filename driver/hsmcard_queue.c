@@ -517,6 +517,12 @@ int hsm_status_to_errno(u16 status)
 		return -ENOTRECOVERABLE;
 	case HSM_SC_ABORTED:
 		return -ECANCELED;
+	case HSM_SC_PIN_INCORRECT:
+		return -EACCES;
+	case HSM_SC_PIN_LOCKED:
+		return -EKEYREVOKED;
+	case HSM_SC_PIN_NOT_SET:
+		return -ENODATA;
 	case HSMCARD_SC_GONE:
 		return -ENODEV;
 	case HSM_SC_DATA_XFER:

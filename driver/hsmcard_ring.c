@@ -93,6 +93,8 @@ struct hsm_ring_job {
 /**
  * struct hsm_ring - a ring file
  * @hdev:        card (a reference is held)
+ * @partition:   partition whose keys the jobs may name (that of the
+ *               creating file at setup), or HSM_RING_NO_KEYS
  * @dev:         DMA device (a reference is held)
  * @mm:          address space of the creator (grabbed)
  * @submit_lock: serialises submitters
@@ -130,6 +132,7 @@ struct hsm_ring_job {
  */
 struct hsm_ring {
 	struct hsm_dev *hdev;
+	u32 partition;
 	struct device *dev;
 	struct mm_struct *mm;
 	struct mutex submit_lock; /* sq_head, posted, submissions */
@@ -337,9 +340,12 @@ static int hsm_ring_check(const struct hsm_ring *ring,
 		return -EINVAL;
 	}
 	if (d->props & HSM_RING_KEY) {
+		/* A file that may use no key: refused outright. */
+		if (ring->partition == HSM_RING_NO_KEYS)
+			return -EACCES;
 		/* Another partition's handle looks like no key at all. */
 		if (!s->handle ||
-		    HSM_HANDLE_PART(s->handle) != HSMCARD_PARTITION_USER)
+		    HSM_HANDLE_PART(s->handle) != ring->partition)
 			return -ENOKEY;
 	} else if (s->handle) {
 		return -EINVAL;
@@ -776,10 +782,12 @@ static int hsm_ring_pin_arena(struct hsm_ring *ring, u64 uaddr)
  * hsm_ring_setup() - HSMCARD_IOC_RING_SETUP: create a ring file
  * @hdev: card (the caller holds gone_sem for reading, the card is present)
  * @argp: user pointer to struct hsmcard_ring_setup
+ * @partition: partition whose keys the ring's jobs may name (fixed for the
+ *             ring's life), or HSM_RING_NO_KEYS
  *
  * Return: 0 (the new fd is in the structure) or a negative errno.
  */
-int hsm_ring_setup(struct hsm_dev *hdev, void __user *argp)
+int hsm_ring_setup(struct hsm_dev *hdev, void __user *argp, u32 partition)
 {
 	struct hsmcard_ring_setup rs;
 	struct hsm_ring *ring;
@@ -806,6 +814,7 @@ int hsm_ring_setup(struct hsm_dev *hdev, void __user *argp)
 		return -ENOMEM;
 	kref_get(&hdev->kref);
 	ring->hdev = hdev;
+	ring->partition = partition;
 	ring->dev = get_device(&hdev->pdev->dev);
 	mmgrab(current->mm);
 	ring->mm = current->mm;

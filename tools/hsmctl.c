@@ -1175,6 +1175,12 @@ static int dev_error(const char *what, int err)
 	case ENOKEY:
 		why = "no such key handle";
 		break;
+	case EKEYREVOKED:
+		why = "the role is locked after too many wrong PINs (its SO, or the admin, must set a new PIN)";
+		break;
+	case ENODATA:
+		why = "the role has no PIN";
+		break;
 	case EACCES:
 	case EPERM:
 		why = "operation not permitted (key attributes or privileges)";
@@ -1256,6 +1262,12 @@ enum opt_id {
 	O_RAW,
 	O_FROM,
 	O_CHECKPOINT,
+	O_PARTITION,	/* global: log in before the command */
+	O_ROLE,		/* global */
+	O_PIN_FILE,	/* global */
+	O_NEW_PIN_FILE,
+	O_MAX_FAIL,
+	O_AS,
 };
 
 struct opts {
@@ -1280,6 +1292,12 @@ struct opts {
 	const char *timeout;
 	const char *from;
 	bool checkpoint;
+	const char *partition;
+	const char *role;
+	const char *pin_file;
+	const char *new_pin_file;
+	const char *max_fail;
+	const char *as;
 	uint32_t keyflags;
 	bool prehashed;
 	bool der;
@@ -1318,6 +1336,12 @@ static const struct option long_opts[] = {
 	{ "timeout",	required_argument, NULL, O_TIMEOUT },
 	{ "from",	required_argument, NULL, O_FROM },
 	{ "checkpoint",	no_argument,	   NULL, O_CHECKPOINT },
+	{ "partition",	required_argument, NULL, O_PARTITION },
+	{ "role",	required_argument, NULL, O_ROLE },
+	{ "pin-file",	required_argument, NULL, O_PIN_FILE },
+	{ "new-pin-file", required_argument, NULL, O_NEW_PIN_FILE },
+	{ "max-fail",	required_argument, NULL, O_MAX_FAIL },
+	{ "as",		required_argument, NULL, O_AS },
 	{ }
 };
 
@@ -1344,7 +1368,127 @@ static const char *default_device(const struct opts *o)
 	return env && *env ? env : "/dev/hsmcard0";
 }
 
-static int open_dev(const struct opts *o, struct hsmdev *d)
+/* ---- PINs, roles, login ---- */
+
+static const char *const role_names[] = {
+	[HSMCARD_ROLE_SO] = "so",
+	[HSMCARD_ROLE_USER] = "user",
+	[HSMCARD_ROLE_ADMIN] = "admin",
+};
+
+static int parse_role(const char *s, uint16_t *role)
+{
+	for (uint16_t r = HSMCARD_ROLE_SO; r <= HSMCARD_ROLE_ADMIN; r++) {
+		if (!strcmp(s, role_names[r])) {
+			*role = r;
+			return 0;
+		}
+	}
+	err_msg("invalid role '%s' (expected so, user or admin)", s);
+	return -1;
+}
+
+static int parse_partition(const char *s, uint32_t *part)
+{
+	unsigned long v;
+
+	if (parse_uint("partition", s, HSMCARD_NR_PARTITIONS_MAX - 1, &v))
+		return -1;
+	*part = v;
+	return 0;
+}
+
+/*
+ * A PIN from @file, else from the environment variable @env.  PINs never
+ * come from the command line: other users can read it (ps, /proc) and
+ * shells keep it in their history.  One trailing newline of the file is
+ * dropped.  Returns EX_OK, EX_USAGE (none, or a bad length) or EX_FILE.
+ * With @optional, no PIN at all gives EX_OK and *@len = 0.
+ */
+static int get_pin(const char *file, const char *env, uint8_t pin[HSMCARD_PIN_MAX],
+		   uint16_t *len, bool optional)
+{
+	const char *e = getenv(env);
+	uint8_t *buf = NULL;
+	size_t n;
+	int ret;
+
+	memset(pin, 0, HSMCARD_PIN_MAX);
+	*len = 0;
+	if (file) {
+		ret = read_input(file, &buf, &n);
+		if (ret)
+			return ret;
+		if (n && buf[n - 1] == '\n')
+			n--;
+	} else if (e && *e) {
+		n = strlen(e);
+	} else if (optional) {
+		return EX_OK;
+	} else {
+		err_msg("no PIN: set $%s or use a PIN file option", env);
+		return EX_USAGE;
+	}
+	if (n < HSMCARD_PIN_MIN || n > HSMCARD_PIN_MAX) {
+		err_msg("a PIN has %u to %u bytes", HSMCARD_PIN_MIN,
+			HSMCARD_PIN_MAX);
+		if (buf) {
+			explicit_bzero(buf, n);
+			free(buf);
+		}
+		return EX_USAGE;
+	}
+	memcpy(pin, buf ? (const char *)buf : e, n);
+	*len = n;
+	if (buf) {
+		explicit_bzero(buf, n);
+		free(buf);
+	}
+	return EX_OK;
+}
+
+/* Report a refused PIN; 1 for a wrong or locked PIN, else 3. */
+static int pin_error(const char *what, int err, uint32_t tries_left)
+{
+	if (err == -EACCES) {
+		err_msg("%s: wrong PIN (%u tries left before the role locks)",
+			what, tries_left);
+		return EX_FAIL;
+	}
+	if (err == -EKEYREVOKED) {
+		dev_error(what, err);
+		return EX_FAIL;
+	}
+	return dev_error(what, err);
+}
+
+/* Log @d in as --role of --partition with the PIN of $HSMCARD_PIN. */
+static int do_login(const struct opts *o, struct hsmdev *d)
+{
+	struct hsmcard_login lg = { };
+	uint32_t part = 0;
+	int ret;
+
+	if (!o->role) {
+		if (o->partition)
+			err_msg("--partition needs --role");
+		return o->partition ? EX_USAGE : EX_OK;
+	}
+	if (parse_role(o->role, &lg.role) ||
+	    (o->partition && parse_partition(o->partition, &part)))
+		return EX_USAGE;
+	lg.partition = part;
+	ret = get_pin(o->pin_file, "HSMCARD_PIN", lg.pin, &lg.pin_len, false);
+	if (ret)
+		return ret;
+	ret = hsmdev_ioctl(d, HSMCARD_IOC_LOGIN, &lg);
+	explicit_bzero(&lg.pin, sizeof(lg.pin));
+	if (ret)
+		return pin_error("login", ret, lg.tries_left);
+	return EX_OK;
+}
+
+static int open_dev_nologin(const struct opts *o, struct hsmdev *d)
 {
 	const char *path = default_device(o);
 	int ret = hsmdev_open(d, path);
@@ -1354,6 +1498,19 @@ static int open_dev(const struct opts *o, struct hsmdev *d)
 		return EX_DEVICE;
 	}
 	return EX_OK;
+}
+
+/* Open the card, logged in if --role was given. */
+static int open_dev(const struct opts *o, struct hsmdev *d)
+{
+	int ret = open_dev_nologin(o, d);
+
+	if (ret)
+		return ret;
+	ret = do_login(o, d);
+	if (ret)
+		hsmdev_close(d);
+	return ret;
 }
 
 /* ---- list ---- */
@@ -2614,7 +2771,8 @@ static const char *const audit_status_names[] = {
 	"invalid_handle", "key_type", "use_denied", "not_extractable",
 	"invalid_key_size", "keystore_full", "verify_failed",
 	"decrypt_failed", "tampered", "aborted", "rng_failure", "internal",
-	"invalid_state", "invalid_token",
+	"invalid_state", "invalid_token", "pin_incorrect", "pin_locked",
+	"pin_not_set",
 };
 
 /* LOG_DAMAGED detail: what the card's start-up check found. */
@@ -3408,6 +3566,233 @@ static int cmd_monitor(const struct opts *o)
 	return count && m.seen < count ? EX_FAIL : EX_OK;
 }
 
+/* ---- login, set-pin, init, partition ---- */
+
+static int cmd_login(const struct opts *o)
+{
+	struct hsmdev d;
+	int ret;
+
+	if (!o->role) {
+		err_msg("login: --role is required");
+		return EX_USAGE;
+	}
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	hsmdev_close(&d);
+	printf("PIN accepted: %s of partition %s\n", o->role,
+	       o->partition ? o->partition : "0");
+	return EX_OK;
+}
+
+static int cmd_set_pin(const struct opts *o)
+{
+	struct hsmcard_set_pin sp = { };
+	struct hsmdev d;
+	uint32_t part = 0;
+	int ret;
+
+	if (!o->role) {
+		err_msg("set-pin: --role is required (whose PIN is set)");
+		return EX_USAGE;
+	}
+	if (parse_role(o->role, &sp.role) ||
+	    (o->as && parse_role(o->as, &sp.auth_role)) ||
+	    (o->partition && parse_partition(o->partition, &part)))
+		return EX_USAGE;
+	sp.partition = part;
+	ret = get_pin(o->pin_file, "HSMCARD_PIN", sp.pin, &sp.pin_len, false);
+	if (!ret)
+		ret = get_pin(o->new_pin_file, "HSMCARD_NEW_PIN", sp.new_pin,
+			      &sp.new_pin_len, false);
+	if (!ret)
+		ret = open_dev_nologin(o, &d);
+	if (ret)
+		goto out;
+	ret = hsmdev_ioctl(&d, HSMCARD_IOC_SET_PIN, &sp);
+	hsmdev_close(&d);
+	ret = ret ? pin_error("set-pin", ret, sp.tries_left) : EX_OK;
+out:
+	explicit_bzero(&sp, sizeof(sp));
+	return ret;
+}
+
+static int cmd_init(const struct opts *o)
+{
+	struct hsmcard_part_admin pa = { };
+	struct hsmdev d;
+	int ret;
+
+	ret = get_pin(o->pin_file, "HSMCARD_PIN", pa.pin, &pa.pin_len, true);
+	if (!ret)
+		ret = get_pin(o->new_pin_file, "HSMCARD_NEW_PIN", pa.new_pin,
+			      &pa.new_pin_len, false);
+	if (!ret)
+		ret = open_dev_nologin(o, &d);
+	if (ret)
+		goto out;
+	ret = hsmdev_ioctl(&d, HSMCARD_IOC_CARD_INIT, &pa);
+	hsmdev_close(&d);
+	if (ret) {
+		ret = pin_error("init", ret, pa.tries_left);
+		goto out;
+	}
+	printf("card initialized: every key is destroyed, new admin PIN set\n");
+out:
+	explicit_bzero(&pa, sizeof(pa));
+	return ret;
+}
+
+static void print_part_info(struct json *j, const struct hsmcard_part_info *pi)
+{
+	static const char *const fl[] = {
+		"exists", "initialized", "so_pin", "user_pin", "so_locked",
+		"user_locked", "kernel",
+	};
+	char flags[128] = "", when[32];
+
+	for (unsigned int i = 0; i < sizeof(fl) / sizeof(fl[0]); i++) {
+		if (!(pi->flags & (1u << i)))
+			continue;
+		if (*flags)
+			strncat(flags, ",", sizeof(flags) - strlen(flags) - 1);
+		strncat(flags, fl[i], sizeof(flags) - strlen(flags) - 1);
+	}
+	format_time(pi->created, when, sizeof(when));
+	if (j) {
+		json_open(j, NULL, '{');
+		json_u64(j, "partition", pi->partition);
+		json_string(j, "label", pi->label);
+		json_string(j, "flags", flags);
+		json_u64(j, "max_fail", pi->max_fail);
+		json_u64(j, "so_failed", pi->so_failed);
+		json_u64(j, "user_failed", pi->user_failed);
+		json_u64(j, "keys", pi->nr_keys);
+		json_string(j, "created_utc", when);
+		json_close(j, '}');
+		return;
+	}
+	printf("%-3u %-20s %4u %3u/%-3u %3u/%-3u %-20s %s\n", pi->partition,
+	       pi->label, pi->nr_keys, pi->so_failed, pi->max_fail,
+	       pi->user_failed, pi->max_fail, when, flags);
+}
+
+static int part_admin(const struct opts *o, struct hsmdev *d,
+		      unsigned long req, struct hsmcard_part_admin *pa,
+		      bool new_pin)
+{
+	int ret;
+
+	ret = get_pin(o->pin_file, "HSMCARD_PIN", pa->pin, &pa->pin_len,
+		      false);
+	if (!ret && new_pin)
+		ret = get_pin(o->new_pin_file, "HSMCARD_NEW_PIN", pa->new_pin,
+			      &pa->new_pin_len, false);
+	if (ret)
+		return ret;
+	ret = hsmdev_ioctl(d, req, pa);
+	explicit_bzero(pa->pin, sizeof(pa->pin));
+	explicit_bzero(pa->new_pin, sizeof(pa->new_pin));
+	return ret ? pin_error("partition", ret, pa->tries_left) : EX_OK;
+}
+
+static int cmd_partition(const struct opts *o)
+{
+	const char *act = o->argv[0];
+	struct hsmcard_part_admin pa = { };
+	struct hsmcard_part_info pi;
+	struct json j = { .f = stdout };
+	struct hsmcard_info info = { };
+	unsigned long v;
+	struct hsmdev d;
+	uint32_t part = 0;
+	int ret;
+
+	if (strcmp(act, "list") && strcmp(act, "create") && o->argc != 2) {
+		err_msg("partition %s: expected a partition number", act);
+		return EX_USAGE;
+	}
+	if (!strcmp(act, "create") && o->argc != 1) {
+		err_msg("partition create: use --label, --partition");
+		return EX_USAGE;
+	}
+	if (o->argc == 2 && parse_partition(o->argv[1], &part))
+		return EX_USAGE;
+	ret = open_dev_nologin(o, &d);
+	if (ret)
+		return ret;
+	if (!strcmp(act, "create")) {
+		pa.partition = HSMCARD_PART_ANY;
+		if (o->partition && parse_partition(o->partition, &pa.partition))
+			ret = EX_USAGE;
+		if (o->max_fail && !parse_uint("--max-fail", o->max_fail, 15, &v))
+			pa.max_fail = v;
+		else if (o->max_fail)
+			ret = EX_USAGE;
+		if (!o->label || !*o->label || strlen(o->label) >= sizeof(pa.label)) {
+			err_msg("partition create: --label TEXT (1..63 characters) is required");
+			ret = EX_USAGE;
+		} else {
+			memcpy(pa.label, o->label, strlen(o->label));
+		}
+		if (!ret)
+			ret = part_admin(o, &d, HSMCARD_IOC_PART_CREATE, &pa, true);
+		if (!ret)
+			printf("%u\n", pa.partition);
+	} else if (!strcmp(act, "delete")) {
+		pa.partition = part;
+		if (!part)
+			pa.flags = HSMCARD_PART_F_RESET;
+		ret = part_admin(o, &d, HSMCARD_IOC_PART_DELETE, &pa, false);
+		if (!ret)
+			printf("partition %u %s, %llu keys destroyed\n", part,
+			       part ? "deleted" : "reset",
+			       (unsigned long long)pa.result);
+	} else if (!strcmp(act, "info") || !strcmp(act, "list")) {
+		uint32_t first = 0, last = 0;
+
+		if (!strcmp(act, "info")) {
+			first = last = part;
+		} else {
+			ret = hsmdev_ioctl(&d, HSMCARD_IOC_INFO, &info);
+			if (ret) {
+				ret = dev_error("info", ret);
+				goto out;
+			}
+			last = info.nr_partitions ? info.nr_partitions - 1 : 0;
+			if (last >= HSMCARD_NR_PARTITIONS_MAX)
+				last = HSMCARD_NR_PARTITIONS_MAX - 1;
+		}
+		if (o->json)
+			json_open(&j, NULL, '[');
+		else
+			printf("%-3s %-20s %4s %-7s %-7s %-20s %s\n", "#", "LABEL",
+			       "KEYS", "SO", "USER", "CREATED", "FLAGS");
+		for (part = first; part <= last; part++) {
+			memset(&pi, 0, sizeof(pi));
+			pi.partition = part;
+			ret = hsmdev_ioctl(&d, HSMCARD_IOC_PART_INFO, &pi);
+			if (ret) {
+				ret = dev_error("partition info", ret);
+				goto out;
+			}
+			if (pi.flags & HSMCARD_PART_S_EXISTS)
+				print_part_info(o->json ? &j : NULL, &pi);
+			else if (first == last)
+				ret = dev_error("partition info", -ENOENT);
+		}
+		if (o->json)
+			json_close(&j, ']');
+	} else {
+		err_msg("partition: unknown action '%s'", act);
+		ret = EX_USAGE;
+	}
+out:
+	hsmdev_close(&d);
+	return ret;
+}
+
 static int cmd_help(const struct opts *o);
 
 static const struct command commands[] = {
@@ -3545,6 +3930,40 @@ static const struct command commands[] = {
 	  "error, 3 device or card error (a tampered card has no audit key: the\n"
 	  "log is shown and its chain checked, but no signature can be).\n",
 	  "", 0, 0, L(O_FROM) | L(O_CHECKPOINT) },
+	{ "login", cmd_login, "",
+	  "check a PIN: log in as --role of --partition and out again",
+	  "Exit status 0: the PIN is right; 1: wrong PIN (the tries left are\n"
+	  "printed) or the role is locked.\n",
+	  "", 0, 0, 0 },
+	{ "set-pin", cmd_set_pin, "",
+	  "set the PIN of --role in --partition",
+	  "      --as ROLE        whose PIN $HSMCARD_PIN is: the role itself\n"
+	  "                       (default), so (the SO sets or unlocks the\n"
+	  "                       User) or admin (sets or unlocks the SO)\n"
+	  "      --new-pin-file FILE  the new PIN (default: $HSMCARD_NEW_PIN)\n",
+	  "", 0, 0, L(O_NEW_PIN_FILE) | L(O_AS) },
+	{ "init", cmd_init, "",
+	  "initialize the card: DESTROYS EVERY KEY, sets a new admin PIN",
+	  "      --new-pin-file FILE  the new admin PIN (default:\n"
+	  "                       $HSMCARD_NEW_PIN); $HSMCARD_PIN or --pin-file\n"
+	  "                       is the current one (none on a new card).\n"
+	  "                       Needs CAP_SYS_ADMIN.\n",
+	  "", 0, 0, L(O_NEW_PIN_FILE) },
+	{ "partition", cmd_partition, "ACTION [N]",
+	  "partitions: create, delete N, info N, list",
+	  "Actions:\n"
+	  "  create --label TEXT [--max-fail N] [--partition N]\n"
+	  "                       make a partition (first free one unless\n"
+	  "                       --partition) and print its number; the admin\n"
+	  "                       PIN comes from $HSMCARD_PIN, the SO PIN from\n"
+	  "                       $HSMCARD_NEW_PIN or --new-pin-file; --max-fail:\n"
+	  "                       wrong PINs that lock a role (1..15, default 5)\n"
+	  "  delete N             destroy partition N and all its keys (admin\n"
+	  "                       PIN); N = 0 resets partition 0 (no PINs again)\n"
+	  "  info N               one partition\n"
+	  "  list                 every partition\n"
+	  "create and delete need CAP_SYS_ADMIN.\n",
+	  "l:", 1, 2, L(O_NEW_PIN_FILE) | L(O_MAX_FAIL) },
 	{ "mechs", cmd_mechs, "", "list the mechanism names hsmctl knows",
 	  "", "", 0, 0, 0 },
 	{ "help", cmd_help, "[COMMAND]", "show help for hsmctl or a command",
@@ -3576,12 +3995,19 @@ static void main_usage(FILE *f)
 		"  -d, --device DEV     card to use (default: $HSMCARD_DEVICE or\n"
 		"                       /dev/hsmcard0)\n"
 		"  -j, --json           machine-readable output\n"
+		"      --partition N    log in to partition N (default 0) ...\n"
+		"      --role ROLE      ... as so, user or admin before the command,\n"
+		"                       with the PIN of $HSMCARD_PIN or ...\n"
+		"      --pin-file FILE  ... of FILE (never on the command line:\n"
+		"                       other users could read it from the process\n"
+		"                       list)\n"
 		"  -h, --help           help (\"%s COMMAND --help\" for a command)\n"
 		"      --version        print the version\n"
 		"\n"
 		"Key handles are printed and read in hex (0x...).\n"
 		"Exit status: 0 success, 1 verification or authentication failed,\n"
-		"2 usage error, 3 device or card error, 4 file error.\n",
+		"2 usage error, 3 device or card error, 4 file error; a wrong or\n"
+		"locked PIN is 1.\n",
 		progname);
 }
 
@@ -3596,7 +4022,8 @@ static void command_usage(FILE *f, const struct command *c)
 	else if (*c->help)
 		fprintf(f, "\nOptions:\n%s", c->help);
 	fprintf(f,
-		"\nCommon options: -d/--device DEV, -j/--json, -h/--help\n");
+		"\nCommon options: -d/--device DEV, -j/--json, -h/--help,\n"
+		"--partition N --role ROLE [--pin-file FILE] (log in first)\n");
 }
 
 static int cmd_help(const struct opts *o)
@@ -3619,7 +4046,9 @@ static int cmd_help(const struct opts *o)
 /* Parse one option for command @c (NULL: global options only). */
 static int take_option(const struct command *c, int opt, struct opts *o)
 {
-	if (opt >= O_EXTRACTABLE) {
+	if (opt == O_PARTITION || opt == O_ROLE || opt == O_PIN_FILE) {
+		/* global: any command */
+	} else if (opt >= O_EXTRACTABLE) {
 		if (!c || !(c->longmask & L(opt)))
 			return -1;
 	} else if (opt != O_DEVICE && opt != O_JSON &&
@@ -3629,6 +4058,24 @@ static int take_option(const struct command *c, int opt, struct opts *o)
 	switch (opt) {
 	case O_DEVICE:
 		o->device = optarg;
+		break;
+	case O_PARTITION:
+		o->partition = optarg;
+		break;
+	case O_ROLE:
+		o->role = optarg;
+		break;
+	case O_PIN_FILE:
+		o->pin_file = optarg;
+		break;
+	case O_NEW_PIN_FILE:
+		o->new_pin_file = optarg;
+		break;
+	case O_MAX_FAIL:
+		o->max_fail = optarg;
+		break;
+	case O_AS:
+		o->as = optarg;
 		break;
 	case O_JSON:
 		o->json = true;
@@ -3724,6 +4171,9 @@ int main(int argc, char **argv)
 		{ "json",	no_argument,	   NULL, O_JSON },
 		{ "help",	no_argument,	   NULL, O_HELP },
 		{ "version",	no_argument,	   NULL, 'V' },
+		{ "partition",	required_argument, NULL, O_PARTITION },
+		{ "role",	required_argument, NULL, O_ROLE },
+		{ "pin-file",	required_argument, NULL, O_PIN_FILE },
 		{ }
 	};
 	const struct command *c;

@@ -75,6 +75,7 @@ enum hsmcard_key_type {
 /* Key partitions: user space owns partition 0; 1 belongs to the kernel. */
 #define HSMCARD_PARTITION_USER		0
 #define HSMCARD_PARTITION_KERNEL	1
+/* More partitions: HSMCARD_IOC_PART_CREATE and HSMCARD_IOC_LOGIN below. */
 
 #define HSMCARD_LABEL_LEN		64
 
@@ -138,7 +139,8 @@ struct hsmcard_info {
  *             curve size)
  * @uses:      HSMCARD_USE_*; 0 selects the card's default for the type
  * @flags:     HSMCARD_KEYF_*
- * @partition: HSMCARD_PARTITION_USER (kernel partition: -EPERM)
+ * @partition: 0 (the file's partition) or the file's partition number;
+ *             the kernel partition: -EPERM
  * @created:   out: creation time, seconds since the epoch; 0 on input
  * @label:     NUL-terminated, NUL-padded label
  * @rsvd:      must be zero
@@ -557,6 +559,153 @@ struct hsmcard_audit_checkpoint {
 };
 
 /*
+ * ---- Partitions, roles and PINs (Documentation/hsmcard/uapi.rst) ----
+ *
+ * A file descriptor starts logged out.  HSMCARD_IOC_LOGIN binds it to one
+ * partition and role; a User of partition P may then name keys of P only,
+ * an SO or admin login uses no key at all.  A logged-out file may use
+ * partition 0 while partition 0 has no PIN (a factory card).  The kernel
+ * partition (1) never accepts a login.  PINs are 4..64 bytes of any value.
+ */
+#define HSMCARD_NR_PARTITIONS_MAX	16
+#define HSMCARD_PART_ANY		0xffffffffU	/* PART_CREATE: first free */
+#define HSMCARD_PIN_MIN			4
+#define HSMCARD_PIN_MAX			64
+
+enum hsmcard_role {
+	HSMCARD_ROLE_NONE		= 0,	/* not logged in */
+	HSMCARD_ROLE_SO			= 1,	/* Security Officer */
+	HSMCARD_ROLE_USER		= 2,
+	HSMCARD_ROLE_ADMIN		= 3,	/* card administrator */
+};
+
+/**
+ * struct hsmcard_login - HSMCARD_IOC_LOGIN
+ * @partition:  in: partition (0 for %HSMCARD_ROLE_ADMIN)
+ * @role:       in: enum hsmcard_role, SO, USER or ADMIN
+ * @pin_len:    in: bytes of @pin (4..64)
+ * @flags:      in: must be 0
+ * @tries_left: out: wrong PINs left before the role locks (with -EACCES);
+ *              ignored on input
+ * @rsvd:       must be zero
+ * @pin:        in: the PIN; bytes past @pin_len must be zero
+ */
+struct hsmcard_login {
+	__u32	partition;
+	__u16	role;
+	__u16	pin_len;
+	__u32	flags;
+	__u32	tries_left;
+	__u32	rsvd[4];
+	__u8	pin[HSMCARD_PIN_MAX];
+};
+
+/**
+ * struct hsmcard_set_pin - HSMCARD_IOC_SET_PIN
+ * @partition:   in: partition (0 for the admin PIN)
+ * @role:        in: whose PIN is set (enum hsmcard_role)
+ * @auth_role:   in: whose PIN @pin is (0: @role itself)
+ * @pin_len:     in: bytes of @pin
+ * @new_pin_len: in: bytes of @new_pin
+ * @flags:       in: must be 0
+ * @tries_left:  out: as in struct hsmcard_login; ignored on input
+ * @rsvd:        must be zero
+ * @pin:         in: current PIN of @auth_role
+ * @new_pin:     in: new PIN of @role
+ */
+struct hsmcard_set_pin {
+	__u32	partition;
+	__u16	role;
+	__u16	auth_role;
+	__u16	pin_len;
+	__u16	new_pin_len;
+	__u32	flags;
+	__u32	tries_left;
+	__u32	rsvd[3];
+	__u8	pin[HSMCARD_PIN_MAX];
+	__u8	new_pin[HSMCARD_PIN_MAX];
+};
+
+/* struct hsmcard_part_admin.flags */
+#define HSMCARD_PART_F_RESET		0x1U	/* PART_DELETE of 0: reset it */
+
+/**
+ * struct hsmcard_part_admin - HSMCARD_IOC_PART_CREATE, HSMCARD_IOC_PART_DELETE
+ * and HSMCARD_IOC_CARD_INIT (CAP_SYS_ADMIN and the admin PIN)
+ * @partition:   in/out: partition; PART_CREATE: 2..15 or HSMCARD_PART_ANY,
+ *               the partition made on return; CARD_INIT: 0
+ * @max_fail:    in: PART_CREATE: wrong PINs that lock a role (1..15, 0: 5)
+ * @flags:       in: HSMCARD_PART_F_RESET (PART_DELETE of partition 0)
+ * @pin_len:     in: bytes of @pin, the admin PIN (CARD_INIT: ignored by
+ *               the card while no admin PIN is set, but 0 or 4..64)
+ * @new_pin_len: in: bytes of @new_pin: PART_CREATE the SO PIN,
+ *               CARD_INIT the new admin PIN; PART_DELETE 0
+ * @tries_left:  out: admin PIN tries left (with -EACCES); ignored on input
+ * @result:      out: PART_DELETE: keys destroyed; ignored on input
+ * @rsvd:        must be zero
+ * @pin:         in: admin PIN
+ * @new_pin:     in: see @new_pin_len
+ * @label:       in: PART_CREATE: unique, non-empty, NUL padded
+ */
+struct hsmcard_part_admin {
+	__u32	partition;
+	__u16	max_fail;
+	__u16	flags;
+	__u16	pin_len;
+	__u16	new_pin_len;
+	__u32	tries_left;
+	__u64	result;
+	__u32	rsvd[2];
+	__u8	pin[HSMCARD_PIN_MAX];
+	__u8	new_pin[HSMCARD_PIN_MAX];
+	char	label[HSMCARD_LABEL_LEN];
+};
+
+/* struct hsmcard_part_info.flags */
+#define HSMCARD_PART_S_EXISTS		0x01U
+#define HSMCARD_PART_S_INITIALIZED	0x02U	/* some PIN is set */
+#define HSMCARD_PART_S_SO_SET		0x04U
+#define HSMCARD_PART_S_USER_SET		0x08U
+#define HSMCARD_PART_S_SO_LOCKED	0x10U
+#define HSMCARD_PART_S_USER_LOCKED	0x20U
+#define HSMCARD_PART_S_KERNEL		0x40U	/* partition 1: no login */
+
+/* struct hsmcard_part_info.card_flags */
+#define HSMCARD_CARD_S_ADMIN_SET	0x1U
+#define HSMCARD_CARD_S_ADMIN_LOCKED	0x2U
+#define HSMCARD_CARD_S_TAMPERED		0x4U
+
+/**
+ * struct hsmcard_part_info - HSMCARD_IOC_PART_INFO (no privilege)
+ * @partition:    in: 0..15 (the other fields but @rsvd are ignored on input)
+ * @flags:        out: HSMCARD_PART_S_*; 0: no such partition
+ * @card_flags:   out: HSMCARD_CARD_S_*
+ * @max_fail:     out: wrong PINs that lock a role
+ * @so_failed:    out: consecutive wrong SO PINs
+ * @user_failed:  out: consecutive wrong User PINs
+ * @nr_keys:      out: keys in the partition
+ * @admin_failed: out: consecutive wrong admin PINs
+ * @rsvd0:        out: zero
+ * @created:      out: creation time, seconds since the epoch
+ * @rsvd:         in: must be zero; out: zero
+ * @label:        out: NUL padded
+ */
+struct hsmcard_part_info {
+	__u32	partition;
+	__u32	flags;
+	__u32	card_flags;
+	__u16	max_fail;
+	__u8	so_failed;
+	__u8	user_failed;
+	__u32	nr_keys;
+	__u8	admin_failed;
+	__u8	rsvd0[3];
+	__u64	created;
+	__u32	rsvd[8];
+	char	label[HSMCARD_LABEL_LEN];
+};
+
+/*
  * ---- Command rings (Documentation/hsmcard/rings.rst) ----
  *
  * HSMCARD_IOC_RING_SETUP on /dev/hsmcardN pins and DMA-maps a buffer arena
@@ -727,5 +876,14 @@ struct hsmcard_ring_cqe {
 #define HSMCARD_IOC_AUDIT_READ	_IOWR(HSMCARD_IOC_MAGIC, 0x40, struct hsmcard_audit_read)
 #define HSMCARD_IOC_AUDIT_PUBKEY _IOWR(HSMCARD_IOC_MAGIC, 0x41, struct hsmcard_audit_pubkey)
 #define HSMCARD_IOC_AUDIT_CHECKPOINT _IOWR(HSMCARD_IOC_MAGIC, 0x42, struct hsmcard_audit_checkpoint)
+
+/* Partitions, roles and PINs. */
+#define HSMCARD_IOC_LOGIN	_IOWR(HSMCARD_IOC_MAGIC, 0x50, struct hsmcard_login)
+#define HSMCARD_IOC_LOGOUT	_IO(HSMCARD_IOC_MAGIC, 0x51)
+#define HSMCARD_IOC_SET_PIN	_IOWR(HSMCARD_IOC_MAGIC, 0x52, struct hsmcard_set_pin)
+#define HSMCARD_IOC_PART_INFO	_IOWR(HSMCARD_IOC_MAGIC, 0x53, struct hsmcard_part_info)
+#define HSMCARD_IOC_PART_CREATE	_IOWR(HSMCARD_IOC_MAGIC, 0x54, struct hsmcard_part_admin)
+#define HSMCARD_IOC_PART_DELETE	_IOWR(HSMCARD_IOC_MAGIC, 0x55, struct hsmcard_part_admin)
+#define HSMCARD_IOC_CARD_INIT	_IOWR(HSMCARD_IOC_MAGIC, 0x56, struct hsmcard_part_admin)
 
 #endif /* _UAPI_LINUX_HSMCARD_H */

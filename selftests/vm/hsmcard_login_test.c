@@ -1,0 +1,871 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * hsmcard partitions, roles and PINs from user space (run in the test
+ * guest).  Each test is an attack that must fail:
+ * - a key of one partition cannot be used, listed, read or destroyed from
+ *   a file logged into another partition (or not logged in), through the
+ *   ioctls and through ring entries (which fail alone);
+ * - an SO login uses no key; a file that is not logged in loses partition
+ *   0 once partition 0 has a PIN;
+ * - a login does not outlive its partition: deleted and re-created under
+ *   the same number, it is a different partition;
+ * - wrong PINs lock the User role, the right PIN then fails too, the lock
+ *   survives a driver unbind/bind, and only an SO PIN reset lifts it; the
+ *   audit log shows the refused logins and the lockout;
+ * - bad arguments, and card administration without CAP_SYS_ADMIN.
+ *
+ * The card needs an admin PIN for partitions, and the only way to set the
+ * first one is CARD_INIT, which destroys every key.  The fixture does it
+ * only on a card that has no admin PIN yet (once per boot: a fresh card);
+ * later it logs in with the same PIN.  Every test leaves partition 0
+ * uninitialized and deletes the partitions it made.
+ *
+ * Copyright (C) 2026 The hsmcard authors
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "kselftest_harness.h"
+#include "hsmcard_util.h"
+
+#define ADMIN_PIN	"login-test-admin-pin"
+#define SO_PIN		"so-pin-4711"
+#define USER_PIN	"user-pin-0815"
+#define USER_PIN2	"user-pin-2nd"
+#define MAX_FAIL	3
+#define REC		HSMCARD_AUDIT_REC_SIZE
+#define COOKIE(i)	(0x10ff000000000000ULL | (i))
+#define PAGE		4096UL
+
+static void set_pin_buf(uint8_t *dst, uint16_t *len, const char *pin)
+{
+	memset(dst, 0, HSMCARD_PIN_MAX);
+	*len = strlen(pin);
+	memcpy(dst, pin, *len);
+}
+
+static int login(int fd, uint32_t part, uint16_t role, const char *pin,
+		 uint32_t *tries_left)
+{
+	struct hsmcard_login lg;
+	int ret;
+
+	memset(&lg, 0, sizeof(lg));
+	lg.partition = part;
+	lg.role = role;
+	set_pin_buf(lg.pin, &lg.pin_len, pin);
+	ret = xioctl(fd, HSMCARD_IOC_LOGIN, &lg);
+	if (tries_left)
+		*tries_left = lg.tries_left;
+	return ret;
+}
+
+static int set_pin(int fd, uint32_t part, uint16_t role, uint16_t auth_role,
+		   const char *pin, const char *new_pin)
+{
+	struct hsmcard_set_pin sp;
+
+	memset(&sp, 0, sizeof(sp));
+	sp.partition = part;
+	sp.role = role;
+	sp.auth_role = auth_role;
+	set_pin_buf(sp.pin, &sp.pin_len, pin);
+	set_pin_buf(sp.new_pin, &sp.new_pin_len, new_pin);
+	return xioctl(fd, HSMCARD_IOC_SET_PIN, &sp);
+}
+
+static int part_info(int fd, uint32_t part, struct hsmcard_part_info *pi)
+{
+	memset(pi, 0, sizeof(*pi));
+	pi->partition = part;
+	return xioctl(fd, HSMCARD_IOC_PART_INFO, pi);
+}
+
+static int part_create(int fd, const char *label, uint16_t max_fail,
+		       uint32_t *part)
+{
+	struct hsmcard_part_admin pa;
+	int ret;
+
+	memset(&pa, 0, sizeof(pa));
+	pa.partition = HSMCARD_PART_ANY;
+	pa.max_fail = max_fail;
+	set_pin_buf(pa.pin, &pa.pin_len, ADMIN_PIN);
+	set_pin_buf(pa.new_pin, &pa.new_pin_len, SO_PIN);
+	snprintf(pa.label, sizeof(pa.label), "%s", label);
+	ret = xioctl(fd, HSMCARD_IOC_PART_CREATE, &pa);
+	if (!ret)
+		*part = pa.partition;
+	return ret;
+}
+
+static int part_delete(int fd, uint32_t part)
+{
+	struct hsmcard_part_admin pa;
+
+	memset(&pa, 0, sizeof(pa));
+	pa.partition = part;
+	if (!part)
+		pa.flags = HSMCARD_PART_F_RESET;
+	set_pin_buf(pa.pin, &pa.pin_len, ADMIN_PIN);
+	return xioctl(fd, HSMCARD_IOC_PART_DELETE, &pa);
+}
+
+/*
+ * Make sure the card has our admin PIN.  A card without one gets it from
+ * CARD_INIT (a fresh card: nothing of value is destroyed).  Returns 0, or
+ * -EKEYREJECTED if somebody else's admin PIN is set.
+ */
+static int ensure_admin(int fd)
+{
+	struct hsmcard_part_info pi;
+	struct hsmcard_part_admin pa;
+	int ret;
+
+	ret = part_info(fd, 0, &pi);
+	if (ret)
+		return ret;
+	if (pi.card_flags & HSMCARD_CARD_S_ADMIN_SET) {
+		ret = login(fd, 0, HSMCARD_ROLE_ADMIN, ADMIN_PIN, NULL);
+		xioctl(fd, HSMCARD_IOC_LOGOUT, NULL);
+		return ret ? -EKEYREJECTED : 0;
+	}
+	memset(&pa, 0, sizeof(pa));
+	set_pin_buf(pa.new_pin, &pa.new_pin_len, ADMIN_PIN);
+	return xioctl(fd, HSMCARD_IOC_CARD_INIT, &pa);
+}
+
+/* Sign @msg with an EC key through the ioctl; returns 0 or -errno. */
+static int sign(int fd, uint64_t h, const uint8_t *msg, uint32_t len,
+		uint8_t *sig, uint32_t *sig_len)
+{
+	struct hsmcard_op op;
+	int ret;
+
+	memset(&op, 0, sizeof(op));
+	op.mech = HSMCARD_MECH_ECDSA;
+	op.mparam = HSMCARD_MECH_SHA256;
+	op.handle = h;
+	op.in = (uintptr_t)msg;
+	op.in_len = len;
+	op.out = (uintptr_t)sig;
+	op.out_len = *sig_len;
+	ret = xioctl(fd, HSMCARD_IOC_SIGN, &op);
+	*sig_len = op.out_len;
+	return ret;
+}
+
+static bool key_listed(int fd, uint64_t h)
+{
+	uint64_t hs[256];
+	struct hsmcard_key_list kl;
+	uint32_t i;
+
+	memset(&kl, 0, sizeof(kl));
+	kl.handles = (uintptr_t)hs;
+	kl.max = 256;
+	if (xioctl(fd, HSMCARD_IOC_KEY_LIST, &kl))
+		return false;
+	for (i = 0; i < kl.count; i++)
+		if (hs[i] == h)
+			return true;
+	return false;
+}
+
+/* ---- a small ring ---- */
+
+struct lring {
+	int fd;
+	void *map;
+	size_t map_len;
+	struct hsmcard_ring_hdr *hdr;
+	struct hsmcard_ring_sqe *sq;
+	struct hsmcard_ring_cqe *cq;
+	uint8_t *arena;
+	size_t arena_len;
+};
+
+static int lring_open(int dev, struct lring *r)
+{
+	struct hsmcard_ring_setup rs;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	r->arena_len = 16 * PAGE;
+	r->arena = mmap(NULL, r->arena_len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->arena == MAP_FAILED)
+		return -errno;
+	memset(&rs, 0, sizeof(rs));
+	rs.entries = 8;
+	rs.arena = (uintptr_t)r->arena;
+	rs.arena_len = r->arena_len;
+	ret = xioctl(dev, HSMCARD_IOC_RING_SETUP, &rs);
+	if (ret)
+		return ret;
+	r->fd = rs.fd;
+	r->map_len = rs.mmap_len;
+	r->map = mmap(NULL, rs.mmap_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      r->fd, 0);
+	if (r->map == MAP_FAILED)
+		return -errno;
+	r->hdr = r->map;
+	r->sq = (void *)((char *)r->map + rs.sq_off);
+	r->cq = (void *)((char *)r->map + rs.cq_off);
+	return 0;
+}
+
+static void lring_close(struct lring *r)
+{
+	if (r->map && r->map != MAP_FAILED)
+		munmap(r->map, r->map_len);
+	if (r->fd >= 0)
+		close(r->fd);
+	if (r->arena && r->arena != MAP_FAILED)
+		munmap(r->arena, r->arena_len);
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+}
+
+/* Run @n (<= 8) jobs at once; completion i lands in out[i]. */
+static int lring_run(struct lring *r, struct hsmcard_ring_sqe *jobs,
+		     unsigned int n, struct hsmcard_ring_cqe *out)
+{
+	long deadline = now_ms() + 60000;
+	uint32_t tail = r->hdr->sq_tail, cqh;
+	unsigned int i, got = 0;
+
+	for (i = 0; i < n; i++) {
+		jobs[i].cookie = COOKIE(i);
+		r->sq[(tail + i) & 7] = jobs[i];
+	}
+	__atomic_store_n(&r->hdr->sq_tail, tail + n, __ATOMIC_RELEASE);
+	if (ioctl(r->fd, HSMCARD_IOC_RING_SUBMIT, n) < 0)
+		return -errno;
+	cqh = r->hdr->cq_head;
+	while (got < n) {
+		uint32_t cqt = __atomic_load_n(&r->hdr->cq_tail,
+					       __ATOMIC_ACQUIRE);
+		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+
+		for (; cqh != cqt; cqh++) {
+			struct hsmcard_ring_cqe c = r->cq[cqh & 7];
+
+			i = c.cookie & 0xffff;
+			if ((c.cookie & ~0xffffULL) != COOKIE(0) || i >= n)
+				return -EPROTO;
+			out[i] = c;
+			got++;
+		}
+		__atomic_store_n(&r->hdr->cq_head, cqh, __ATOMIC_RELEASE);
+		if (got < n) {
+			if (now_ms() > deadline)
+				return -ETIMEDOUT;
+			poll(&pfd, 1, 100);
+		}
+	}
+	return 0;
+}
+
+static struct hsmcard_ring_sqe sign_job(uint64_t h, uint32_t in_off,
+					uint32_t in_len, uint32_t out_off)
+{
+	struct hsmcard_ring_sqe s;
+
+	memset(&s, 0, sizeof(s));
+	s.opcode = HSMCARD_RING_OP_SIGN;
+	s.mech = HSMCARD_MECH_ECDSA;
+	s.mparam = HSMCARD_MECH_SHA256;
+	s.handle = h;
+	s.in_off = in_off;
+	s.in_len = in_len;
+	s.out_off = out_off;
+	s.out_len = 256;
+	return s;
+}
+
+/* ---- tests without partitions ---- */
+
+TEST(bad_arguments)
+{
+	struct hsmcard_key_attrs a;
+	struct hsmcard_part_info pi;
+	struct hsmcard_login lg;
+	struct hsmcard_set_pin sp;
+	int fd = open(DEV_PATH, O_RDWR);
+
+	ASSERT_LE(0, fd);
+	/* partition 0 and 1 always exist; 1 is the kernel's */
+	ASSERT_EQ(0, part_info(fd, 0, &pi));
+	EXPECT_TRUE(!!(pi.flags & HSMCARD_PART_S_EXISTS));
+	EXPECT_FALSE(!!(pi.flags & HSMCARD_PART_S_INITIALIZED));
+	ASSERT_EQ(0, part_info(fd, 1, &pi));
+	EXPECT_TRUE(!!(pi.flags & HSMCARD_PART_S_KERNEL));
+	EXPECT_EQ(-ENOENT, part_info(fd, 16, &pi));
+	memset(&pi, 0, sizeof(pi));
+	pi.rsvd[3] = 1;
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_PART_INFO, &pi));
+	EXPECT_EQ(-EFAULT, xioctl(fd, HSMCARD_IOC_PART_INFO, (void *)8));
+
+	/* LOGIN: lengths, padding, reserved fields, roles, partitions */
+	memset(&lg, 0, sizeof(lg));
+	lg.role = HSMCARD_ROLE_USER;
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));	/* len 0 */
+	set_pin_buf(lg.pin, &lg.pin_len, "abc");
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));	/* len 3 */
+	set_pin_buf(lg.pin, &lg.pin_len, "abcd");
+	lg.pin_len = 65;
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));
+	lg.pin_len = 4;
+	lg.pin[10] = 'x';	/* byte past the PIN */
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));
+	lg.pin[10] = 0;
+	lg.rsvd[2] = 1;
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));
+	lg.rsvd[2] = 0;
+	lg.flags = 1;
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));
+	lg.flags = 0;
+	lg.role = 7;
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));
+	lg.role = HSMCARD_ROLE_NONE;
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));
+	lg.role = HSMCARD_ROLE_USER;
+	lg.partition = HSMCARD_PARTITION_KERNEL;
+	EXPECT_EQ(-EPERM, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));
+	lg.partition = 15;	/* never created by this test */
+	EXPECT_EQ(-ENOENT, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));
+	lg.partition = 1000;
+	EXPECT_EQ(-ENOENT, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));
+	/* partition 0 has no User PIN on this card */
+	lg.partition = 0;
+	EXPECT_EQ(-ENODATA, xioctl(fd, HSMCARD_IOC_LOGIN, &lg));
+	EXPECT_EQ(-EFAULT, xioctl(fd, HSMCARD_IOC_LOGIN, (void *)8));
+	EXPECT_EQ(-EINVAL, (int)(ioctl(fd, HSMCARD_IOC_LOGOUT, 1) ? -errno : 0));
+	EXPECT_EQ(0, xioctl(fd, HSMCARD_IOC_LOGOUT, NULL));
+
+	/* SET_PIN */
+	memset(&sp, 0, sizeof(sp));
+	sp.role = HSMCARD_ROLE_USER;
+	set_pin_buf(sp.pin, &sp.pin_len, "abcd");
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_SET_PIN, &sp)); /* no new */
+	set_pin_buf(sp.new_pin, &sp.new_pin_len, "efgh");
+	sp.partition = HSMCARD_PARTITION_KERNEL;
+	EXPECT_EQ(-EPERM, xioctl(fd, HSMCARD_IOC_SET_PIN, &sp));
+	sp.partition = 0;
+	sp.rsvd[0] = 1;
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_SET_PIN, &sp));
+	sp.rsvd[0] = 0;
+	sp.new_pin_len = 65;
+	EXPECT_EQ(-EINVAL, xioctl(fd, HSMCARD_IOC_SET_PIN, &sp));
+
+	/* still usable without login: partition 0 is uninitialized */
+	memset(&a, 0, sizeof(a));
+	EXPECT_EQ(0, gen_key(fd, HSMCARD_KEY_AES, 128, 0, NULL, &a));
+	destroy_key(fd, a.handle);
+	close(fd);
+}
+
+/* Card administration needs CAP_SYS_ADMIN before any PIN is looked at. */
+TEST(admin_needs_cap_sys_admin)
+{
+	int fd = open(DEV_PATH, O_RDWR), status;
+	pid_t pid;
+
+	ASSERT_LE(0, fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct hsmcard_part_admin pa;
+		struct hsmcard_part_info pi;
+		int bad = 0;
+
+		if (setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(100);
+		memset(&pa, 0, sizeof(pa));
+		pa.partition = HSMCARD_PART_ANY;
+		set_pin_buf(pa.pin, &pa.pin_len, ADMIN_PIN);
+		set_pin_buf(pa.new_pin, &pa.new_pin_len, SO_PIN);
+		snprintf(pa.label, sizeof(pa.label), "nocap");
+		if (xioctl(fd, HSMCARD_IOC_PART_CREATE, &pa) != -EPERM)
+			bad |= 1;
+		pa.partition = 2;
+		if (xioctl(fd, HSMCARD_IOC_PART_DELETE, &pa) != -EPERM)
+			bad |= 2;
+		if (xioctl(fd, HSMCARD_IOC_CARD_INIT, &pa) != -EPERM)
+			bad |= 4;
+		/* PART_INFO needs no privilege */
+		if (part_info(fd, 0, &pi))
+			bad |= 8;
+		_exit(bad);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	close(fd);
+}
+
+/* ---- one partition with SO and User PINs ---- */
+
+FIXTURE(part) {
+	int fd;		/* not logged in */
+	uint32_t part;
+};
+
+FIXTURE_SETUP(part)
+{
+	char label[HSMCARD_LABEL_LEN];
+	int ret;
+
+	self->part = 0;
+	self->fd = open(DEV_PATH, O_RDWR);
+	ASSERT_LE(0, self->fd);
+	ret = ensure_admin(self->fd);
+	if (ret == -EKEYREJECTED)
+		SKIP(return, "the card has another admin PIN");
+	ASSERT_EQ(0, ret);
+	snprintf(label, sizeof(label), "login-test-%d", getpid());
+	ASSERT_EQ(0, part_create(self->fd, label, MAX_FAIL, &self->part));
+	ASSERT_LE(2U, self->part);
+	/* the SO gives the User a PIN */
+	ASSERT_EQ(0, set_pin(self->fd, self->part, HSMCARD_ROLE_USER,
+			     HSMCARD_ROLE_SO, SO_PIN, USER_PIN));
+}
+
+FIXTURE_TEARDOWN(part)
+{
+	if (self->fd < 0)
+		self->fd = open(DEV_PATH, O_RDWR);
+	if (self->part >= 2)
+		EXPECT_EQ(0, part_delete(self->fd, self->part));
+	close(self->fd);
+}
+
+/* A key of partition P is invisible to every other file. */
+TEST_F(part, isolation)
+{
+	struct hsmcard_key_get_attrs ga;
+	struct hsmcard_key_handle kh;
+	struct hsmcard_key_attrs a, b;
+	struct hsmcard_ring_cqe cqe[4];
+	struct hsmcard_ring_sqe jobs[4];
+	struct hsmcard_part_info pi;
+	uint8_t msg[100], sig[256];
+	uint32_t sig_len;
+	struct lring r;
+	EVP_PKEY *pk, *pkb;
+	int u, so;
+
+	fill_pattern(msg, sizeof(msg), 3);
+	u = open(DEV_PATH, O_RDWR);
+	so = open(DEV_PATH, O_RDWR);
+	ASSERT_LE(0, u);
+	ASSERT_LE(0, so);
+	ASSERT_EQ(0, login(u, self->part, HSMCARD_ROLE_USER, USER_PIN, NULL));
+	ASSERT_EQ(0, login(so, self->part, HSMCARD_ROLE_SO, SO_PIN, NULL));
+
+	/* partition 0 in the attributes means "my partition" */
+	ASSERT_EQ(0, gen_key(u, HSMCARD_KEY_EC_P256, 256,
+			     HSMCARD_USE_SIGN | HSMCARD_USE_VERIFY, "p-key",
+			     &a));
+	EXPECT_EQ(self->part, a.partition);
+	EXPECT_EQ(0, part_info(u, self->part, &pi));
+	EXPECT_EQ(1U, pi.nr_keys);
+	/* another partition or the kernel's in the attributes */
+	memset(&b, 0, sizeof(b));
+	b.type = HSMCARD_KEY_AES;
+	b.bits = 128;
+	b.partition = self->part == 2 ? 3 : 2;
+	EXPECT_EQ(-EINVAL, xioctl(u, HSMCARD_IOC_KEY_GENERATE, &b));
+	b.partition = HSMCARD_PARTITION_KERNEL;
+	EXPECT_EQ(-EPERM, xioctl(u, HSMCARD_IOC_KEY_GENERATE, &b));
+
+	/* the User signs; OpenSSL checks */
+	pk = export_pub(u, a.handle);
+	ASSERT_NE(NULL, pk);
+	sig_len = sizeof(sig);
+	ASSERT_EQ(0, sign(u, a.handle, msg, sizeof(msg), sig, &sig_len));
+	EXPECT_EQ(1, ossl_verify(pk, EVP_sha256(), 0, 0, false, msg,
+				 sizeof(msg), sig, sig_len));
+	EXPECT_TRUE(key_listed(u, a.handle));
+
+	/* a file not logged in (partition 0) cannot name it */
+	sig_len = sizeof(sig);
+	EXPECT_EQ(-ENOKEY, sign(self->fd, a.handle, msg, sizeof(msg), sig,
+				&sig_len));
+	memset(&ga, 0, sizeof(ga));
+	ga.handle = a.handle;
+	EXPECT_EQ(-ENOKEY, xioctl(self->fd, HSMCARD_IOC_KEY_ATTRS, &ga));
+	EXPECT_EQ(NULL, export_pub(self->fd, a.handle));
+	memset(&kh, 0, sizeof(kh));
+	kh.handle = a.handle;
+	EXPECT_EQ(-ENOKEY, xioctl(self->fd, HSMCARD_IOC_KEY_DESTROY, &kh));
+	EXPECT_FALSE(key_listed(self->fd, a.handle));
+
+	/* and a partition 0 key is out of the User's reach */
+	ASSERT_EQ(0, gen_key(self->fd, HSMCARD_KEY_EC_P256, 256,
+			     HSMCARD_USE_SIGN | HSMCARD_USE_VERIFY, NULL, &b));
+	EXPECT_EQ(0U, b.partition);
+	sig_len = sizeof(sig);
+	EXPECT_EQ(-ENOKEY, sign(u, b.handle, msg, sizeof(msg), sig, &sig_len));
+
+	/* the SO uses no key at all */
+	sig_len = sizeof(sig);
+	EXPECT_EQ(-EPERM, sign(so, a.handle, msg, sizeof(msg), sig, &sig_len));
+	EXPECT_EQ(-EPERM, gen_key(so, HSMCARD_KEY_AES, 128, 0, NULL, NULL));
+	EXPECT_FALSE(key_listed(so, a.handle));
+
+	/*
+	 * Rings: a ring of the partition-0 file refuses P's key in one
+	 * entry and signs with its own key in the next.
+	 */
+	ASSERT_EQ(0, lring_open(self->fd, &r));
+	memcpy(r.arena, msg, sizeof(msg));
+	jobs[0] = sign_job(a.handle, 0, sizeof(msg), PAGE);
+	jobs[1] = sign_job(b.handle, 0, sizeof(msg), 2 * PAGE);
+	jobs[2] = sign_job(a.handle ^ 1, 0, sizeof(msg), 3 * PAGE);
+	ASSERT_EQ(0, lring_run(&r, jobs, 3, cqe));
+	EXPECT_EQ(-ENOKEY, cqe[0].status);
+	EXPECT_EQ(0, cqe[1].status);
+	EXPECT_EQ(-ENOKEY, cqe[2].status);
+	pkb = export_pub(self->fd, b.handle);
+	ASSERT_NE(NULL, pkb);
+	EXPECT_EQ(1, ossl_verify(pkb, EVP_sha256(), 0, 0, false, msg,
+				 sizeof(msg), r.arena + 2 * PAGE, cqe[1].len));
+	EVP_PKEY_free(pkb);
+	lring_close(&r);
+
+	/* the User's ring: its key works, partition 0's does not */
+	ASSERT_EQ(0, lring_open(u, &r));
+	memcpy(r.arena, msg, sizeof(msg));
+	jobs[0] = sign_job(b.handle, 0, sizeof(msg), PAGE);
+	jobs[1] = sign_job(a.handle, 0, sizeof(msg), 2 * PAGE);
+	ASSERT_EQ(0, lring_run(&r, jobs, 2, cqe));
+	EXPECT_EQ(-ENOKEY, cqe[0].status);
+	EXPECT_EQ(0, cqe[1].status);
+	EXPECT_EQ(1, ossl_verify(pk, EVP_sha256(), 0, 0, false, msg,
+				 sizeof(msg), r.arena + 2 * PAGE, cqe[1].len));
+	/* logging out does not widen a ring set up before */
+	EXPECT_EQ(0, xioctl(u, HSMCARD_IOC_LOGOUT, NULL));
+	ASSERT_EQ(0, lring_run(&r, jobs, 2, cqe));
+	EXPECT_EQ(-ENOKEY, cqe[0].status);
+	lring_close(&r);
+
+	/* the SO's ring: keyed jobs refused, keyless ones run */
+	ASSERT_EQ(0, lring_open(so, &r));
+	memcpy(r.arena, msg, sizeof(msg));
+	jobs[0] = sign_job(a.handle, 0, sizeof(msg), PAGE);
+	memset(&jobs[1], 0, sizeof(jobs[1]));
+	jobs[1].opcode = HSMCARD_RING_OP_RANDOM;
+	jobs[1].out_off = 2 * PAGE;
+	jobs[1].out_len = 32;
+	ASSERT_EQ(0, lring_run(&r, jobs, 2, cqe));
+	EXPECT_EQ(-EACCES, cqe[0].status);
+	EXPECT_EQ(0, cqe[1].status);
+	lring_close(&r);
+
+	/* logged out, the former User is back to partition 0 */
+	sig_len = sizeof(sig);
+	EXPECT_EQ(-ENOKEY, sign(u, a.handle, msg, sizeof(msg), sig, &sig_len));
+	/* logging in again restores it */
+	ASSERT_EQ(0, login(u, self->part, HSMCARD_ROLE_USER, USER_PIN, NULL));
+	sig_len = sizeof(sig);
+	EXPECT_EQ(0, sign(u, a.handle, msg, sizeof(msg), sig, &sig_len));
+	/* a failed login logs out */
+	EXPECT_EQ(-EACCES, login(u, self->part, HSMCARD_ROLE_SO, "wrong-pin",
+				 NULL));
+	sig_len = sizeof(sig);
+	EXPECT_EQ(-ENOKEY, sign(u, a.handle, msg, sizeof(msg), sig, &sig_len));
+	ASSERT_EQ(0, login(so, self->part, HSMCARD_ROLE_SO, SO_PIN, NULL));
+
+	EVP_PKEY_free(pk);
+	destroy_key(self->fd, b.handle);
+	close(u);
+	close(so);
+}
+
+/*
+ * Deleting a partition ends the logins to it, and only those: a file
+ * logged into a deleted (and possibly re-created) partition cannot reach
+ * the new partition's keys.
+ */
+TEST_F(part, delete_ends_logins)
+{
+	struct hsmcard_key_attrs a, b;
+	char label[HSMCARD_LABEL_LEN];
+	uint8_t msg[16], sig[256];
+	uint32_t q = 0, q2 = 0, sig_len;
+	int u, v;
+
+	fill_pattern(msg, sizeof(msg), 5);
+	snprintf(label, sizeof(label), "login-test-q-%d", getpid());
+	ASSERT_EQ(0, part_create(self->fd, label, 0, &q));
+	ASSERT_EQ(0, set_pin(self->fd, q, HSMCARD_ROLE_USER, HSMCARD_ROLE_SO,
+			     SO_PIN, USER_PIN));
+	u = open(DEV_PATH, O_RDWR);
+	v = open(DEV_PATH, O_RDWR);
+	ASSERT_LE(0, u);
+	ASSERT_LE(0, v);
+	ASSERT_EQ(0, login(u, self->part, HSMCARD_ROLE_USER, USER_PIN, NULL));
+	ASSERT_EQ(0, login(v, q, HSMCARD_ROLE_USER, USER_PIN, NULL));
+	ASSERT_EQ(0, gen_key(u, HSMCARD_KEY_EC_P256, 256, HSMCARD_USE_SIGN,
+			     NULL, &a));
+	ASSERT_EQ(0, gen_key(v, HSMCARD_KEY_EC_P256, 256, HSMCARD_USE_SIGN,
+			     NULL, &b));
+	EXPECT_EQ(q, b.partition);
+
+	ASSERT_EQ(0, part_delete(self->fd, q));
+	/* the same number again, same PINs: the old login stays void */
+	ASSERT_EQ(0, part_create(self->fd, label, 0, &q2));
+	ASSERT_EQ(0, set_pin(self->fd, q2, HSMCARD_ROLE_USER, HSMCARD_ROLE_SO,
+			     SO_PIN, USER_PIN));
+	EXPECT_EQ(q, q2);
+	memset(&b, 0, sizeof(b));
+	ASSERT_EQ(0, gen_key(v, HSMCARD_KEY_AES, 128, 0, NULL, &b));
+	/* v counts as logged out: partition 0 (open), not the new q */
+	EXPECT_EQ(0U, b.partition);
+	destroy_key(self->fd, b.handle);
+	/* u's login to the other partition is untouched */
+	sig_len = sizeof(sig);
+	EXPECT_EQ(0, sign(u, a.handle, msg, sizeof(msg), sig, &sig_len));
+	close(u);
+	close(v);
+	EXPECT_EQ(0, part_delete(self->fd, q2));
+}
+
+static int bind_ctl(const char *what, const char *bdf)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/drivers/hsmcard/%s", what);
+	return write_str(path, bdf);
+}
+
+static bool wait_dev(void)
+{
+	long end = now_ms() + 20000;
+	struct stat st;
+
+	while (now_ms() < end) {
+		if (!stat(DEV_PATH, &st))
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
+/* Count audit records of @event for @part after @from. */
+static int count_events(int fd, uint64_t from, uint16_t event, uint32_t part)
+{
+	static uint8_t buf[64 * REC];
+	struct hsmcard_audit_read ar;
+	uint64_t seq = from;
+	int n = 0;
+
+	for (;;) {
+		memset(&ar, 0, sizeof(ar));
+		ar.seq = seq;
+		ar.buf = (uintptr_t)buf;
+		ar.len = sizeof(buf);
+		if (xioctl(fd, HSMCARD_IOC_AUDIT_READ, &ar))
+			return -1;
+		for (uint32_t i = 0; i < ar.count; i++) {
+			const struct hsmcard_audit_rec *r =
+				(const void *)(buf + i * REC);
+
+			if (r->event == event && r->partition == part)
+				n++;
+		}
+		if (!ar.count || ar.next_seq > ar.last_seq)
+			return n;
+		seq = ar.next_seq;
+	}
+}
+
+/* Brute force: the lockout stops it, survives a rebind, SO lifts it. */
+TEST_F(part, brute_force)
+{
+	struct hsmcard_audit_read ar;
+	struct hsmcard_part_info pi;
+	uint8_t one[REC];
+	uint32_t tries = 99;
+	char bdf[NAME_MAX + 1];
+	uint64_t from;
+	int i, u;
+
+	memset(&ar, 0, sizeof(ar));
+	ar.buf = (uintptr_t)one;
+	ar.len = sizeof(one);
+	ASSERT_EQ(0, xioctl(self->fd, HSMCARD_IOC_AUDIT_READ, &ar));
+	from = ar.last_seq + 1;
+
+	u = open(DEV_PATH, O_RDWR);
+	ASSERT_LE(0, u);
+	for (i = MAX_FAIL - 1; i >= 0; i--) {
+		EXPECT_EQ(-EACCES, login(u, self->part, HSMCARD_ROLE_USER,
+					 "guess-0000", &tries));
+		EXPECT_EQ((uint32_t)i, tries);
+	}
+	/* locked: the right PIN is refused too */
+	EXPECT_EQ(-EKEYREVOKED, login(u, self->part, HSMCARD_ROLE_USER,
+				      USER_PIN, NULL));
+	ASSERT_EQ(0, part_info(u, self->part, &pi));
+	EXPECT_TRUE(!!(pi.flags & HSMCARD_PART_S_USER_LOCKED));
+	EXPECT_EQ(MAX_FAIL, pi.user_failed);
+	close(u);
+
+	/* the card keeps the lock across a driver unbind/bind */
+	ASSERT_EQ(0, find_card(bdf, sizeof(bdf)));
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, bind_ctl("unbind", bdf));
+	ASSERT_EQ(0, bind_ctl("bind", bdf));
+	ASSERT_TRUE(wait_dev());
+	self->fd = open(DEV_PATH, O_RDWR);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, part_info(self->fd, self->part, &pi));
+	EXPECT_TRUE(!!(pi.flags & HSMCARD_PART_S_USER_LOCKED));
+	EXPECT_EQ(MAX_FAIL, pi.user_failed);
+	EXPECT_EQ(-EKEYREVOKED, login(self->fd, self->part, HSMCARD_ROLE_USER,
+				      USER_PIN, NULL));
+	/* the User cannot change its own PIN either */
+	EXPECT_EQ(-EKEYREVOKED, set_pin(self->fd, self->part,
+					HSMCARD_ROLE_USER, 0, USER_PIN,
+					USER_PIN2));
+
+	/* the SO sets a new User PIN: unlocked */
+	ASSERT_EQ(0, set_pin(self->fd, self->part, HSMCARD_ROLE_USER,
+			     HSMCARD_ROLE_SO, SO_PIN, USER_PIN2));
+	ASSERT_EQ(0, part_info(self->fd, self->part, &pi));
+	EXPECT_FALSE(!!(pi.flags & HSMCARD_PART_S_USER_LOCKED));
+	EXPECT_EQ(0, pi.user_failed);
+	EXPECT_EQ(-EACCES, login(self->fd, self->part, HSMCARD_ROLE_USER,
+				 USER_PIN, &tries));
+	EXPECT_EQ(MAX_FAIL - 1U, tries);
+	EXPECT_EQ(0, login(self->fd, self->part, HSMCARD_ROLE_USER, USER_PIN2,
+			   NULL));
+	EXPECT_EQ(0, gen_key(self->fd, HSMCARD_KEY_AES, 128, 0, NULL, NULL));
+	EXPECT_EQ(0, xioctl(self->fd, HSMCARD_IOC_LOGOUT, NULL));
+
+	/* the audit log saw every refusal and the lockout */
+	EXPECT_LE(MAX_FAIL + 2, count_events(self->fd, from,
+					     HSMCARD_AUDIT_EV_LOGIN_FAIL,
+					     self->part));
+	EXPECT_EQ(1, count_events(self->fd, from, HSMCARD_AUDIT_EV_LOCKOUT,
+				  self->part));
+	EXPECT_LE(1, count_events(self->fd, from, HSMCARD_AUDIT_EV_UNLOCK,
+				  self->part));
+}
+
+/* Once partition 0 has a PIN, a file must log in to use it. */
+TEST_F(part, partition0_pin)
+{
+	struct hsmcard_ring_cqe cqe[2];
+	struct hsmcard_ring_sqe jobs[2];
+	struct hsmcard_key_attrs a;
+	uint8_t msg[32], sig[256];
+	uint32_t sig_len = sizeof(sig);
+	struct hsmcard_random rnd;
+	struct lring r;
+	int u;
+
+	memset(&rnd, 0, sizeof(rnd));
+	fill_pattern(msg, sizeof(msg), 9);
+	ASSERT_EQ(0, gen_key(self->fd, HSMCARD_KEY_EC_P256, 256,
+			     HSMCARD_USE_SIGN, NULL, &a));
+	/* a ring made while partition 0 is open keeps it (documented) */
+	ASSERT_EQ(0, set_pin(self->fd, 0, HSMCARD_ROLE_SO, HSMCARD_ROLE_ADMIN,
+			     ADMIN_PIN, SO_PIN));
+	EXPECT_EQ(-EACCES, gen_key(self->fd, HSMCARD_KEY_AES, 128, 0, NULL,
+				   NULL));
+	EXPECT_EQ(-EACCES, sign(self->fd, a.handle, msg, sizeof(msg), sig,
+				&sig_len));
+	/* random numbers use no key: still open */
+	rnd.buf = (uintptr_t)sig;
+	rnd.len = 16;
+	EXPECT_EQ(0, xioctl(self->fd, HSMCARD_IOC_RANDOM, &rnd));
+	ASSERT_EQ(0, lring_open(self->fd, &r));
+	memcpy(r.arena, msg, sizeof(msg));
+	jobs[0] = sign_job(a.handle, 0, sizeof(msg), PAGE);
+	ASSERT_EQ(0, lring_run(&r, jobs, 1, cqe));
+	EXPECT_EQ(-EACCES, cqe[0].status);
+	lring_close(&r);
+
+	/* the User of partition 0 gets in */
+	ASSERT_EQ(0, set_pin(self->fd, 0, HSMCARD_ROLE_USER, HSMCARD_ROLE_SO,
+			     SO_PIN, USER_PIN));
+	u = open(DEV_PATH, O_RDWR);
+	ASSERT_LE(0, u);
+	ASSERT_EQ(0, login(u, 0, HSMCARD_ROLE_USER, USER_PIN, NULL));
+	sig_len = sizeof(sig);
+	EXPECT_EQ(0, sign(u, a.handle, msg, sizeof(msg), sig, &sig_len));
+	close(u);
+
+	/* reset partition 0: its keys go, it is open again */
+	EXPECT_EQ(0, part_delete(self->fd, 0));
+	EXPECT_EQ(0, gen_key(self->fd, HSMCARD_KEY_AES, 128, 0, NULL, &a));
+	destroy_key(self->fd, a.handle);
+}
+
+static const char *hsmctl_path(void)
+{
+	static char path[4096];
+	const char *env = getenv("HSMCTL");
+	const char *build = getenv("HSMCARD_BUILD");
+
+	if (env && *env)
+		return env;
+	if (build && *build) {
+		snprintf(path, sizeof(path), "%s/tools/hsmctl", build);
+		if (!access(path, X_OK))
+			return path;
+	}
+	return NULL;
+}
+
+/* hsmctl logs in with the PIN from the environment, never argv. */
+TEST_F(part, hsmctl_login)
+{
+	const char *hsmctl = hsmctl_path();
+	int st;
+
+	if (!hsmctl)
+		SKIP(return, "no hsmctl");
+	st = sh("HSMCARD_PIN=%s %s --partition %u --role user login"
+		" >/dev/null 2>&1", USER_PIN, hsmctl, self->part);
+	EXPECT_EQ(0, st);
+	st = sh("HSMCARD_PIN=wrong-pin %s --partition %u --role user login"
+		" >/dev/null 2>&1", hsmctl, self->part);
+	EXPECT_EQ(1, st);
+	/* a key made and used inside the partition */
+	st = sh("set -e; export HSMCARD_PIN=%s; d=$(mktemp -d);"
+		" h=$(%s --partition %u --role user keygen --type ec);"
+		" test -n \"$h\"; echo hello >$d/m;"
+		" %s --partition %u --role user sign $h"
+		" --in $d/m --out $d/s; test -s $d/s; rm -rf $d",
+		USER_PIN, hsmctl, self->part, hsmctl, self->part);
+	EXPECT_EQ(0, st);
+	/* with a wrong PIN the command never runs */
+	st = sh("HSMCARD_PIN=wrong-pin %s --partition %u --role user"
+		" keys >/dev/null 2>&1", hsmctl, self->part);
+	EXPECT_EQ(1, st);
+}
+
+TEST_HARNESS_MAIN
