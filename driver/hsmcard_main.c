@@ -806,12 +806,17 @@ static int hsm_queue_stats_show(struct seq_file *m, void *v)
 	struct hsm_queue_stats st;
 	unsigned long flags;
 	unsigned int inflight;
-	bool live;
+	bool live, pending = false;
+	u16 cqs;
 
 	spin_lock_irqsave(&q->lock, flags);
 	st = q->stats;
 	inflight = q->inflight;
 	live = q->live;
+	if (q->cqes) {
+		cqs = le16_to_cpu(READ_ONCE(q->cqes[q->cq_head].status));
+		pending = HSM_CQE_PHASE(cqs) == q->cq_phase;
+	}
 	spin_unlock_irqrestore(&q->lock, flags);
 
 	seq_printf(m, "qid: %u\n", q->qid);
@@ -819,6 +824,8 @@ static int hsm_queue_stats_show(struct seq_file *m, void *v)
 	seq_printf(m, "vector: %u\n", q->vector);
 	seq_printf(m, "live: %u\n", live);
 	seq_printf(m, "inflight: %u\n", inflight);
+	/* a completion the card posted that no interrupt has reaped yet */
+	seq_printf(m, "cq_pending: %u\n", pending);
 	seq_printf(m, "submitted: %llu\n", st.submitted);
 	seq_printf(m, "completed: %llu\n", st.completed);
 	seq_printf(m, "errors: %llu\n", st.errors);

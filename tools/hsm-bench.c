@@ -429,6 +429,9 @@ static int ring_reap(struct ring_run *r, struct point *pt)
 				"hsm-bench: no completion in %d ms: %u jobs queued, %u in the kernel or card, %u completions unread, %u of %u slots busy\n",
 				WAIT_MS, c.queued, c.in_flight, c.unread,
 				r->depth - r->nr_free, r->depth);
+		/* the driver's view of its queues, when debugfs is there */
+		if (system("grep -H . /sys/kernel/debug/hsmcard/*/queue* >&2 2>/dev/null"))
+			fprintf(stderr, "hsm-bench: no queue statistics in debugfs\n");
 	}
 	if (ret)
 		return ret;
