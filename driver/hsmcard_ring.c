@@ -557,8 +557,16 @@ static __poll_t hsm_ring_poll(struct file *file, poll_table *wait)
 	__poll_t mask = 0;
 
 	poll_wait(file, &ring->wq, wait);
-	if (READ_ONCE(ring->cq_tail) != READ_ONCE(ring->hdr->cq_head))
+	/*
+	 * Under the lock, so that a completion counts only once user space
+	 * can see it: hsm_ring_post() moves the private tail first and
+	 * publishes it next, and a vCPU or CPU preempted in between must not
+	 * make poll() report data that is not there yet.
+	 */
+	spin_lock_irq(&ring->lock);
+	if (ring->cq_tail != READ_ONCE(ring->hdr->cq_head))
 		mask |= EPOLLIN | EPOLLRDNORM;
+	spin_unlock_irq(&ring->lock);
 	return mask;
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hsmcard.h"
@@ -1032,13 +1033,23 @@ HSM_EXPORT int hsm_peek_cqe(struct hsm_ctx *ctx,
  *
  * Return: 0, -ETIMEDOUT, or another negative errno.
  */
+static int64_t hsm_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 HSM_EXPORT int hsm_wait_cqe(struct hsm_ctx *ctx,
 			    struct hsmcard_ring_cqe **cqe, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = ctx->ring_fd, .events = POLLIN };
-	int left = timeout_ms;
+	int64_t deadline = 0, left = 10;
 	int ret;
 
+	if (timeout_ms >= 0)
+		deadline = hsm_now_ms() + timeout_ms;
 	for (;;) {
 		if (!hsm_peek_cqe(ctx, cqe))
 			return 0;
@@ -1047,14 +1058,20 @@ HSM_EXPORT int hsm_wait_cqe(struct hsm_ctx *ctx,
 			return ret;
 		if (!hsm_peek_cqe(ctx, cqe))
 			return 0;
-		if (!left)
-			return -ETIMEDOUT;
+		/*
+		 * The time limit is measured, not counted in poll() calls: a
+		 * poll() may return at once, e.g. while the kernel is between
+		 * taking a completion and publishing it.
+		 */
+		if (timeout_ms >= 0) {
+			left = deadline - hsm_now_ms();
+			if (left <= 0)
+				return -ETIMEDOUT;
+		}
 		/* Short slices: queued entries may need another submit. */
-		ret = poll(&pfd, 1, left < 0 || left > 10 ? 10 : left);
+		ret = poll(&pfd, 1, left > 10 ? 10 : (int)left);
 		if (ret < 0 && errno != EINTR)
 			return -errno;
-		if (left > 0)
-			left = left > 10 ? left - 10 : 0;
 	}
 }
 
