@@ -98,6 +98,7 @@ struct hsm_queue_stats {
  * @sq_dma:   bus address of @sqes
  * @cq_dma:   bus address of @cqes
  * @sq_tail:  next free submission entry
+ * @db_tail:  the value last written to the SQ tail doorbell
  * @sq_head:  submission entries consumed by the card (from completions)
  * @cq_head:  next completion entry to look at
  * @cq_phase: phase bit value of new completions
@@ -120,6 +121,7 @@ struct hsm_queue {
 	dma_addr_t sq_dma;
 	dma_addr_t cq_dma;
 	u16 sq_tail;
+	u16 db_tail;
 	u16 sq_head;
 	u16 cq_head;
 	u8 cq_phase;
@@ -319,8 +321,27 @@ void hsm_queue_reset_ring(struct hsm_queue *q);
 void hsm_queue_set_live(struct hsm_queue *q, bool live);
 unsigned int hsm_queue_abort_all(struct hsm_queue *q, u16 status);
 void hsm_queue_quiesce(struct hsm_queue *q, u16 status);
-int hsm_queue_submit(struct hsm_queue *q, const struct hsm_sqe *sqe,
-		     hsm_done_fn done, void *ctx);
+int __hsm_queue_submit(struct hsm_queue *q, const struct hsm_sqe *sqe,
+		       hsm_done_fn done, void *ctx, bool kick);
+void hsm_queue_kick(struct hsm_queue *q);
+
+/**
+ * hsm_queue_submit() - queue one command and tell the card
+ * @q:    queue
+ * @sqe:  the command; its cid is filled in here
+ * @done: completion callback (required)
+ * @ctx:  callback context
+ *
+ * Context: any; does not sleep.
+ * Return: as __hsm_queue_submit().
+ */
+static inline int hsm_queue_submit(struct hsm_queue *q,
+				   const struct hsm_sqe *sqe,
+				   hsm_done_fn done, void *ctx)
+{
+	return __hsm_queue_submit(q, sqe, done, ctx, true);
+}
+
 bool hsm_queue_stuck(struct hsm_queue *q, unsigned long timeout);
 irqreturn_t hsm_queue_irq(int irq, void *data);
 int hsm_submit_sync(struct hsm_queue *q, struct hsm_sqe *sqe, u64 *result,

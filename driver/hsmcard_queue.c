@@ -95,6 +95,7 @@ void hsm_queue_reset_ring(struct hsm_queue *q)
 	memset(q->sqes, 0, q->depth * sizeof(*q->sqes));
 	memset(q->cqes, 0, q->depth * sizeof(*q->cqes));
 	q->sq_tail = 0;
+	q->db_tail = 0;
 	q->sq_head = 0;
 	q->cq_head = 0;
 	q->cq_phase = 1;
@@ -150,18 +151,21 @@ unsigned int hsm_queue_abort_all(struct hsm_queue *q, u16 status)
 }
 
 /**
- * hsm_queue_submit() - queue one command
+ * __hsm_queue_submit() - queue one command
  * @q:    queue
  * @sqe:  the command; its cid is filled in here
  * @done: completion callback (required)
  * @ctx:  callback context
+ * @kick: ring the SQ tail doorbell now; without it the card may not see
+ *        the command until hsm_queue_kick() or another submission rings it,
+ *        so a caller queueing a batch rings once for all of them
  *
  * Context: any; does not sleep.
  * Return: 0 when queued (@done will be called exactly once), -EBUSY when
  * every command id is in use, -EAGAIN when the queue is not live.
  */
-int hsm_queue_submit(struct hsm_queue *q, const struct hsm_sqe *sqe,
-		     hsm_done_fn done, void *ctx)
+int __hsm_queue_submit(struct hsm_queue *q, const struct hsm_sqe *sqe,
+		       hsm_done_fn done, void *ctx, bool kick)
 {
 	struct hsm_sqe *slot;
 	unsigned long flags;
@@ -190,10 +194,34 @@ int hsm_queue_submit(struct hsm_queue *q, const struct hsm_sqe *sqe,
 	slot->cid = cpu_to_le16(cid);
 	q->sq_tail = q->sq_tail + 1 == q->depth ? 0 : q->sq_tail + 1;
 	q->stats.submitted++;
-	/* writel() orders the entry's memory writes before the doorbell. */
-	writel(q->sq_tail, q->hdev->bar + HSM_REG_SQTDBL(q->qid));
+	if (kick) {
+		/* writel() orders the entries' memory writes before it. */
+		q->db_tail = q->sq_tail;
+		writel(q->sq_tail, q->hdev->bar + HSM_REG_SQTDBL(q->qid));
+	}
 	spin_unlock_irqrestore(&q->lock, flags);
 	return 0;
+}
+
+/**
+ * hsm_queue_kick() - ring the SQ tail doorbell for queued commands
+ * @q: queue
+ *
+ * Tells the card about commands queued with __hsm_queue_submit() without
+ * @kick; does nothing if the doorbell already covers them.
+ *
+ * Context: any; does not sleep.
+ */
+void hsm_queue_kick(struct hsm_queue *q)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&q->lock, flags);
+	if (q->live && q->db_tail != q->sq_tail) {
+		q->db_tail = q->sq_tail;
+		writel(q->sq_tail, q->hdev->bar + HSM_REG_SQTDBL(q->qid));
+	}
+	spin_unlock_irqrestore(&q->lock, flags);
 }
 
 /**

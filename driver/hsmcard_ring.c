@@ -482,7 +482,8 @@ static long hsm_ring_submit(struct hsm_ring *ring, unsigned long count)
 		spin_unlock_irq(&ring->lock);
 
 		hsm_ring_build(ring, &s, job, &hw);
-		err = hsm_queue_submit(q, &hw, hsm_ring_done, job);
+		/* One doorbell for the whole batch, below. */
+		err = __hsm_queue_submit(q, &hw, hsm_ring_done, job, false);
 		if (err) {
 			spin_lock_irq(&ring->lock);
 			ring->free_ids[ring->nr_free++] = job->id;
@@ -499,6 +500,7 @@ static long hsm_ring_submit(struct hsm_ring *ring, unsigned long count)
 		ring->posted++;
 		done++;
 	}
+	hsm_queue_kick(q);
 	/* Consumed entries may be reused from now on. */
 	smp_store_release(&ring->hdr->sq_head, ring->sq_head);
 	if (!ret)
