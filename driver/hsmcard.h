@@ -200,6 +200,8 @@ struct hsm_event {
  * @reset_lock:  serialises controller bring-up/teardown
  * @resets:      controller resets performed
  * @ctrl_to_ms:  enable/disable handshake timeout (CAP.TO)
+ * @intcoal:     INTCOAL register value, written at every enable (under
+ *               @reset_lock)
  * @limits:      IDENTIFY data
  * @adminq:      admin queue
  * @ioq:         I/O queues (@nr_ioq entries, qid = index + 1)
@@ -242,6 +244,7 @@ struct hsm_dev {
 	struct mutex reset_lock; /* controller bring-up and teardown */
 	unsigned int resets;
 	unsigned int ctrl_to_ms;
+	u32 intcoal;
 	struct hsm_limits limits;
 	struct hsm_queue adminq;
 	struct hsm_queue *ioq;

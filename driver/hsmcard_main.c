@@ -238,6 +238,8 @@ static int hsm_ctrl_enable(struct hsm_dev *hdev)
 	       hdev->bar + HSM_REG_AQA);
 	lo_hi_writeq(aq->sq_dma, hdev->bar + HSM_REG_ASQ);
 	lo_hi_writeq(aq->cq_dma, hdev->bar + HSM_REG_ACQ);
+	/* A function reset clears it. */
+	writel(hdev->intcoal, hdev->bar + HSM_REG_INTCOAL);
 	writel(HSM_CC_EN, hdev->bar + HSM_REG_CC);
 	ret = hsm_wait_ready(hdev, true);
 	if (ret) {
@@ -763,6 +765,42 @@ static ssize_t inflight_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(inflight);
 
+/*
+ * Interrupt coalescing of the I/O queues, "THRESHOLD USECS": a queue's
+ * interrupt waits until THRESHOLD completions are pending or USECS have
+ * passed since the first of them (the card counts in 100 us steps).
+ * "0 0", the default, interrupts for every completion.
+ */
+static ssize_t irq_coalesce_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	u32 v = READ_ONCE(hsm_from_dev(dev)->intcoal);
+
+	return sysfs_emit(buf, "%u %u\n", HSM_INTCOAL_THR(v),
+			  HSM_INTCOAL_TIME(v) * 100);
+}
+
+static ssize_t irq_coalesce_store(struct device *dev,
+				  struct device_attribute *attr,
+				  const char *buf, size_t count)
+{
+	struct hsm_dev *hdev = hsm_from_dev(dev);
+	unsigned int thr, usecs;
+	char end = 0;
+
+	if (sscanf(buf, "%u %u%c", &thr, &usecs, &end) < 2 ||
+	    (end && end != '\n'))
+		return -EINVAL;
+	if (thr > 255 || usecs > 25500 || usecs % 100)
+		return -EINVAL;
+	mutex_lock(&hdev->reset_lock);
+	WRITE_ONCE(hdev->intcoal, HSM_INTCOAL_MK(thr, usecs / 100));
+	writel(hdev->intcoal, hdev->bar + HSM_REG_INTCOAL);
+	mutex_unlock(&hdev->reset_lock);
+	return count;
+}
+static DEVICE_ATTR_RW(irq_coalesce);
+
 static ssize_t reset_controller_store(struct device *dev,
 				      struct device_attribute *attr,
 				      const char *buf, size_t count)
@@ -794,6 +832,7 @@ static struct attribute *hsm_dev_attrs[] = {
 	&dev_attr_resets.attr,
 	&dev_attr_inflight.attr,
 	&dev_attr_reset_controller.attr,
+	&dev_attr_irq_coalesce.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(hsm_dev);

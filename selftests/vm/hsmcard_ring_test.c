@@ -819,6 +819,65 @@ TEST_F(ring, poll_completion)
 	EXPECT_EQ(0, poll(&pfd, 1, 0));
 }
 
+/*
+ * Interrupt coalescing (sysfs irq_coalesce): bad values are refused, a
+ * good one reads back and survives a controller reset, and jobs still
+ * complete while it is on, also a batch smaller than the threshold, which
+ * only the card's timer can signal.
+ */
+TEST_F(ring, irq_coalesce)
+{
+	static const char *const bad[] = {
+		"x", "1", "256 0", "1 150", "1 25600", "-1 100", "1 100 1",
+	};
+	enum { N = 40 };
+	struct hsmcard_ring_sqe jobs[N];
+	struct hsmcard_ring_cqe cqes[N];
+	const char *knob = SYSFS_DEV "/irq_coalesce";
+	char v[32];
+	uint8_t key[32];
+	unsigned int i, round;
+	uint64_t h;
+
+	ASSERT_EQ(0, read_str(knob, v, sizeof(v)));
+	ASSERT_STREQ("0 0", v);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		EXPECT_EQ(-EINVAL, write_str(knob, bad[i])) {
+			TH_LOG("\"%s\" accepted", bad[i]);
+		}
+	}
+	ASSERT_EQ(0, read_str(knob, v, sizeof(v)));
+	ASSERT_STREQ("0 0", v);
+
+	fill_pattern(key, sizeof(key), 11);
+	ASSERT_EQ(0, import_key(self->dev, HSMCARD_KEY_HMAC, 256,
+				HSMCARD_USE_SIGN | HSMCARD_USE_VERIFY, key,
+				sizeof(key), &h));
+	ASSERT_EQ(0, write_str(knob, "64 300\n"));
+	ASSERT_EQ(0, read_str(knob, v, sizeof(v)));
+	EXPECT_STREQ("64 300", v);
+	for (round = 0; round < 2; round++) {
+		/* 40 and 5 jobs: both below the threshold of 64 */
+		unsigned int n = round ? 5 : N;
+
+		hmac_jobs(self->r.arena, h, n, 0, jobs, 1);
+		ASSERT_EQ(0, run_jobs(&self->r, jobs, n, cqes));
+		for (i = 0; i < n; i++)
+			EXPECT_EQ(1, hmac_check(self->r.arena, key,
+						sizeof(key), &jobs[i],
+						&cqes[i]));
+		if (!round) {
+			/* the setting outlives a controller reset */
+			ASSERT_EQ(0, write_str(SYSFS_DEV "/reset_controller",
+					       "1"));
+			ASSERT_EQ(0, read_str(knob, v, sizeof(v)));
+			EXPECT_STREQ("64 300", v);
+		}
+	}
+	EXPECT_EQ(0, write_str(knob, "0 0"));
+	destroy_key(self->dev, h);
+}
+
 /* Completions signal a registered eventfd, one count each. */
 TEST_F(ring, eventfd_completion)
 {
