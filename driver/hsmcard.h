@@ -169,13 +169,27 @@ struct hsm_limits {
 /**
  * struct hsm_event - an event waiting to go out on netlink
  * @event:   enum hsmcard_event
- * @arg:     new state or key handle
+ * @arg:     new state, key handle, or unread audit records
  * @time_ns: when it happened (CLOCK_REALTIME)
+ * @part:    LOGIN_FAILED: partition (U32_MAX: the card administrator)
+ * @role:    LOGIN_FAILED: enum hsmcard_role
+ * @tries:   LOGIN_FAILED: tries left (U32_MAX: locked, none reported)
+ * @mark:    AUDIT_HIGH_WATER: the card's high-water mark
+ * @pid:     LOGIN_FAILED: caller's thread group id (initial namespace)
+ * @uid:     LOGIN_FAILED: caller's uid (initial user namespace)
+ * @locked:  LOGIN_FAILED: the role is locked
  */
 struct hsm_event {
 	u32 event;
 	u64 arg;
 	u64 time_ns;
+	u32 part;
+	u32 role;
+	u32 tries;
+	u32 mark;
+	u32 pid;
+	u32 uid;
+	bool locked;
 };
 
 /**
@@ -378,6 +392,9 @@ int hsm_identify(struct hsm_dev *hdev, struct hsm_limits *lim, bool internal);
 
 /* hsmcard_genl.c */
 void hsm_genl_event(struct hsm_dev *hdev, enum hsmcard_event event, u64 arg);
+void hsm_genl_login_failed(struct hsm_dev *hdev, u32 part, u16 role,
+			   u16 status, u64 tries_left);
+void hsm_genl_audit_high_water(struct hsm_dev *hdev, u32 unread, u32 mark);
 void hsm_genl_init_dev(struct hsm_dev *hdev);
 void hsm_genl_add_card(struct hsm_dev *hdev);
 void hsm_genl_remove_card(struct hsm_dev *hdev);

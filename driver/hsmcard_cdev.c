@@ -258,14 +258,16 @@ static void hsm_sess_set(struct hsm_session *sess, u32 part, u16 role)
 /*
  * Run an authenticated command with @req as its source.  The bounce buffer
  * is wiped when freed; the caller wipes @req.  Returns 0 or a negative
- * errno; *@result is the card's result (tries left with -EACCES).
+ * errno; *@result is the card's result (tries left with -EACCES).  A PIN
+ * the card refuses is reported as a LOGIN_FAILED netlink event.
  */
 static int hsm_auth_exec(struct hsm_dev *hdev, u8 opcode,
 			 const struct hsm_auth_req *req, u64 *result)
 {
 	struct hsm_sqe sqe = {};
 	struct hsm_buf src;
-	int ret;
+	int ret, st;
+	u16 role;
 
 	*result = 0;
 	ret = hsm_buf_alloc(&src, &hdev->pdev->dev, sizeof(*req),
@@ -274,9 +276,15 @@ static int hsm_auth_exec(struct hsm_dev *hdev, u8 opcode,
 		return ret;
 	hsm_buf_copy_from_kernel(&src, 0, req, sizeof(*req));
 	sqe.opcode = opcode;
-	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, &src, NULL, result));
+	st = hsm_exec(&hdev->adminq, &sqe, &src, NULL, result);
 	hsm_buf_free(&src);
-	return ret;
+	if (st == HSM_SC_PIN_INCORRECT || st == HSM_SC_PIN_LOCKED) {
+		/* whose PIN was refused: SET_PIN names it in auth_role */
+		role = le16_to_cpu(req->auth_role) ?: le16_to_cpu(req->role);
+		hsm_genl_login_failed(hdev, le32_to_cpu(req->partition), role,
+				      st, *result);
+	}
+	return hsm_errno(st);
 }
 
 /*

@@ -4,8 +4,8 @@
  *
  * HSMCARD_CMD_GET_CARD reports the cards, their state and counters;
  * HSMCARD_CMD_EVENT multicasts events (state changes, tamper, health, key
- * lifecycle) to the "events" group, for monitoring agents such as
- * `hsmctl monitor`.
+ * lifecycle, refused PINs, audit log high-water) to the "events" group,
+ * for monitoring agents such as `hsmctl monitor`.
  *
  * Events can be raised from any context, including the card's interrupt
  * handler: each card queues them in a small FIFO that a work item drains
@@ -18,9 +18,12 @@
  * Copyright (C) 2026 The hsmcard authors
  */
 
+#include <linux/cred.h>
 #include <linux/ktime.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/sched.h>
+#include <linux/uidgid.h>
 #include <net/genetlink.h>
 
 #include "hsmcard.h"
@@ -173,6 +176,27 @@ static struct genl_family hsm_genl_family __ro_after_init = {
 	.n_mcgrps = ARRAY_SIZE(hsm_genl_mcgrps),
 };
 
+static bool hsm_genl_is_key_event(u32 event)
+{
+	return event >= HSMCARD_EVENT_KEY_CREATED &&
+	       event <= HSMCARD_EVENT_TOKEN_DESTROYED;
+}
+
+/* The attributes of a refused PIN. */
+static int hsm_genl_put_login(struct sk_buff *skb, const struct hsm_event *e)
+{
+	if ((e->part != U32_MAX &&
+	     nla_put_u32(skb, HSMCARD_A_PARTITION, e->part)) ||
+	    nla_put_u32(skb, HSMCARD_A_ROLE, e->role) ||
+	    (e->tries != U32_MAX &&
+	     nla_put_u32(skb, HSMCARD_A_TRIES_LEFT, e->tries)) ||
+	    (e->locked && nla_put_flag(skb, HSMCARD_A_LOCKED)) ||
+	    nla_put_u32(skb, HSMCARD_A_PID, e->pid) ||
+	    nla_put_u32(skb, HSMCARD_A_UID, e->uid))
+		return -EMSGSIZE;
+	return 0;
+}
+
 /* Build and multicast one event; process context. */
 static void hsm_genl_send(struct hsm_dev *hdev, const struct hsm_event *e,
 			  u32 lost)
@@ -195,9 +219,14 @@ static void hsm_genl_send(struct hsm_dev *hdev, const struct hsm_event *e,
 			      HSMCARD_A_PAD) ||
 	    (e->event == HSMCARD_EVENT_STATE &&
 	     nla_put_u32(skb, HSMCARD_A_STATE, e->arg)) ||
-	    (e->arg && e->event >= HSMCARD_EVENT_KEY_CREATED &&
+	    (e->arg && hsm_genl_is_key_event(e->event) &&
 	     nla_put_u64_64bit(skb, HSMCARD_A_KEY_HANDLE, e->arg,
 			       HSMCARD_A_PAD)) ||
+	    (e->event == HSMCARD_EVENT_LOGIN_FAILED &&
+	     hsm_genl_put_login(skb, e)) ||
+	    (e->event == HSMCARD_EVENT_AUDIT_HIGH_WATER &&
+	     (nla_put_u32(skb, HSMCARD_A_AUDIT_UNREAD, e->arg) ||
+	      nla_put_u32(skb, HSMCARD_A_AUDIT_HIGH_WATER, e->mark))) ||
 	    (lost && nla_put_u32(skb, HSMCARD_A_EVENTS_LOST, lost)))
 		goto err;
 	genlmsg_end(skb, hdr);
@@ -228,6 +257,24 @@ static void hsm_genl_work(struct work_struct *work)
 	}
 }
 
+/* Queue @e, stamped now; any context. */
+static void hsm_genl_queue(struct hsm_dev *hdev, struct hsm_event *e)
+{
+	unsigned long flags;
+
+	e->time_ns = ktime_get_real_ns();
+	spin_lock_irqsave(&hdev->evt_lock, flags);
+	if (hdev->evt_closed) {
+		spin_unlock_irqrestore(&hdev->evt_lock, flags);
+		return;
+	}
+	if (!kfifo_put(&hdev->evt_fifo, *e))
+		hdev->evt_lost++;
+	/* Under the lock: hsm_genl_remove_card() cannot have flushed yet. */
+	queue_work(system_wq, &hdev->evt_work);
+	spin_unlock_irqrestore(&hdev->evt_lock, flags);
+}
+
 /**
  * hsm_genl_event() - report an event of a card to the netlink listeners
  * @hdev:  card
@@ -242,20 +289,62 @@ void hsm_genl_event(struct hsm_dev *hdev, enum hsmcard_event event, u64 arg)
 	struct hsm_event e = {
 		.event = event,
 		.arg = arg,
-		.time_ns = ktime_get_real_ns(),
 	};
-	unsigned long flags;
 
-	spin_lock_irqsave(&hdev->evt_lock, flags);
-	if (hdev->evt_closed) {
-		spin_unlock_irqrestore(&hdev->evt_lock, flags);
-		return;
+	hsm_genl_queue(hdev, &e);
+}
+
+/**
+ * hsm_genl_login_failed() - report a PIN the card refused
+ * @hdev:       card
+ * @part:       partition of the role (ignored for the administrator)
+ * @role:       whose PIN was presented (HSM_ROLE_*)
+ * @status:     HSM_SC_PIN_INCORRECT or HSM_SC_PIN_LOCKED
+ * @tries_left: PIN_INCORRECT: the card's result, tries left (0: this
+ *              failure locked the role)
+ *
+ * The caller (current) is reported as who tried.
+ *
+ * Context: process context of the caller; does not sleep.
+ */
+void hsm_genl_login_failed(struct hsm_dev *hdev, u32 part, u16 role,
+			   u16 status, u64 tries_left)
+{
+	struct hsm_event e = {
+		.event = HSMCARD_EVENT_LOGIN_FAILED,
+		.part = role == HSM_ROLE_ADMIN ? U32_MAX : part,
+		.role = role,
+		.tries = U32_MAX,
+		.pid = task_tgid_nr(current),
+		.uid = from_kuid_munged(&init_user_ns, current_uid()),
+	};
+
+	if (status == HSM_SC_PIN_INCORRECT) {
+		e.tries = min_t(u64, tries_left, U32_MAX - 1);
+		e.locked = !tries_left;
+	} else {
+		e.locked = true;
 	}
-	if (!kfifo_put(&hdev->evt_fifo, e))
-		hdev->evt_lost++;
-	/* Under the lock: hsm_genl_remove_card() cannot have flushed yet. */
-	queue_work(system_wq, &hdev->evt_work);
-	spin_unlock_irqrestore(&hdev->evt_lock, flags);
+	hsm_genl_queue(hdev, &e);
+}
+
+/**
+ * hsm_genl_audit_high_water() - report the card's audit high-water signal
+ * @hdev:   card
+ * @unread: audit records the host has not read
+ * @mark:   the card's high-water mark
+ *
+ * Context: any; does not sleep.
+ */
+void hsm_genl_audit_high_water(struct hsm_dev *hdev, u32 unread, u32 mark)
+{
+	struct hsm_event e = {
+		.event = HSMCARD_EVENT_AUDIT_HIGH_WATER,
+		.arg = unread,
+		.mark = mark,
+	};
+
+	hsm_genl_queue(hdev, &e);
 }
 
 /**

@@ -41,6 +41,8 @@
 #define HSM_REG_EVTMASK		0x44	/* 32-bit RW: event interrupt mask */
 #define HSM_REG_HEALTH		0x48	/* 32-bit RO: health/tamper state */
 #define HSM_REG_TAMPER_CNT	0x4c	/* 32-bit RO: tamper events seen */
+#define HSM_REG_AUDIT_UNREAD	0x50	/* 32-bit RO: audit records not read */
+#define HSM_REG_AUDIT_HWM	0x54	/* 32-bit RO: audit high-water mark */
 #define HSM_REG_DBS		0x1000	/* doorbells, 4 bytes each */
 
 /* Doorbell of submission queue @qid (tail) and completion queue (head). */
@@ -88,6 +90,13 @@
 #define HSM_EVT_TAMPER		0x1u
 #define HSM_EVT_HEALTH		0x2u
 #define HSM_EVT_FATAL		0x4u
+/*
+ * AUDIT: HSM_REG_AUDIT_UNREAD, the records appended to the audit log since
+ * an AUDIT_READ last reached its newest record, has reached
+ * HSM_REG_AUDIT_HWM.  Raised once per crossing; such an AUDIT_READ sets
+ * the count back to 0 and re-arms it.
+ */
+#define HSM_EVT_AUDIT		0x8u
 
 /* HEALTH register */
 #define HSM_HEALTH_OK		0

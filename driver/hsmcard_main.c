@@ -520,6 +520,14 @@ static irqreturn_t hsm_event_irq(int irq, void *data)
 		dev_err(dev, "fatal error reported by the card\n");
 		hsm_schedule_reset(hdev, "fatal event");
 	}
+	if (evt & HSM_EVT_AUDIT) {
+		u32 unread = readl(hdev->bar + HSM_REG_AUDIT_UNREAD);
+		u32 mark = readl(hdev->bar + HSM_REG_AUDIT_HWM);
+
+		dev_notice(dev, "audit log: %u records unread (high-water mark %u)\n",
+			   unread, mark);
+		hsm_genl_audit_high_water(hdev, unread, mark);
+	}
 	return IRQ_HANDLED;
 }
 

@@ -86,6 +86,7 @@ struct HsmCardState {
     uint32_t queue_size;
     uint32_t nr_workers;
     uint32_t max_keys;
+    uint32_t audit_high_water;
     char *keystore;
     char *serial;
 
@@ -119,6 +120,7 @@ struct HsmCardState {
 
     QEMUBH *admin_irq_bh;
     QEMUBH *irq_bh;
+    QEMUBH *audit_bh;       /* raises HSM_EVT_AUDIT from the main loop */
     QEMUTimer *coal_timer;
 };
 
@@ -326,6 +328,23 @@ static void hsm_raise_event(HsmCardState *s, uint32_t evt)
     if (evt & ~s->evtmask) {
         hsm_notify(s, HSM_VEC_EVENT);
     }
+}
+
+/* Main loop: the audit log's unread records reached the high-water mark. */
+static void hsm_audit_irq(void *opaque)
+{
+    hsm_raise_event(opaque, HSM_EVT_AUDIT);
+}
+
+/*
+ * Firmware callback, on whichever thread appended the record and with the
+ * log's lock held: only schedule the main-loop half.
+ */
+static void hsm_fw_audit_event(void *opaque)
+{
+    HsmCardState *s = opaque;
+
+    qemu_bh_schedule(s->audit_bh);
 }
 
 /* ---- I/O workers ---- */
@@ -667,6 +686,10 @@ static uint32_t hsm_reg_read32(HsmCardState *s, hwaddr off)
         return hsm_health(s);
     case HSM_REG_TAMPER_CNT:
         return s->tamper_cnt;
+    case HSM_REG_AUDIT_UNREAD:
+        return hsm_fw_audit_unread(s->fw);
+    case HSM_REG_AUDIT_HWM:
+        return hsm_fw_audit_high_water(s->fw);
     default:
         return 0;   /* reserved and doorbells read as zero */
     }
@@ -805,7 +828,8 @@ static void hsm_reg_write32(HsmCardState *s, hwaddr off, uint32_t val)
     case HSM_REG_EVTMASK: {
         uint32_t unmasked = s->evtmask & ~val;
 
-        s->evtmask = val & (HSM_EVT_TAMPER | HSM_EVT_HEALTH | HSM_EVT_FATAL);
+        s->evtmask = val & (HSM_EVT_TAMPER | HSM_EVT_HEALTH | HSM_EVT_FATAL |
+                            HSM_EVT_AUDIT);
         if (s->evtsts & unmasked) {
             hsm_notify(s, HSM_VEC_EVENT);
         }
@@ -926,6 +950,11 @@ static bool hsm_check_props(HsmCardState *s, Error **errp)
                    HSM_MAX_KEYS_LIMIT);
         return false;
     }
+    if (s->audit_high_water < 1 || s->audit_high_water > INT32_MAX) {
+        error_setg(errp, "hsmcard: audit-high-water must be 1..%d",
+                   INT32_MAX);
+        return false;
+    }
     if (s->serial) {
         size_t len = strlen(s->serial);
 
@@ -969,10 +998,16 @@ static void hsm_realize(PCIDevice *pdev, Error **errp)
     cfg.max_qsize = s->queue_size;
     cfg.max_keys = s->max_keys;
     cfg.nr_vectors = s->nr_vectors;
+    cfg.audit_high_water = s->audit_high_water;
+    cfg.audit_event = hsm_fw_audit_event;
+    cfg.opaque = s;
+    /* the records of the card's start count too */
+    s->audit_bh = qemu_bh_new(hsm_audit_irq, s);
     s->fw = hsm_fw_new(&cfg, &fw_err);
     if (!s->fw) {
         error_setg(errp, "hsmcard: %s", fw_err ? fw_err : "firmware failed");
         free(fw_err);
+        qemu_bh_delete(s->audit_bh);
         return;
     }
     s->host.opaque = s;
@@ -1031,6 +1066,7 @@ err_msix:
 err_fw:
     hsm_fw_free(s->fw);
     s->fw = NULL;
+    qemu_bh_delete(s->audit_bh);
 }
 
 static void hsm_exit(PCIDevice *pdev)
@@ -1063,6 +1099,7 @@ static void hsm_exit(PCIDevice *pdev)
     msix_uninit(pdev, &s->msix_bar, &s->msix_bar);
     hsm_fw_free(s->fw);
     s->fw = NULL;
+    qemu_bh_delete(s->audit_bh);
 }
 
 static Property hsm_props[] = {
@@ -1070,6 +1107,8 @@ static Property hsm_props[] = {
     DEFINE_PROP_UINT32("queue-size", HsmCardState, queue_size, 1024),
     DEFINE_PROP_UINT32("workers", HsmCardState, nr_workers, 2),
     DEFINE_PROP_UINT32("max-keys", HsmCardState, max_keys, 4096),
+    DEFINE_PROP_UINT32("audit-high-water", HsmCardState, audit_high_water,
+                       HSM_FW_AUDIT_HIGH_WATER),
     DEFINE_PROP_STRING("keystore", HsmCardState, keystore),
     DEFINE_PROP_STRING("serial", HsmCardState, serial),
     DEFINE_PROP_END_OF_LIST(),

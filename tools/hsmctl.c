@@ -3279,6 +3279,8 @@ static const char * const nl_event_names[] = {
 	[HSMCARD_EVENT_KEY_DESTROYED]	= "key_destroyed",
 	[HSMCARD_EVENT_TOKEN_CREATED]	= "token_created",
 	[HSMCARD_EVENT_TOKEN_DESTROYED]	= "token_destroyed",
+	[HSMCARD_EVENT_LOGIN_FAILED]	= "login_failed",
+	[HSMCARD_EVENT_AUDIT_HIGH_WATER] = "audit_high_water",
 };
 
 static struct nla_policy nl_policy[HSMCARD_A_MAX + 1] = {
@@ -3295,6 +3297,14 @@ static struct nla_policy nl_policy[HSMCARD_A_MAX + 1] = {
 	[HSMCARD_A_TIMESTAMP]		= { .type = NLA_U64 },
 	[HSMCARD_A_KEY_HANDLE]		= { .type = NLA_U64 },
 	[HSMCARD_A_EVENTS_LOST]		= { .type = NLA_U32 },
+	[HSMCARD_A_PARTITION]		= { .type = NLA_U32 },
+	[HSMCARD_A_ROLE]		= { .type = NLA_U32 },
+	[HSMCARD_A_TRIES_LEFT]		= { .type = NLA_U32 },
+	[HSMCARD_A_LOCKED]		= { .type = NLA_FLAG },
+	[HSMCARD_A_PID]			= { .type = NLA_U32 },
+	[HSMCARD_A_UID]			= { .type = NLA_U32 },
+	[HSMCARD_A_AUDIT_UNREAD]	= { .type = NLA_U32 },
+	[HSMCARD_A_AUDIT_HIGH_WATER]	= { .type = NLA_U32 },
 };
 
 static const char *nl_name(const char * const *names, size_t n, uint32_t v)
@@ -3477,6 +3487,28 @@ static int nl_event_cb(struct nl_msg *msg, void *arg)
 				    nla_get_u32(tb[HSMCARD_A_STATE])));
 	if (tb[HSMCARD_A_KEY_HANDLE])
 		json_handle(&j, "handle", nla_get_u64(tb[HSMCARD_A_KEY_HANDLE]));
+	if (ev == HSMCARD_EVENT_LOGIN_FAILED) {
+		if (tb[HSMCARD_A_PARTITION])
+			json_u64(&j, "partition",
+				 nla_get_u32(tb[HSMCARD_A_PARTITION]));
+		if (tb[HSMCARD_A_ROLE])
+			json_string(&j, "role",
+				    nl_name(role_names, sizeof(role_names) / sizeof(role_names[0]),
+					    nla_get_u32(tb[HSMCARD_A_ROLE])));
+		if (tb[HSMCARD_A_TRIES_LEFT])
+			json_u64(&j, "tries_left",
+				 nla_get_u32(tb[HSMCARD_A_TRIES_LEFT]));
+		json_bool(&j, "locked", !!tb[HSMCARD_A_LOCKED]);
+		if (tb[HSMCARD_A_PID])
+			json_u64(&j, "pid", nla_get_u32(tb[HSMCARD_A_PID]));
+		if (tb[HSMCARD_A_UID])
+			json_u64(&j, "uid", nla_get_u32(tb[HSMCARD_A_UID]));
+	}
+	if (tb[HSMCARD_A_AUDIT_UNREAD])
+		json_u64(&j, "unread", nla_get_u32(tb[HSMCARD_A_AUDIT_UNREAD]));
+	if (tb[HSMCARD_A_AUDIT_HIGH_WATER])
+		json_u64(&j, "high_water",
+			 nla_get_u32(tb[HSMCARD_A_AUDIT_HIGH_WATER]));
 	if (tb[HSMCARD_A_EVENTS_LOST])
 		json_u64(&j, "events_lost",
 			 nla_get_u32(tb[HSMCARD_A_EVENTS_LOST]));
@@ -3909,12 +3941,15 @@ static const struct command commands[] = {
 	  "cards, state and counters from the driver's netlink family",
 	  "", "", 0, 0, 0 },
 	{ "monitor", cmd_monitor, "",
-	  "print card events (tamper, state, keys...) as JSON, one per line",
+	  "print card events (tamper, keys, PINs, audit) as JSON lines",
 	  "  -n, --count N        stop after N events (exit status 1 if the\n"
 	  "                       timeout comes first)\n"
 	  "  -T, --timeout SEC    stop after SEC seconds\n"
 	  "Needs CAP_NET_ADMIN.  Prints \"hsmctl: monitoring hsmcard events\" on\n"
-	  "stderr once it listens.\n",
+	  "stderr once it listens.  Events: card_added, card_removed, state,\n"
+	  "tamper, health, key_created, key_destroyed, token_created,\n"
+	  "token_destroyed, login_failed (partition, role, tries_left, locked,\n"
+	  "pid, uid), audit_high_water (unread, high_water).\n",
 	  "n:T:", 0, 0, 0 },
 	{ "audit", cmd_audit, "",
 	  "read and verify the card's audit log",

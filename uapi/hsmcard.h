@@ -394,6 +394,14 @@ enum hsmcard_genl_attr {
 	HSMCARD_A_TIMESTAMP,		/* u64: ns since the epoch (CLOCK_REALTIME) */
 	HSMCARD_A_KEY_HANDLE,		/* u64: key events */
 	HSMCARD_A_EVENTS_LOST,		/* u32: events dropped before this one */
+	HSMCARD_A_PARTITION,		/* u32: LOGIN_FAILED (not for the admin) */
+	HSMCARD_A_ROLE,			/* u32: LOGIN_FAILED, enum hsmcard_role */
+	HSMCARD_A_TRIES_LEFT,		/* u32: LOGIN_FAILED, wrong PIN */
+	HSMCARD_A_LOCKED,		/* flag: LOGIN_FAILED, the role is locked */
+	HSMCARD_A_PID,			/* u32: LOGIN_FAILED, caller's tgid */
+	HSMCARD_A_UID,			/* u32: LOGIN_FAILED, caller's uid */
+	HSMCARD_A_AUDIT_UNREAD,		/* u32: AUDIT_HIGH_WATER, records */
+	HSMCARD_A_AUDIT_HIGH_WATER,	/* u32: AUDIT_HIGH_WATER, the mark */
 	__HSMCARD_A_MAX,
 };
 
@@ -409,6 +417,9 @@ enum hsmcard_event {
 	HSMCARD_EVENT_KEY_DESTROYED	= 7,
 	HSMCARD_EVENT_TOKEN_CREATED	= 8,	/* key token made (kernel key) */
 	HSMCARD_EVENT_TOKEN_DESTROYED	= 9,
+	HSMCARD_EVENT_LOGIN_FAILED	= 10,	/* a PIN was refused */
+	HSMCARD_EVENT_AUDIT_HIGH_WATER	= 11,	/* audit log needs reading */
+	/* 12: HSMCARD_EVENT_KEY_STATE, reserved (key lifecycle change) */
 };
 
 /*

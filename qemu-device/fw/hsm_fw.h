@@ -240,6 +240,16 @@ struct hsm_fw;
  * @nr_vectors:    MSI-X vectors the device exposes
  * @pin_iterations: PBKDF2 iterations of new PIN hashes (0: the default,
  *                 about 30 ms per check; tests use fewer)
+ * @audit_high_water: audit records appended since the host last read the
+ *                 log to its end at which the card signals the host (0:
+ *                 HSM_FW_AUDIT_HIGH_WATER)
+ * @audit_event:   called once each time that count reaches
+ *                 @audit_high_water, or NULL.  It runs on whichever thread
+ *                 appended the record (a worker, the admin worker, or the
+ *                 caller of hsm_fw_new() or hsm_fw_tamper()) with the
+ *                 log's lock held: it must only note the fact and return,
+ *                 never call into the core.
+ * @opaque:        passed to @audit_event
  */
 struct hsm_fw_config {
 	const char *serial;
@@ -249,7 +259,17 @@ struct hsm_fw_config {
 	unsigned int max_keys;
 	unsigned int nr_vectors;
 	unsigned int pin_iterations;
+	uint32_t audit_high_water;
+	void (*audit_event)(void *opaque);
+	void *opaque;
 };
+
+/*
+ * Default audit high-water mark: 3/4 of the ring a card without a key
+ * store keeps (4096 records), so the host can still read everything before
+ * the ring drops records.  The same mark serves a file-backed log.
+ */
+#define HSM_FW_AUDIT_HIGH_WATER		3072
 
 /**
  * struct hsm_fw_host - what the core needs from the device around it
@@ -301,6 +321,15 @@ bool hsm_fw_tampered(const struct hsm_fw *fw);
  * the log damaged), for the device's health reporting.
  */
 uint32_t hsm_fw_audit_flags(struct hsm_fw *fw);
+
+/*
+ * Audit records appended since an AUDIT_READ last reached the newest one
+ * (saturating), and the high-water mark in use; for the device's
+ * HSM_REG_AUDIT_UNREAD and HSM_REG_AUDIT_HWM.  Lock-free: they may be
+ * read on any thread, at any time after hsm_fw_new() returned.
+ */
+uint32_t hsm_fw_audit_unread(const struct hsm_fw *fw);
+uint32_t hsm_fw_audit_high_water(const struct hsm_fw *fw);
 
 /* Human readable name of a status code, for logs and tests. */
 const char *hsm_fw_status_str(uint16_t status);

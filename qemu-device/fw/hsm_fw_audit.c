@@ -111,10 +111,43 @@ static int au_seg_add(struct hsm_fw *fw, uint64_t idx, uint64_t seq)
 	return 0;
 }
 
+_Static_assert(HSM_FW_AUDIT_HIGH_WATER == HSM_AUDIT_RING / 4 * 3,
+	       "default high-water mark: 3/4 of the ring");
+
 void hsm_audit_init(struct hsm_fw *fw)
 {
 	pthread_mutex_init(&fw->au_lock, NULL);
 	fw->au_fd = -1;
+	fw->au_hw_mark = fw->cfg.audit_high_water ?
+			 fw->cfg.audit_high_water : HSM_FW_AUDIT_HIGH_WATER;
+	fw->au_hw_armed = true;
+}
+
+/*
+ * One more record the host has not read; signal the device when the count
+ * reaches the mark, once until an AUDIT_READ re-arms it.  au_lock held.
+ */
+static void au_count_unread(struct hsm_fw *fw)
+{
+	uint32_t n = fw->au_unread;
+
+	if (n < UINT32_MAX)
+		__atomic_store_n(&fw->au_unread, n + 1, __ATOMIC_RELAXED);
+	if (fw->au_hw_armed && n + 1 >= fw->au_hw_mark) {
+		fw->au_hw_armed = false;
+		if (fw->cfg.audit_event)
+			fw->cfg.audit_event(fw->cfg.opaque);
+	}
+}
+
+uint32_t hsm_fw_audit_unread(const struct hsm_fw *fw)
+{
+	return __atomic_load_n(&fw->au_unread, __ATOMIC_RELAXED);
+}
+
+uint32_t hsm_fw_audit_high_water(const struct hsm_fw *fw)
+{
+	return fw->au_hw_mark;
 }
 
 /* ---- appending ---- */
@@ -156,6 +189,7 @@ static int au_commit(struct hsm_fw *fw, const struct hsm_audit_rec *r)
 	}
 	au_rec_hash(r, fw->au_hash);
 	fw->au_next = seq + 1;
+	au_count_unread(fw);
 	return 0;
 }
 
@@ -1041,6 +1075,11 @@ uint16_t hsm_adm_audit_read(struct hsm_cmd *c)
 	h->oldest_seq = htole64(fw->au_oldest);
 	h->count = htole32(n);
 	h->flags = htole32(fw->au_flags);
+	/* the records read end with the newest: count afresh, re-arm */
+	if (!err && n && seq == fw->au_next) {
+		__atomic_store_n(&fw->au_unread, 0, __ATOMIC_RELAXED);
+		fw->au_hw_armed = true;
+	}
 	pthread_mutex_unlock(&fw->au_lock);
 	if (err) {
 		st = HSM_SC_INTERNAL;

@@ -181,6 +181,15 @@ struct hsm_fw {
 	unsigned int au_nsegs;
 	uint64_t au_head_next;
 	uint8_t au_head_hash[32];
+	/*
+	 * High-water signal: au_unread counts the records appended since an
+	 * AUDIT_READ reached the newest one (written under au_lock, read
+	 * without it); au_hw_armed: the count has not reached au_hw_mark
+	 * since then.
+	 */
+	uint32_t au_unread;
+	uint32_t au_hw_mark;
+	bool au_hw_armed;
 
 	/*
 	 * Partitions, roles and PINs (hsm_fw_auth.c), protected by

@@ -1153,6 +1153,172 @@ static void test_audit_kernel_session(void)
 	hsm_fw_free(f);
 }
 
+/* ---- the high-water signal ---- */
+
+static void au_hw_cb(void *opaque)
+{
+	__atomic_add_fetch((int *)opaque, 1, __ATOMIC_RELAXED);
+}
+
+static int au_hw_calls(const int *n)
+{
+	return __atomic_load_n(n, __ATOMIC_RELAXED);
+}
+
+/* Generate @n AES keys in partition 0 (one record each, plus checkpoints). */
+static bool au_gen_n(struct hsm_fw *f, int n)
+{
+	struct hsm_key_attrs a = au_attrs(HSM_KEY_AES, 128, 0, 0, 0, "");
+	uint64_t h;
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (au_gen(f, &a, &h) || au_destroy(f, h))
+			return false;
+	return true;
+}
+
+/*
+ * The card counts the records the host has not read; reaching the mark
+ * calls the device back once, and only an AUDIT_READ whose records end
+ * with the newest one starts the count afresh and re-arms.  The oracle is
+ * the log itself: every record not yet read to the end counts, so the
+ * count must equal the records the read headers say were appended since.
+ */
+static void test_audit_high_water(void)
+{
+	struct hsm_audit_read_hdr h;
+	struct hsm_audit_rec *recs = NULL, r;
+	struct hsm_fw_config c = au_cfg;
+	uint64_t res, last, seen;
+	struct au_paths p;
+	struct hsm_fw *f;
+	char *err = NULL;
+	int calls = 0;
+	long n;
+
+	f = hsm_fw_new(&c, &err);
+	if (!check(f != NULL, "high-water: card with the default mark"))
+		return;
+	check(hsm_fw_audit_high_water(f) == HSM_FW_AUDIT_HIGH_WATER &&
+	      HSM_FW_AUDIT_HIGH_WATER == 3072,
+	      "default mark: 3/4 of the 4096-record ring (%u)",
+	      hsm_fw_audit_high_water(f));
+	hsm_fw_free(f);
+
+	c.audit_high_water = 12;
+	c.audit_event = au_hw_cb;
+	c.opaque = &calls;
+	f = hsm_fw_new(&c, &err);
+	if (!check(f != NULL, "high-water: card with mark 12"))
+		return;
+	check(hsm_fw_audit_high_water(f) == 12, "mark 12 in use");
+	/* INIT and its checkpoint: two records nobody read */
+	check(hsm_fw_audit_unread(f) == 2 && !au_hw_calls(&calls),
+	      "start: 2 unread records, no signal (%u, %d)",
+	      hsm_fw_audit_unread(f), au_hw_calls(&calls));
+	/* 4 generate + 4 destroy records: 10, still below */
+	au_gen_n(f, 4);
+	check(hsm_fw_audit_unread(f) == 10 && !au_hw_calls(&calls),
+	      "10 unread records, no signal yet (%u, %d)",
+	      hsm_fw_audit_unread(f), au_hw_calls(&calls));
+	/* the 12th record crosses the mark: exactly one call */
+	au_gen_n(f, 1);
+	check(hsm_fw_audit_unread(f) == 12 && au_hw_calls(&calls) == 1,
+	      "12th record: one signal (%u, %d)", hsm_fw_audit_unread(f),
+	      au_hw_calls(&calls));
+	/* far past it, over a checkpoint: counted, not signalled again */
+	au_gen_n(f, 40);
+	check(au_hw_calls(&calls) == 1,
+	      "no second signal before a read (%d)", au_hw_calls(&calls));
+	/* a read that does not reach the newest record changes nothing */
+	check_st(au_read1(f, 0, HSM_AUDIT_HDR_SIZE + AU_REC, &h, &r, &res),
+		 HSM_SC_SUCCESS, "read record 0 only");
+	last = le64toh(h.last_seq);
+	check(hsm_fw_audit_unread(f) == last + 1 && last == 12 + 80,
+	      "unread = every record (%u, last seq %llu, 1 checkpoint)",
+	      hsm_fw_audit_unread(f), (unsigned long long)last);
+	/* nor does an empty read at the end */
+	check_st(au_read1(f, last + 1, HSM_AUDIT_HDR_SIZE + AU_REC, &h, NULL,
+			  &res), HSM_SC_SUCCESS, "empty read past the newest");
+	check(!res && hsm_fw_audit_unread(f) == last + 1,
+	      "an empty read does not re-arm (%u)", hsm_fw_audit_unread(f));
+	au_gen_n(f, 6);
+	check(au_hw_calls(&calls) == 1, "still one signal");
+
+	/* reading to the end: count 0, armed */
+	n = au_fetch(f, 0, &recs, &h);
+	free(recs);
+	recs = NULL;
+	check(n == (long)last + 1 + 12 && hsm_fw_audit_unread(f) == 0,
+	      "read to the end: nothing unread (%ld records, %u)", n,
+	      hsm_fw_audit_unread(f));
+	au_gen_n(f, 5);
+	check(hsm_fw_audit_unread(f) == 10 && au_hw_calls(&calls) == 1,
+	      "re-armed: 10 new records, no signal (%u, %d)",
+	      hsm_fw_audit_unread(f), au_hw_calls(&calls));
+	au_gen_n(f, 1);
+	check(hsm_fw_audit_unread(f) == 12 && au_hw_calls(&calls) == 2,
+	      "the next crossing signals again (%u, %d)",
+	      hsm_fw_audit_unread(f), au_hw_calls(&calls));
+	/* the newest record alone also reaches the end */
+	seen = last_seq(f);
+	check(hsm_fw_audit_unread(f) == 0 && seen != ~0ull,
+	      "reading just the newest record re-arms (%u)",
+	      hsm_fw_audit_unread(f));
+	au_gen_n(f, 6);
+	check(au_hw_calls(&calls) == 3, "and signals again (%d)",
+	      au_hw_calls(&calls));
+	/* a tamper's records count too (the signal may come from its thread) */
+	last_seq(f);
+	hsm_fw_tamper(f);
+	check(hsm_fw_audit_unread(f) >= 2, "tamper records counted (%u)",
+	      hsm_fw_audit_unread(f));
+	hsm_fw_free(f);
+
+	/* a file-backed log: the same rules, counted afresh at each start */
+	snprintf(p.dir, sizeof(p.dir), "/tmp/hsm-au-XXXXXX");
+	if (!mkdtemp(p.dir)) {
+		check(false, "mkdtemp");
+		return;
+	}
+	snprintf(p.ks, sizeof(p.ks), "%s/keys", p.dir);
+	snprintf(p.mk, sizeof(p.mk), "%s/keys.mk", p.dir);
+	snprintf(p.log, sizeof(p.log), "%s/keys.audit", p.dir);
+	c.keystore_path = p.ks;
+	calls = 0;
+	f = hsm_fw_new(&c, &err);
+	if (check(f != NULL, "high-water: card with a store, mark 12")) {
+		uint32_t u0 = hsm_fw_audit_unread(f);
+
+		au_gen_n(f, (12 - u0 + 1) / 2);
+		check(au_hw_calls(&calls) == 1 &&
+		      hsm_fw_audit_unread(f) >= 12,
+		      "file log: one signal at the mark (%u, %d)",
+		      hsm_fw_audit_unread(f), au_hw_calls(&calls));
+		hsm_fw_free(f);
+	}
+	calls = 0;
+	f = hsm_fw_new(&c, &err);
+	if (check(f != NULL, "high-water: store card restarted")) {
+		check(hsm_fw_audit_unread(f) > 0 &&
+		      hsm_fw_audit_unread(f) < 12 && !au_hw_calls(&calls),
+		      "restart: counted afresh, no signal (%u)",
+		      hsm_fw_audit_unread(f));
+		n = au_fetch(f, 0, &recs, &h);
+		free(recs);
+		check(n > 12 && hsm_fw_audit_unread(f) == 0,
+		      "restart: read to the end re-arms (%ld records)", n);
+		hsm_fw_free(f);
+	}
+	unlink(p.ks);
+	unlink(p.mk);
+	unlink(p.log);
+	snprintf(p.ks, sizeof(p.ks), "%s/keys.tmp", p.dir);
+	unlink(p.ks);
+	rmdir(p.dir);
+}
+
 void test_audit(const struct hsm_fw_config *base)
 {
 	au_cfg = *base;
@@ -1160,4 +1326,5 @@ void test_audit(const struct hsm_fw_config *base)
 	test_audit_volatile();
 	test_audit_kernel_session();
 	test_audit_store();
+	test_audit_high_water();
 }

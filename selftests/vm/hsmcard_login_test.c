@@ -12,7 +12,12 @@
  * - wrong PINs lock the User role, the right PIN then fails too, the lock
  *   survives a driver unbind/bind, and only an SO PIN reset lifts it; the
  *   audit log shows the refused logins and the lockout;
- * - bad arguments, and card administration without CAP_SYS_ADMIN.
+ * - bad arguments, and card administration without CAP_SYS_ADMIN;
+ * - every refused PIN reaches a netlink listener of the "events" group as
+ *   LOGIN_FAILED (partition, role, tries left or locked, the caller's pid
+ *   and uid), and `hsmctl monitor` prints it; audit records the host does
+ *   not read raise exactly one AUDIT_HIGH_WATER at the card's mark, and
+ *   reading the log to its end re-arms it.
  *
  * The card needs an admin PIN for partitions, and the only way to set the
  * first one is CARD_INIT, which destroys every key.  The fixture does it
@@ -33,9 +38,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -866,6 +875,463 @@ TEST_F(part, hsmctl_login)
 	st = sh("HSMCARD_PIN=wrong-pin %s --partition %u --role user"
 		" keys >/dev/null 2>&1", hsmctl, self->part);
 	EXPECT_EQ(1, st);
+}
+
+/* ---- netlink events, through a raw generic netlink socket ---- */
+
+struct evsock {
+	int fd;
+	uint16_t family;
+	uint32_t seq;
+};
+
+struct hsm_ev {
+	uint32_t event, part, role, tries, pid, uid, unread, mark;
+	bool has_part, has_tries, locked, has_pid, has_unread;
+};
+
+#define NLBUF	8192
+
+static struct nlattr *nla_next_attr(struct nlattr *a, int *rem)
+{
+	int len = NLA_ALIGN(a->nla_len);
+
+	*rem -= len;
+	return (struct nlattr *)((char *)a + len);
+}
+
+static bool nla_fits(const struct nlattr *a, int rem)
+{
+	return rem >= (int)sizeof(*a) && a->nla_len >= sizeof(*a) &&
+	       a->nla_len <= rem;
+}
+
+static uint32_t nla_u32(const struct nlattr *a)
+{
+	uint32_t v;
+
+	memcpy(&v, (const char *)a + NLA_HDRLEN, sizeof(v));
+	return v;
+}
+
+/* Resolve the hsmcard family and join its events group. */
+static int ev_open(struct evsock *es)
+{
+	struct {
+		struct nlmsghdr n;
+		struct genlmsghdr g;
+		char buf[64];
+	} req;
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	static char rbuf[NLBUF];
+	struct nlmsghdr *nh;
+	struct nlattr *a;
+	uint32_t grp = 0;
+	int len, rem;
+
+	memset(es, 0, sizeof(*es));
+	es->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+	if (es->fd < 0 || bind(es->fd, (struct sockaddr *)&sa, sizeof(sa)))
+		return -errno;
+	memset(&req, 0, sizeof(req));
+	req.n.nlmsg_type = GENL_ID_CTRL;
+	req.n.nlmsg_flags = NLM_F_REQUEST;
+	req.n.nlmsg_seq = ++es->seq;
+	req.g.cmd = CTRL_CMD_GETFAMILY;
+	req.g.version = 1;
+	a = (struct nlattr *)req.buf;
+	a->nla_type = CTRL_ATTR_FAMILY_NAME;
+	a->nla_len = NLA_HDRLEN + sizeof(HSMCARD_GENL_NAME);
+	memcpy((char *)a + NLA_HDRLEN, HSMCARD_GENL_NAME,
+	       sizeof(HSMCARD_GENL_NAME));
+	req.n.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN) + NLA_ALIGN(a->nla_len);
+	if (send(es->fd, &req, req.n.nlmsg_len, 0) < 0)
+		return -errno;
+	len = recv(es->fd, rbuf, sizeof(rbuf), 0);
+	if (len < 0)
+		return -errno;
+	nh = (struct nlmsghdr *)rbuf;
+	if (!NLMSG_OK(nh, (unsigned int)len) || nh->nlmsg_type == NLMSG_ERROR)
+		return -ENOENT;
+	a = (struct nlattr *)((char *)NLMSG_DATA(nh) + GENL_HDRLEN);
+	rem = nh->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
+	for (; nla_fits(a, rem); a = nla_next_attr(a, &rem)) {
+		struct nlattr *g, *f;
+		int grem, frem;
+
+		if (a->nla_type == CTRL_ATTR_FAMILY_ID) {
+			memcpy(&es->family, (char *)a + NLA_HDRLEN, 2);
+			continue;
+		}
+		if ((a->nla_type & NLA_TYPE_MASK) != CTRL_ATTR_MCAST_GROUPS)
+			continue;
+		g = (struct nlattr *)((char *)a + NLA_HDRLEN);
+		grem = a->nla_len - NLA_HDRLEN;
+		for (; nla_fits(g, grem); g = nla_next_attr(g, &grem)) {
+			bool ours = false;
+			uint32_t id = 0;
+
+			f = (struct nlattr *)((char *)g + NLA_HDRLEN);
+			frem = g->nla_len - NLA_HDRLEN;
+			for (; nla_fits(f, frem); f = nla_next_attr(f, &frem)) {
+				if (f->nla_type == CTRL_ATTR_MCAST_GRP_NAME)
+					ours = !strcmp((char *)f + NLA_HDRLEN,
+						       HSMCARD_GENL_MCGRP_EVENTS);
+				else if (f->nla_type == CTRL_ATTR_MCAST_GRP_ID)
+					id = nla_u32(f);
+			}
+			if (ours)
+				grp = id;
+		}
+	}
+	if (!es->family || !grp)
+		return -ENOENT;
+	if (setsockopt(es->fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp,
+		       sizeof(grp)))
+		return -errno;
+	return 0;
+}
+
+static void ev_close(struct evsock *es)
+{
+	if (es->fd >= 0)
+		close(es->fd);
+	es->fd = -1;
+}
+
+/*
+ * Next event of type @want (0: any) within @timeout_ms; others are
+ * skipped.  Returns 1 with *e filled, 0 on timeout, or -errno.
+ */
+static int ev_next(struct evsock *es, uint32_t want, int timeout_ms,
+		   struct hsm_ev *e)
+{
+	static char buf[NLBUF];
+	long end = now_ms() + timeout_ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = es->fd, .events = POLLIN };
+		long left = end - now_ms();
+		struct nlmsghdr *nh;
+		int len, ret;
+
+		ret = poll(&pfd, 1, left > 0 ? left : 0);
+		if (ret < 0)
+			return -errno;
+		if (!ret)
+			return 0;
+		len = recv(es->fd, buf, sizeof(buf), 0);
+		if (len < 0)
+			return -errno;
+		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (unsigned int)len);
+		     nh = NLMSG_NEXT(nh, len)) {
+			struct genlmsghdr *gh = NLMSG_DATA(nh);
+			struct nlattr *a;
+			int rem;
+
+			if (nh->nlmsg_type != es->family ||
+			    gh->cmd != HSMCARD_CMD_EVENT)
+				continue;
+			memset(e, 0, sizeof(*e));
+			a = (struct nlattr *)((char *)gh + GENL_HDRLEN);
+			rem = nh->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
+			for (; nla_fits(a, rem); a = nla_next_attr(a, &rem)) {
+				switch (a->nla_type) {
+				case HSMCARD_A_EVENT:
+					e->event = nla_u32(a);
+					break;
+				case HSMCARD_A_PARTITION:
+					e->part = nla_u32(a);
+					e->has_part = true;
+					break;
+				case HSMCARD_A_ROLE:
+					e->role = nla_u32(a);
+					break;
+				case HSMCARD_A_TRIES_LEFT:
+					e->tries = nla_u32(a);
+					e->has_tries = true;
+					break;
+				case HSMCARD_A_LOCKED:
+					e->locked = true;
+					break;
+				case HSMCARD_A_PID:
+					e->pid = nla_u32(a);
+					e->has_pid = true;
+					break;
+				case HSMCARD_A_UID:
+					e->uid = nla_u32(a);
+					break;
+				case HSMCARD_A_AUDIT_UNREAD:
+					e->unread = nla_u32(a);
+					e->has_unread = true;
+					break;
+				case HSMCARD_A_AUDIT_HIGH_WATER:
+					e->mark = nla_u32(a);
+					break;
+				}
+			}
+			/* one event per datagram: the rest is read next time */
+			if (!want || e->event == want)
+				return 1;
+		}
+	}
+}
+
+/* Every refused PIN is an event: who, which role, how many tries left. */
+TEST_F(part, login_failed_events)
+{
+	char line[1024], want[128];
+	struct hsmcard_part_admin pa;
+	struct evsock es;
+	struct hsm_ev e;
+	uint32_t tries;
+	int i, u, errpipe[2], outpipe[2], status;
+	const char *hsmctl = hsmctl_path();
+	FILE *errf, *outf;
+	pid_t pid;
+
+	ASSERT_EQ(0, ev_open(&es));
+	u = open(DEV_PATH, O_RDWR);
+	ASSERT_LE(0, u);
+	for (i = MAX_FAIL - 1; i >= 0; i--) {
+		EXPECT_EQ(-EACCES, login(u, self->part, HSMCARD_ROLE_USER,
+					 "guess-1111", &tries));
+		EXPECT_EQ((uint32_t)i, tries);
+		ASSERT_EQ(1, ev_next(&es, HSMCARD_EVENT_LOGIN_FAILED, 10000,
+				     &e));
+		EXPECT_TRUE(e.has_part);
+		EXPECT_EQ(self->part, e.part);
+		EXPECT_EQ((uint32_t)HSMCARD_ROLE_USER, e.role);
+		EXPECT_TRUE(e.has_tries);
+		EXPECT_EQ((uint32_t)i, e.tries);
+		/* the failure that locks the role says so */
+		EXPECT_EQ(i == 0, e.locked);
+		EXPECT_TRUE(e.has_pid);
+		EXPECT_EQ((uint32_t)getpid(), e.pid);
+		EXPECT_EQ((uint32_t)getuid(), e.uid);
+	}
+	/* locked: the right PIN is refused, flagged, no tries reported */
+	EXPECT_EQ(-EKEYREVOKED, login(u, self->part, HSMCARD_ROLE_USER,
+				      USER_PIN, NULL));
+	ASSERT_EQ(1, ev_next(&es, HSMCARD_EVENT_LOGIN_FAILED, 10000, &e));
+	EXPECT_EQ(self->part, e.part);
+	EXPECT_EQ((uint32_t)HSMCARD_ROLE_USER, e.role);
+	EXPECT_FALSE(e.has_tries);
+	EXPECT_TRUE(e.locked);
+
+	/* SET_PIN reports whose PIN was wrong: the SO's */
+	EXPECT_EQ(-EACCES, set_pin(u, self->part, HSMCARD_ROLE_USER,
+				   HSMCARD_ROLE_SO, "not-the-so-pin", USER_PIN2));
+	ASSERT_EQ(1, ev_next(&es, HSMCARD_EVENT_LOGIN_FAILED, 10000, &e));
+	EXPECT_EQ(self->part, e.part);
+	EXPECT_EQ((uint32_t)HSMCARD_ROLE_SO, e.role);
+	EXPECT_TRUE(e.has_tries);
+	EXPECT_EQ(MAX_FAIL - 1U, e.tries);
+	EXPECT_FALSE(e.locked);
+	/* the right SO PIN clears the SO counter and unlocks the User */
+	ASSERT_EQ(0, set_pin(u, self->part, HSMCARD_ROLE_USER,
+			     HSMCARD_ROLE_SO, SO_PIN, USER_PIN));
+	EXPECT_EQ(0, login(u, self->part, HSMCARD_ROLE_USER, USER_PIN, NULL));
+
+	/* a wrong admin PIN: card-wide, no partition */
+	memset(&pa, 0, sizeof(pa));
+	pa.partition = self->part;
+	set_pin_buf(pa.pin, &pa.pin_len, "not-the-admin-pin");
+	EXPECT_EQ(-EACCES, xioctl(u, HSMCARD_IOC_PART_DELETE, &pa));
+	ASSERT_EQ(1, ev_next(&es, HSMCARD_EVENT_LOGIN_FAILED, 10000, &e));
+	EXPECT_FALSE(e.has_part);
+	EXPECT_EQ((uint32_t)HSMCARD_ROLE_ADMIN, e.role);
+	EXPECT_TRUE(e.has_tries);
+	EXPECT_FALSE(e.locked);
+	/* the right admin PIN clears the admin counter */
+	EXPECT_EQ(0, login(u, 0, HSMCARD_ROLE_ADMIN, ADMIN_PIN, NULL));
+
+	/* another process: its pid */
+	fflush(NULL);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int c = open(DEV_PATH, O_RDWR);
+
+		_exit(c >= 0 && login(c, self->part, HSMCARD_ROLE_SO,
+				      "guess-2222", NULL) == -EACCES ? 0 : 1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	ASSERT_EQ(1, ev_next(&es, HSMCARD_EVENT_LOGIN_FAILED, 10000, &e));
+	EXPECT_EQ((uint32_t)HSMCARD_ROLE_SO, e.role);
+	EXPECT_EQ((uint32_t)pid, e.pid);
+	/* the right SO PIN clears the SO counter */
+	EXPECT_EQ(0, login(u, self->part, HSMCARD_ROLE_SO, SO_PIN, NULL));
+	ev_close(&es);
+
+	/* hsmctl monitor prints the event as one JSON line */
+	if (!hsmctl) {
+		close(u);
+		SKIP(return, "no hsmctl");
+	}
+	ASSERT_EQ(0, pipe(errpipe));
+	ASSERT_EQ(0, pipe(outpipe));
+	fflush(NULL);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		dup2(outpipe[1], 1);
+		dup2(errpipe[1], 2);
+		close(errpipe[0]);
+		close(outpipe[0]);
+		execlp(hsmctl, "hsmctl", "monitor", "--count", "1",
+		       "--timeout", "60", NULL);
+		_exit(127);
+	}
+	close(errpipe[1]);
+	close(outpipe[1]);
+	errf = fdopen(errpipe[0], "r");
+	outf = fdopen(outpipe[0], "r");
+	ASSERT_NE(NULL, errf);
+	ASSERT_NE(NULL, outf);
+	ASSERT_NE(NULL, fgets(line, sizeof(line), errf));
+	ASSERT_NE(NULL, strstr(line, "monitoring")) TH_LOG("%s", line);
+	EXPECT_EQ(-EACCES, login(u, self->part, HSMCARD_ROLE_USER,
+				 "guess-3333", &tries));
+	ASSERT_NE(NULL, fgets(line, sizeof(line), outf));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	fclose(errf);
+	fclose(outf);
+	EXPECT_NE(NULL, strstr(line, "\"event\": \"login_failed\""))
+		TH_LOG("%s", line);
+	snprintf(want, sizeof(want), "\"partition\": %u", self->part);
+	EXPECT_NE(NULL, strstr(line, want)) TH_LOG("%s", line);
+	EXPECT_NE(NULL, strstr(line, "\"role\": \"user\"")) TH_LOG("%s", line);
+	snprintf(want, sizeof(want), "\"tries_left\": %u", tries);
+	EXPECT_NE(NULL, strstr(line, want)) TH_LOG("%s", line);
+	EXPECT_NE(NULL, strstr(line, "\"locked\": false")) TH_LOG("%s", line);
+	snprintf(want, sizeof(want), "\"pid\": %d,", getpid());
+	EXPECT_NE(NULL, strstr(line, want)) TH_LOG("%s", line);
+	snprintf(want, sizeof(want), "\"uid\": %u}", getuid());
+	EXPECT_NE(NULL, strstr(line, want)) TH_LOG("%s", line);
+	/* the right PIN clears the User counter again */
+	EXPECT_EQ(0, login(u, self->part, HSMCARD_ROLE_USER, USER_PIN, NULL));
+	close(u);
+}
+
+/* Read the audit log from @seq to its end; returns the newest seq. */
+static int audit_read_to_end(int fd, uint64_t seq, uint64_t *last)
+{
+	static uint8_t buf[64 * REC];
+	struct hsmcard_audit_read ar;
+	int ret;
+
+	for (;;) {
+		memset(&ar, 0, sizeof(ar));
+		ar.seq = seq;
+		ar.buf = (uintptr_t)buf;
+		ar.len = sizeof(buf);
+		ret = xioctl(fd, HSMCARD_IOC_AUDIT_READ, &ar);
+		if (ret)
+			return ret;
+		seq = ar.next_seq;
+		if (!ar.count || seq > ar.last_seq)
+			break;
+	}
+	*last = ar.last_seq;
+	return 0;
+}
+
+static int audit_checkpoint(int fd, uint64_t *seq)
+{
+	struct hsmcard_audit_checkpoint ck;
+	int ret;
+
+	memset(&ck, 0, sizeof(ck));
+	ret = xioctl(fd, HSMCARD_IOC_AUDIT_CHECKPOINT, &ck);
+	*seq = ck.seq;
+	return ret;
+}
+
+/*
+ * Append checkpoint records (one each) until an AUDIT_HIGH_WATER event
+ * arrives or @max records were added; returns the records added.
+ */
+static int audit_fill(int fd, struct evsock *es, int max, struct hsm_ev *e,
+		      int *got)
+{
+	uint64_t seq;
+	int n;
+
+	*got = 0;
+	for (n = 0; n < max; n++) {
+		if (audit_checkpoint(fd, &seq))
+			return -1;
+		if (ev_next(es, HSMCARD_EVENT_AUDIT_HIGH_WATER, 0, e) == 1) {
+			*got = 1;
+			return n + 1;
+		}
+	}
+	return n;
+}
+
+/*
+ * Records the host does not read: one AUDIT_HIGH_WATER at the card's mark
+ * (audit-high-water, default 3072), none after it until the log is read
+ * to its end, then one again.  Each HSMCARD_IOC_AUDIT_CHECKPOINT adds
+ * exactly one record, so the count the card reports is checked against
+ * the checkpoints made since the read.
+ */
+TEST_F_TIMEOUT(part, audit_high_water, 1800)
+{
+	struct hsmcard_audit_read ar;
+	struct hsm_ev e, e2;
+	uint8_t one[REC];
+	struct evsock es;
+	uint64_t last, seq;
+	long t0;
+	int n, got, more;
+
+	ASSERT_EQ(0, ev_open(&es));
+	/* read everything: the count starts afresh, the signal is armed */
+	ASSERT_EQ(0, audit_read_to_end(self->fd, 0, &last));
+	while (ev_next(&es, HSMCARD_EVENT_AUDIT_HIGH_WATER, 200, &e) == 1)
+		;
+	t0 = now_ms();
+	n = audit_fill(self->fd, &es, 8192, &e, &got);
+	ASSERT_EQ(1, got) TH_LOG("no high-water event after %d records", n);
+	TH_LOG("high-water event after %d records (%ld ms): unread %u, mark %u",
+	       n, now_ms() - t0, e.unread, e.mark);
+	ASSERT_TRUE(e.has_unread);
+	ASSERT_LE(1U, e.mark);
+	/* raised when the count reached the mark, read a little later */
+	EXPECT_LE(e.mark, e.unread);
+	EXPECT_GE((uint32_t)n, e.unread);
+	EXPECT_LE(e.mark, (uint32_t)n);
+	/* nothing more while nobody reads, however many records follow */
+	more = audit_fill(self->fd, &es, 32, &e2, &got);
+	EXPECT_EQ(32, more);
+	EXPECT_EQ(0, got);
+	EXPECT_EQ(0, ev_next(&es, HSMCARD_EVENT_AUDIT_HIGH_WATER, 1000, &e2));
+	/* a read that stops short of the newest record does not re-arm */
+	ASSERT_EQ(0, audit_checkpoint(self->fd, &seq));
+	memset(&ar, 0, sizeof(ar));
+	ar.seq = last + 1;
+	ar.buf = (uintptr_t)one;
+	ar.len = sizeof(one);
+	ASSERT_EQ(0, xioctl(self->fd, HSMCARD_IOC_AUDIT_READ, &ar));
+	EXPECT_EQ(1U, ar.count);
+	EXPECT_LT(ar.next_seq, ar.last_seq);
+	more = audit_fill(self->fd, &es, 8, &e2, &got);
+	EXPECT_EQ(0, got);
+	/* reading to the end re-arms: the next mark's worth raises it again */
+	ASSERT_EQ(0, audit_read_to_end(self->fd, last + 1, &last));
+	n = audit_fill(self->fd, &es, e.mark + 64, &e2, &got);
+	ASSERT_EQ(1, got) TH_LOG("no second event after %d records", n);
+	EXPECT_EQ(e.mark, e2.mark);
+	EXPECT_LE(e2.mark, e2.unread);
+	EXPECT_GE((uint32_t)n, e2.unread);
+	EXPECT_LE(e.mark, (uint32_t)n);
+	/* leave it armed for whoever comes next */
+	ASSERT_EQ(0, audit_read_to_end(self->fd, last + 1, &last));
+	ev_close(&es);
 }
 
 TEST_HARNESS_MAIN

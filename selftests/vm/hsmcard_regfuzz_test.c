@@ -269,6 +269,7 @@ TEST_F(card, garbage_writes)
 					     0x5a5a5a5a, 0x80000000 };
 	uint32_t tamper_cnt = rd32(self->bar, HSM_REG_TAMPER_CNT);
 	uint32_t health = rd32(self->bar, HSM_REG_HEALTH);
+	uint32_t hwm = rd32(self->bar, HSM_REG_AUDIT_HWM);
 	unsigned int off, i;
 
 	srand(0x4853);
@@ -292,7 +293,8 @@ TEST_F(card, garbage_writes)
 		EXPECT_EQ(v, rd32(self->bar, HSM_REG_ACQ + 4));
 		EXPECT_EQ(v & HSM_INTCOAL_MK(0xff, 0xff),
 			  rd32(self->bar, HSM_REG_INTCOAL));
-		EXPECT_EQ(v & (HSM_EVT_TAMPER | HSM_EVT_HEALTH | HSM_EVT_FATAL),
+		EXPECT_EQ(v & (HSM_EVT_TAMPER | HSM_EVT_HEALTH | HSM_EVT_FATAL |
+			       HSM_EVT_AUDIT),
 			  rd32(self->bar, HSM_REG_EVTMASK));
 		/* RW1C: writing ones clears, and nothing raised an event */
 		EXPECT_EQ(0u, rd32(self->bar, HSM_REG_EVTSTS));
@@ -304,7 +306,9 @@ TEST_F(card, garbage_writes)
 			  (HSM_CSTS_RDY | HSM_CSTS_CFS));
 		EXPECT_EQ(health, rd32(self->bar, HSM_REG_HEALTH));
 		EXPECT_EQ(tamper_cnt, rd32(self->bar, HSM_REG_TAMPER_CNT));
+		EXPECT_EQ(hwm, rd32(self->bar, HSM_REG_AUDIT_HWM));
 	}
+	EXPECT_LE(1u, hwm);
 	/* the rest of BAR0 beyond the doorbells in use, sampled */
 	for (off = HSM_REG_DBS + 0x400; off < HSM_BAR0_SIZE; off += 0x44)
 		wr32(self->bar, off & ~3u, 0xffffffff);
