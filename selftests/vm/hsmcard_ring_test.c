@@ -800,6 +800,47 @@ TEST(threads)
 	}
 }
 
+/*
+ * Several processes at once, each with its own fd, ring and key, and two
+ * threads in each: every job of every process completes and verifies.
+ */
+TEST(processes)
+{
+	enum { P = 3, T = 2 };
+	pid_t pid[P];
+	int i, st;
+
+	if (access(DEV_PATH, R_OK))
+		SKIP(return, "%s: %s", DEV_PATH, strerror(errno));
+	for (i = 0; i < P; i++) {
+		pid[i] = fork();
+		ASSERT_LE(0, pid[i]);
+		if (!pid[i]) {
+			struct thr_arg a[T];
+			pthread_t t[T];
+			int k, ok = 1;
+
+			for (k = 0; k < T; k++) {
+				a[k].key_seed = 40 + i * T + k;
+				if (pthread_create(&t[k], NULL, thr_main,
+						   &a[k]))
+					_exit(2);
+			}
+			for (k = 0; k < T; k++) {
+				pthread_join(t[k], NULL);
+				ok &= a[k].ok;
+			}
+			_exit(ok ? 0 : 1);
+		}
+	}
+	for (i = 0; i < P; i++) {
+		ASSERT_EQ(pid[i], waitpid(pid[i], &st, 0));
+		EXPECT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st)) {
+			TH_LOG("process %d: status %#x", i, st);
+		}
+	}
+}
+
 /* poll() reports completions; none pending means no POLLIN. */
 TEST_F(ring, poll_completion)
 {
