@@ -575,7 +575,11 @@ out:
 
 static int hsm_check_attrs_in(struct hsmcard_key_attrs *a, u32 part)
 {
-	if (a->handle || a->created || a->rsvd[0] || a->rsvd[1])
+	if (a->handle || a->created || a->rsvd0 || a->version ||
+	    a->activated || a->deactivated || a->rsvd)
+		return -EINVAL;
+	if (a->state && a->state != HSMCARD_KEY_STATE_ACTIVE &&
+	    a->state != HSMCARD_KEY_STATE_PRE_ACTIVE)
 		return -EINVAL;
 	if (!a->type || a->type >= HSMCARD_KEY_TYPE_MAX)
 		return -EINVAL;
@@ -600,6 +604,7 @@ static void hsm_attrs_to_hw(const struct hsmcard_key_attrs *a,
 	h->uses = cpu_to_le32(a->uses);
 	h->flags = cpu_to_le32(a->flags);
 	h->partition = cpu_to_le32(a->partition);
+	h->state = cpu_to_le16(a->state);
 	memcpy(h->label, a->label, sizeof(h->label));
 }
 
@@ -614,8 +619,19 @@ static void hsm_attrs_from_hw(const struct hsm_key_attrs *h,
 	a->flags = le32_to_cpu(h->flags);
 	a->partition = le32_to_cpu(h->partition);
 	a->created = le64_to_cpu(h->created);
+	a->state = le16_to_cpu(h->state);
+	a->version = le32_to_cpu(h->version);
+	a->activated = le64_to_cpu(h->activated);
+	a->deactivated = le64_to_cpu(h->deactivated);
 	/* Never trust the card's string to be terminated. */
 	strscpy_pad(a->label, h->label, sizeof(a->label));
+}
+
+/* What the card reports must be a state it can be in. */
+static bool hsm_attrs_sane(const struct hsmcard_key_attrs *a)
+{
+	return a->state >= HSMCARD_KEY_STATE_PRE_ACTIVE &&
+	       a->state <= HSMCARD_KEY_STATE_COMPROMISED && a->version;
 }
 
 static int hsm_get_attrs(struct hsm_dev *hdev, u64 handle,
@@ -637,6 +653,12 @@ static int hsm_get_attrs(struct hsm_dev *hdev, u64 handle,
 	if (!ret) {
 		hsm_buf_copy_to_kernel(&dst, &h, sizeof(h));
 		hsm_attrs_from_hw(&h, out);
+		if (!hsm_attrs_sane(out) || out->handle != handle) {
+			dev_err_ratelimited(&hdev->pdev->dev,
+					    "key %#llx: card reported state %u version %u\n",
+					    handle, out->state, out->version);
+			ret = -EIO;
+		}
 	}
 	hsm_buf_free(&dst);
 	return ret;
@@ -871,6 +893,114 @@ static int hsm_ioc_key_destroy(struct hsm_dev *hdev, void __user *argp,
 	if (!ret)
 		hsm_genl_event(hdev, HSMCARD_EVENT_KEY_DESTROYED, kh.handle);
 	return ret;
+}
+
+/* ---- key lifecycle ---- */
+
+static int hsm_ioc_key_set_state(struct hsm_dev *hdev, void __user *argp,
+				 u32 part)
+{
+	struct hsmcard_key_set_state ks;
+	struct hsm_sqe sqe = {};
+	u64 result = 0;
+	int ret;
+
+	if (copy_from_user(&ks, argp, sizeof(ks)))
+		return -EFAULT;
+	if (ks.flags || ks.rsvd || ks.old_state)
+		return -EINVAL;
+	if (ks.state < HSMCARD_KEY_STATE_PRE_ACTIVE ||
+	    ks.state > HSMCARD_KEY_STATE_COMPROMISED)
+		return -EINVAL;
+	if (hsm_check_user_handle(ks.handle, part))
+		return -ENOKEY;
+	sqe.opcode = HSM_ADM_KEY_SET_STATE;
+	sqe.handle = cpu_to_le64(ks.handle);
+	sqe.cdw[0] = cpu_to_le32(ks.state);
+	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, NULL, &result));
+	if (ret)
+		return ret;
+	hsm_genl_event(hdev, HSMCARD_EVENT_KEY_STATE, ks.handle);
+	if (result < HSMCARD_KEY_STATE_PRE_ACTIVE ||
+	    result > HSMCARD_KEY_STATE_COMPROMISED)
+		return -EIO;
+	ks.old_state = result;
+	return copy_to_user(argp, &ks, sizeof(ks)) ? -EFAULT : 0;
+}
+
+static int hsm_ioc_key_rotate(struct hsm_dev *hdev, void __user *argp,
+			      u32 part)
+{
+	struct hsmcard_key_rotate kr;
+	struct hsm_sqe sqe = {};
+	u64 handle = 0;
+	int ret;
+
+	if (copy_from_user(&kr, argp, sizeof(kr)))
+		return -EFAULT;
+	if (kr.flags || kr.rsvd)
+		return -EINVAL;
+	if (hsm_check_user_handle(kr.handle, part))
+		return -ENOKEY;
+	sqe.opcode = HSM_ADM_KEY_ROTATE;
+	sqe.handle = cpu_to_le64(kr.handle);
+	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, NULL, &handle));
+	if (ret)
+		return ret;
+	hsm_genl_event(hdev, HSMCARD_EVENT_KEY_CREATED, handle);
+	hsm_genl_event(hdev, HSMCARD_EVENT_KEY_STATE, kr.handle);
+	/* The new version lives where the old one did. */
+	if (!handle || HSM_HANDLE_PART(handle) != part) {
+		dev_err_ratelimited(&hdev->pdev->dev,
+				    "key rotation returned handle %#llx\n",
+				    handle);
+		return -EIO;
+	}
+	ret = hsm_get_attrs(hdev, handle, &kr.attrs);
+	if (ret)
+		return ret;
+	return copy_to_user(argp, &kr, sizeof(kr)) ? -EFAULT : 0;
+}
+
+static int hsm_ioc_key_find(struct hsm_dev *hdev, void __user *argp,
+			    u32 part)
+{
+	struct hsmcard_key_find kf;
+	struct hsm_sqe sqe = {};
+	struct hsm_buf src;
+	u64 handle = 0;
+	int ret;
+
+	if (copy_from_user(&kf, argp, sizeof(kf)))
+		return -EFAULT;
+	if (kf.flags)
+		return -EINVAL;
+	ret = hsm_check_label(kf.label);
+	if (ret)
+		return ret;
+	if (!kf.label[0])
+		return -EINVAL;
+	ret = hsm_buf_alloc(&src, &hdev->pdev->dev, HSM_LABEL_LEN,
+			    DMA_TO_DEVICE);
+	if (ret)
+		return ret;
+	hsm_buf_copy_from_kernel(&src, 0, kf.label, HSM_LABEL_LEN);
+	sqe.opcode = HSM_ADM_KEY_FIND;
+	sqe.cdw[0] = cpu_to_le32(part);
+	sqe.cdw[1] = cpu_to_le32(kf.version);
+	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, &src, NULL, &handle));
+	hsm_buf_free(&src);
+	if (ret)
+		return ret;
+	if (!handle || HSM_HANDLE_PART(handle) != part) {
+		dev_err_ratelimited(&hdev->pdev->dev,
+				    "key find returned handle %#llx\n", handle);
+		return -EIO;
+	}
+	ret = hsm_get_attrs(hdev, handle, &kf.attrs);
+	if (ret)
+		return ret;
+	return copy_to_user(argp, &kf, sizeof(kf)) ? -EFAULT : 0;
 }
 
 /* ---- key tokens ---- */
@@ -1497,6 +1627,12 @@ static long hsm_ioctl_keys(struct hsm_session *sess, unsigned int cmd,
 		return hsm_ioc_key_attrs(hdev, argp, part);
 	case HSMCARD_IOC_KEY_PUBKEY:
 		return hsm_ioc_key_pubkey(hdev, argp, part);
+	case HSMCARD_IOC_KEY_SET_STATE:
+		return hsm_ioc_key_set_state(hdev, argp, part);
+	case HSMCARD_IOC_KEY_ROTATE:
+		return hsm_ioc_key_rotate(hdev, argp, part);
+	case HSMCARD_IOC_KEY_FIND:
+		return hsm_ioc_key_find(hdev, argp, part);
 	default:
 		return hsm_ioc_key_destroy(hdev, argp, part);
 	}
@@ -1535,6 +1671,9 @@ static long hsm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case HSMCARD_IOC_KEY_ATTRS:
 	case HSMCARD_IOC_KEY_PUBKEY:
 	case HSMCARD_IOC_KEY_DESTROY:
+	case HSMCARD_IOC_KEY_SET_STATE:
+	case HSMCARD_IOC_KEY_ROTATE:
+	case HSMCARD_IOC_KEY_FIND:
 		ret = hsm_ioctl_keys(sess, cmd, argp);
 		break;
 	case HSMCARD_IOC_ENCRYPT:

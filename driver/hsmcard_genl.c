@@ -178,8 +178,9 @@ static struct genl_family hsm_genl_family __ro_after_init = {
 
 static bool hsm_genl_is_key_event(u32 event)
 {
-	return event >= HSMCARD_EVENT_KEY_CREATED &&
-	       event <= HSMCARD_EVENT_TOKEN_DESTROYED;
+	return (event >= HSMCARD_EVENT_KEY_CREATED &&
+		event <= HSMCARD_EVENT_TOKEN_DESTROYED) ||
+	       event == HSMCARD_EVENT_KEY_STATE;
 }
 
 /* The attributes of a refused PIN. */

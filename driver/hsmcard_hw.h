@@ -186,6 +186,9 @@ enum hsm_admin_opcode {
 	HSM_ADM_AUDIT_READ	= 0x1a,	/* qw[0]: first seq; dst: hdr + records */
 	HSM_ADM_AUDIT_PUBKEY	= 0x1b,	/* dst: DER SubjectPublicKeyInfo */
 	HSM_ADM_AUDIT_CHECKPOINT = 0x1c, /* result: seq of the signed record */
+	HSM_ADM_KEY_SET_STATE	= 0x1d,	/* cdw[0]: new enum hsm_key_state */
+	HSM_ADM_KEY_ROTATE	= 0x1e,	/* result: handle of the new version */
+	HSM_ADM_KEY_FIND	= 0x1f,	/* src: label; result: handle */
 	HSM_ADM_CARD_INIT	= 0x20,	/* src: struct hsm_auth_req */
 	HSM_ADM_PART_CREATE	= 0x21,	/* src: auth req; result: partition */
 	HSM_ADM_PART_DELETE	= 0x22,	/* src: auth req */
@@ -369,7 +372,63 @@ struct hsm_authenc_key_hdr {
 #define HSM_KERNEL_PARTITION	1	/* crypto API session keys */
 #define HSM_NR_PARTITIONS	16	/* 0 and 1 always exist */
 
-/* 128 bytes; input of generate/import/unwrap, output of get-attrs */
+/*
+ * Key lifecycle (NIST SP 800-57 style).  The card checks the state on
+ * every use, on the admin and the I/O queues:
+ *  - PRE_ACTIVE: no cryptographic use at all;
+ *  - ACTIVE: the key's allowed uses;
+ *  - DEACTIVATED, COMPROMISED: only processing of old data, i.e. DECRYPT,
+ *    VERIFY and MAC_VERIFY (a DEACTIVATED AES key also KEY_UNWRAP); never
+ *    ENCRYPT, SIGN, MAC, HASH_UPDATE/FINAL with the key, or KEY_WRAP as
+ *    the wrapping key.  A COMPROMISED key is never exported (KEY_WRAP of
+ *    it) either.
+ * A use the state forbids fails with HSM_SC_KEY_STATE (PRE_ACTIVE,
+ * DEACTIVATED) or HSM_SC_KEY_COMPROMISED.  KEY_EXPORT_PUB, KEY_GET_ATTRS
+ * and TOKEN_CREATE/OPEN are not uses.  Destroyed keys are gone
+ * (KEY_DESTROY).
+ *
+ * KEY_SET_STATE: handle, cdw[0] = new state.  Allowed: PRE_ACTIVE ->
+ * ACTIVE, PRE_ACTIVE or ACTIVE -> DEACTIVATED, PRE_ACTIVE, ACTIVE or
+ * DEACTIVATED -> COMPROMISED; any other change: HSM_SC_KEY_STATE, a value
+ * out of range: HSM_SC_INVALID_FIELD.  ACTIVE sets activated, DEACTIVATED
+ * and COMPROMISED set deactivated (unless already set) to the card's
+ * time.  A persistent key's new state is sealed in the key store before
+ * the command completes.
+ *
+ * KEY_ROTATE: handle = an ACTIVE key of a type the card generates (not an
+ * AUTHENC or public-only RSA key: HSM_SC_KEY_TYPE).  The card generates a
+ * new key with the same type, size, uses, flags, partition and label,
+ * version = the family's newest version + 1, ACTIVE, and moves the old key
+ * to DEACTIVATED in the same step (one key store write for both).  result
+ * = the new key's handle.
+ *
+ * Labels: a non-empty label names one key family per partition.  Creating
+ * (generate, import, unwrap) a key whose non-empty label is already in use
+ * in its partition fails with HSM_SC_LABEL_EXISTS; only KEY_ROTATE adds a
+ * version to a family.  Empty labels are not unique and not indexed, and
+ * neither are the kernel crypto API's session keys (partition 1,
+ * HSM_KEYF_SESSION).
+ *
+ * KEY_FIND: cdw[0] = partition, cdw[1] = version (0: the newest), src =
+ * HSM_LABEL_LEN bytes of NUL padded, non-empty label; result = handle.
+ * No such key: HSM_SC_INVALID_HANDLE.  The lookup is a hash index, its
+ * time does not depend on the number of keys.
+ */
+enum hsm_key_state {
+	HSM_KEY_STATE_DEFAULT		= 0,	/* input only: ACTIVE */
+	HSM_KEY_STATE_PRE_ACTIVE	= 1,
+	HSM_KEY_STATE_ACTIVE		= 2,
+	HSM_KEY_STATE_DEACTIVATED	= 3,
+	HSM_KEY_STATE_COMPROMISED	= 4,
+	HSM_KEY_STATE_MAX		= 5,
+};
+
+/*
+ * 128 bytes; input of generate/import/unwrap, output of get-attrs.  On
+ * input state may be DEFAULT (0), ACTIVE or PRE_ACTIVE, and version,
+ * activated and deactivated must be zero (the card sets them: version 1,
+ * activated = created for an ACTIVE key).
+ */
 struct hsm_key_attrs {
 	__le64	handle;		/* output only */
 	__le16	type;		/* enum hsm_key_type */
@@ -378,7 +437,12 @@ struct hsm_key_attrs {
 	__le32	flags;		/* HSM_KEYF_* */
 	__le32	partition;
 	__le64	created;	/* seconds since the epoch, output only */
-	__le32	rsvd[8];	/* must be zero */
+	__le16	state;		/* enum hsm_key_state */
+	__le16	rsvd0;		/* must be zero */
+	__le32	version;	/* version in its label's family, from 1 */
+	__le64	activated;	/* seconds since the epoch, 0: not yet */
+	__le64	deactivated;	/* deactivated or compromised, 0: not yet */
+	__le32	rsvd[2];	/* must be zero */
 	char	label[HSM_LABEL_LEN];	/* NUL padded */
 };
 
@@ -422,7 +486,7 @@ enum hsm_audit_event {
 	HSM_AUDIT_EV_KEY_DESTROY	= 0x14,
 	HSM_AUDIT_EV_TOKEN_CREATE	= 0x15,
 	HSM_AUDIT_EV_TOKEN_OPEN		= 0x16,	/* failures only */
-	HSM_AUDIT_EV_KEY_STATE		= 0x17,	/* reserved: lifecycle change */
+	HSM_AUDIT_EV_KEY_STATE		= 0x17,	/* lifecycle change, see below */
 	HSM_AUDIT_EV_LOGIN		= 0x20,	/* PIN accepted by LOGIN */
 	HSM_AUDIT_EV_LOGIN_FAIL		= 0x21,	/* PIN refused (any command) */
 	HSM_AUDIT_EV_LOCKOUT		= 0x22,	/* a role got locked */
@@ -444,6 +508,17 @@ enum hsm_audit_event {
 #define HSM_AUDIT_AUTH(role, n)	(((__u32)(role) << 16) | ((n) & 0xffff))
 #define HSM_AUDIT_AUTH_ROLE(d)	((d) >> 16)
 #define HSM_AUDIT_AUTH_N(d)	((d) & 0xffff)
+
+/*
+ * HSM_AUDIT_EV_KEY_STATE (KEY_SET_STATE, and the old key of KEY_ROTATE):
+ * detail = HSM_AUDIT_STATE(old state, new state), handle = the key,
+ * handle2 = the new version's handle (KEY_ROTATE) or 0, label = the key's
+ * label.  KEY_ROTATE also records HSM_AUDIT_EV_KEY_GENERATE for the new
+ * key (handle = new key, handle2 = old key, opcode = KEY_ROTATE), first.
+ */
+#define HSM_AUDIT_STATE(from, to)	(((__u32)(from) << 8) | ((to) & 0xff))
+#define HSM_AUDIT_STATE_FROM(d)		(((d) >> 8) & 0xff)
+#define HSM_AUDIT_STATE_TO(d)		((d) & 0xff)
 
 /* HSM_AUDIT_EV_INIT detail */
 #define HSM_AUDIT_INIT_NEW	0	/* no log existed */
@@ -618,7 +693,10 @@ enum hsm_status {
 	HSM_SC_PIN_INCORRECT	= 0x19,	/* result: tries left */
 	HSM_SC_PIN_LOCKED	= 0x1a,	/* role locked: too many failures */
 	HSM_SC_PIN_NOT_SET	= 0x1b,	/* the role has no PIN (yet) */
-	HSM_SC_MAX		= 0x1c,
+	HSM_SC_KEY_STATE	= 0x1c,	/* key state forbids it (see above) */
+	HSM_SC_KEY_COMPROMISED	= 0x1d,	/* the key is marked compromised */
+	HSM_SC_LABEL_EXISTS	= 0x1e,	/* label in use in the partition */
+	HSM_SC_MAX		= 0x1f,
 };
 
 #endif /* HSMCARD_HW_H */

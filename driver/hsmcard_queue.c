@@ -551,6 +551,12 @@ int hsm_status_to_errno(u16 status)
 		return -EKEYREVOKED;
 	case HSM_SC_PIN_NOT_SET:
 		return -ENODATA;
+	case HSM_SC_KEY_STATE:
+		return -EKEYEXPIRED;
+	case HSM_SC_KEY_COMPROMISED:
+		return -EKEYREVOKED;
+	case HSM_SC_LABEL_EXISTS:
+		return -EEXIST;
 	case HSMCARD_SC_GONE:
 		return -ENODEV;
 	case HSM_SC_DATA_XFER:

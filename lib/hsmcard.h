@@ -52,6 +52,12 @@ int hsm_key_list(struct hsm_ctx *ctx, uint64_t *handles, size_t max,
 int hsm_key_destroy(struct hsm_ctx *ctx, uint64_t handle);
 int hsm_key_export_public(struct hsm_ctx *ctx, uint64_t handle, void *der,
 			  size_t *der_len);
+int hsm_key_set_state(struct hsm_ctx *ctx, uint64_t handle, uint32_t state,
+		      uint32_t *old_state);
+int hsm_key_rotate(struct hsm_ctx *ctx, uint64_t handle,
+		   struct hsmcard_key_attrs *new_attrs);
+int hsm_key_find(struct hsm_ctx *ctx, const char *label, uint32_t version,
+		 struct hsmcard_key_attrs *attrs);
 
 /* ---- one-shot operations ---- */
 int hsm_sign(struct hsm_ctx *ctx, uint64_t handle, uint16_t mech,

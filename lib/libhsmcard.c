@@ -360,6 +360,83 @@ HSM_EXPORT int hsm_key_destroy(struct hsm_ctx *ctx, uint64_t handle)
 }
 
 /**
+ * hsm_key_set_state() - move a key forward in its lifecycle
+ * @ctx:       context
+ * @handle:    key handle
+ * @state:     HSMCARD_KEY_STATE_ACTIVE, _DEACTIVATED or _COMPROMISED
+ * @old_state: the state before, or NULL
+ *
+ * Return: 0 or a negative errno (-EKEYEXPIRED: a change the lifecycle
+ * does not allow).
+ */
+HSM_EXPORT int hsm_key_set_state(struct hsm_ctx *ctx, uint64_t handle,
+				 uint32_t state, uint32_t *old_state)
+{
+	struct hsmcard_key_set_state ks;
+	int ret;
+
+	memset(&ks, 0, sizeof(ks));
+	ks.handle = handle;
+	ks.state = state;
+	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_SET_STATE, &ks);
+	if (!ret && old_state)
+		*old_state = ks.old_state;
+	return ret;
+}
+
+/**
+ * hsm_key_rotate() - replace an active key by a new version of it
+ * @ctx:       context
+ * @handle:    the active key; it becomes DEACTIVATED (decrypt and verify
+ *             only)
+ * @new_attrs: the new version's attributes (its handle among them), or
+ *             NULL
+ *
+ * Return: 0 or a negative errno.
+ */
+HSM_EXPORT int hsm_key_rotate(struct hsm_ctx *ctx, uint64_t handle,
+			      struct hsmcard_key_attrs *new_attrs)
+{
+	struct hsmcard_key_rotate kr;
+	int ret;
+
+	memset(&kr, 0, sizeof(kr));
+	kr.handle = handle;
+	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_ROTATE, &kr);
+	if (!ret && new_attrs)
+		*new_attrs = kr.attrs;
+	return ret;
+}
+
+/**
+ * hsm_key_find() - look a key up by its label
+ * @ctx:     context
+ * @label:   non-empty label, shorter than HSMCARD_LABEL_LEN
+ * @version: the version wanted, 0 for the newest
+ * @attrs:   the key's attributes (its handle among them)
+ *
+ * Return: 0, -ENOKEY if the partition has no such key, or another
+ * negative errno.
+ */
+HSM_EXPORT int hsm_key_find(struct hsm_ctx *ctx, const char *label,
+			    uint32_t version, struct hsmcard_key_attrs *attrs)
+{
+	struct hsmcard_key_find kf;
+	size_t n = label ? strlen(label) : 0;
+	int ret;
+
+	if (!n || n >= sizeof(kf.label))
+		return -EINVAL;
+	memset(&kf, 0, sizeof(kf));
+	memcpy(kf.label, label, n);
+	kf.version = version;
+	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_FIND, &kf);
+	if (!ret && attrs)
+		*attrs = kf.attrs;
+	return ret;
+}
+
+/**
  * hsm_key_export_public() - DER SubjectPublicKeyInfo of an asymmetric key
  * @ctx:     context
  * @handle:  RSA, EC or Ed25519 key

@@ -123,6 +123,10 @@ struct hsmdev_key_attrs {
 	uint32_t flags;
 	uint32_t partition;
 	uint64_t created;
+	uint32_t state;
+	uint32_t version;
+	uint64_t activated;
+	uint64_t deactivated;
 	char label[HSMDEV_LABEL_LEN + 1];
 };
 
@@ -337,6 +341,10 @@ static void attrs_from_uapi(struct hsmdev_key_attrs *a,
 	a->flags = k->flags;
 	a->partition = k->partition;
 	a->created = k->created;
+	a->state = k->state;
+	a->version = k->version;
+	a->activated = k->activated;
+	a->deactivated = k->deactivated;
 	copy_str(a->label, sizeof(a->label), k->label, sizeof(k->label));
 }
 
@@ -432,6 +440,41 @@ static int hsmdev_key_attrs(struct hsmdev *d, uint64_t handle,
 
 	if (!ret)
 		attrs_from_uapi(a, &ga.attrs);
+	return ret;
+}
+
+static int hsmdev_key_set_state(struct hsmdev *d, uint64_t handle,
+				uint32_t state, uint32_t *old_state)
+{
+	struct hsmcard_key_set_state ks = { .handle = handle, .state = state };
+	int ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_SET_STATE, &ks);
+
+	if (!ret)
+		*old_state = ks.old_state;
+	return ret;
+}
+
+static int hsmdev_key_rotate(struct hsmdev *d, uint64_t handle,
+			     struct hsmdev_key_attrs *a)
+{
+	struct hsmcard_key_rotate kr = { .handle = handle };
+	int ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_ROTATE, &kr);
+
+	if (!ret)
+		attrs_from_uapi(a, &kr.attrs);
+	return ret;
+}
+
+static int hsmdev_key_find(struct hsmdev *d, const char *label,
+			   uint32_t version, struct hsmdev_key_attrs *a)
+{
+	struct hsmcard_key_find kf = { .version = version };
+	int ret;
+
+	memcpy(kf.label, label, strnlen(label, sizeof(kf.label) - 1));
+	ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_FIND, &kf);
+	if (!ret)
+		attrs_from_uapi(a, &kf.attrs);
 	return ret;
 }
 
@@ -1268,6 +1311,7 @@ enum opt_id {
 	O_NEW_PIN_FILE,
 	O_MAX_FAIL,
 	O_AS,
+	O_VERSION,
 };
 
 struct opts {
@@ -1298,6 +1342,7 @@ struct opts {
 	const char *new_pin_file;
 	const char *max_fail;
 	const char *as;
+	const char *version;
 	uint32_t keyflags;
 	bool prehashed;
 	bool der;
@@ -1314,6 +1359,7 @@ static const struct option long_opts[] = {
 	{ "bits",	required_argument, NULL, O_BITS },
 	{ "curve",	required_argument, NULL, O_CURVE },
 	{ "label",	required_argument, NULL, O_LABEL },
+	{ "version",	required_argument, NULL, O_VERSION },
 	{ "uses",	required_argument, NULL, O_USES },
 	{ "mech",	required_argument, NULL, O_MECH },
 	{ "hash",	required_argument, NULL, O_HASH },
@@ -1738,6 +1784,35 @@ static void format_time(uint64_t t, char *buf, size_t size)
 		snprintf(buf, size, "-");
 }
 
+static const char *const key_state_names[] = {
+	[HSMCARD_KEY_STATE_PRE_ACTIVE] = "pre-active",
+	[HSMCARD_KEY_STATE_ACTIVE] = "active",
+	[HSMCARD_KEY_STATE_DEACTIVATED] = "deactivated",
+	[HSMCARD_KEY_STATE_COMPROMISED] = "compromised",
+};
+
+static const char *key_state_name(uint32_t state)
+{
+	if (state < sizeof(key_state_names) / sizeof(key_state_names[0]) &&
+	    key_state_names[state])
+		return key_state_names[state];
+	return "unknown";
+}
+
+/* "active", "deactivated" or "compromised" (what KEY_SET_STATE takes). */
+static int parse_key_state(const char *s, uint32_t *state)
+{
+	for (uint32_t i = HSMCARD_KEY_STATE_ACTIVE;
+	     i <= HSMCARD_KEY_STATE_COMPROMISED; i++)
+		if (!strcmp(s, key_state_names[i])) {
+			*state = i;
+			return 0;
+		}
+	err_msg("unknown key state '%s' (active, deactivated, compromised)",
+		s);
+	return -1;
+}
+
 static void json_key_attrs(struct json *j, const struct hsmdev_key_attrs *a)
 {
 	char when[32];
@@ -1752,6 +1827,10 @@ static void json_key_attrs(struct json *j, const struct hsmdev_key_attrs *a)
 	json_u64(j, "partition", a->partition);
 	json_u64(j, "created", a->created);
 	json_string(j, "created_utc", when);
+	json_string(j, "state", key_state_name(a->state));
+	json_u64(j, "version", a->version);
+	json_u64(j, "activated", a->activated);
+	json_u64(j, "deactivated", a->deactivated);
 	json_string(j, "label", a->label);
 	json_close(j, '}');
 }
@@ -1775,8 +1854,9 @@ static int cmd_keys(const struct opts *o)
 	if (o->json)
 		json_open(&j, NULL, '[');
 	else if (n)
-		printf("%-18s %-8s %5s  %-26s %-20s %s\n", "HANDLE", "TYPE",
-		       "BITS", "USES", "FLAGS", "LABEL");
+		printf("%-18s %-8s %5s  %-26s %-20s %-11s %4s %s\n", "HANDLE",
+		       "TYPE", "BITS", "USES", "FLAGS", "STATE", "VER",
+		       "LABEL");
 	else
 		fprintf(stderr, "no keys\n");
 	for (size_t i = 0; i < n; i++) {
@@ -1796,9 +1876,10 @@ static int cmd_keys(const struct opts *o)
 		}
 		mask_names(use_names, a.uses, uses, sizeof(uses));
 		mask_names(flag_names, a.flags, flags, sizeof(flags));
-		printf("0x%016" PRIx64 " %-8s %5u  %-26s %-20s %s\n", a.handle,
-		       key_type_name(a.type), a.bits, uses,
-		       *flags ? flags : "-", a.label);
+		printf("0x%016" PRIx64 " %-8s %5u  %-26s %-20s %-11s %4u %s\n",
+		       a.handle, key_type_name(a.type), a.bits, uses,
+		       *flags ? flags : "-", key_state_name(a.state),
+		       a.version, a.label);
 	}
 	if (o->json)
 		json_close(&j, ']');
@@ -1842,8 +1923,115 @@ static int cmd_attrs(const struct opts *o)
 	printf("Flags:      %s\n", *flags ? flags : "-");
 	printf("Partition:  %u\n", a.partition);
 	printf("Created:    %s\n", when);
+	printf("State:      %s\n", key_state_name(a.state));
+	printf("Version:    %u\n", a.version);
+	format_time(a.activated, when, sizeof(when));
+	printf("Activated:  %s\n", a.activated ? when : "-");
+	format_time(a.deactivated, when, sizeof(when));
+	printf("Deactivated: %s\n", a.deactivated ? when : "-");
 	printf("Label:      %s\n", a.label);
 	return EX_OK;
+}
+
+/* ---- key: lifecycle ---- */
+
+static int key_print(const struct opts *o, const struct hsmdev_key_attrs *a)
+{
+	if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_key_attrs(&j, a);
+	} else {
+		printf("0x%016" PRIx64 "\n", a->handle);
+	}
+	return EX_OK;
+}
+
+static int cmd_key(const struct opts *o)
+{
+	const char *act = o->argv[0];
+	struct hsmdev_key_attrs a;
+	uint32_t state = 0, old = 0, version = 0;
+	struct hsmdev d;
+	uint64_t h = 0;
+	char *end;
+	int ret;
+
+	if (o->version) {
+		errno = 0;
+		version = strtoul(o->version, &end, 0);
+		if (errno || !*o->version || *end || strchr(o->version, '-')) {
+			err_msg("bad version '%s'", o->version);
+			return EX_USAGE;
+		}
+	}
+	if (!strcmp(act, "state")) {
+		if (o->argc != 3 || o->label || o->version) {
+			err_msg("key state HANDLE active|deactivated|compromised");
+			return EX_USAGE;
+		}
+		if (parse_handle(o->argv[1], &h) ||
+		    parse_key_state(o->argv[2], &state))
+			return EX_USAGE;
+	} else if (!strcmp(act, "rotate")) {
+		if ((o->argc == 2) == !!o->label || o->version) {
+			err_msg("key rotate HANDLE|--label TEXT");
+			return EX_USAGE;
+		}
+		if (o->argc == 2 && parse_handle(o->argv[1], &h))
+			return EX_USAGE;
+	} else if (!strcmp(act, "find")) {
+		if (o->argc != 1 || !o->label) {
+			err_msg("key find --label TEXT [--version N]");
+			return EX_USAGE;
+		}
+	} else {
+		err_msg("key: unknown action '%s' (state, rotate, find)", act);
+		return EX_USAGE;
+	}
+	if (o->label && (!*o->label || strlen(o->label) >= HSMDEV_LABEL_LEN)) {
+		err_msg("label must be 1..%d characters", HSMDEV_LABEL_LEN - 1);
+		return EX_USAGE;
+	}
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	if (o->label) {
+		ret = hsmdev_key_find(&d, o->label, version, &a);
+		if (ret) {
+			hsmdev_close(&d);
+			return dev_error(o->label, ret);
+		}
+		h = a.handle;
+	}
+	if (!strcmp(act, "state")) {
+		ret = hsmdev_key_set_state(&d, h, state, &old);
+		hsmdev_close(&d);
+		if (ret)
+			return dev_error(o->argv[1], ret);
+		if (o->json) {
+			struct json j = { .f = stdout };
+
+			json_open(&j, NULL, '{');
+			json_handle(&j, "handle", h);
+			json_string(&j, "old_state", key_state_name(old));
+			json_string(&j, "state", key_state_name(state));
+			json_close(&j, '}');
+		} else {
+			printf("0x%016" PRIx64 " %s -> %s\n", h,
+			       key_state_name(old), key_state_name(state));
+		}
+		return EX_OK;
+	}
+	if (!strcmp(act, "rotate")) {
+		ret = hsmdev_key_rotate(&d, h, &a);
+		hsmdev_close(&d);
+		if (ret)
+			return dev_error("key rotate", ret);
+		return key_print(o, &a);
+	}
+	hsmdev_close(&d);
+	return key_print(o, &a);
 }
 
 static int cmd_destroy(const struct opts *o)
@@ -3281,6 +3469,7 @@ static const char * const nl_event_names[] = {
 	[HSMCARD_EVENT_TOKEN_DESTROYED]	= "token_destroyed",
 	[HSMCARD_EVENT_LOGIN_FAILED]	= "login_failed",
 	[HSMCARD_EVENT_AUDIT_HIGH_WATER] = "audit_high_water",
+	[HSMCARD_EVENT_KEY_STATE]	= "key_state",
 };
 
 static struct nla_policy nl_policy[HSMCARD_A_MAX + 1] = {
@@ -3937,6 +4126,21 @@ static const struct command commands[] = {
 	  "  -i, --in FILE        info, destroy: read the raw token from FILE\n"
 	  "                       ('-' = stdin)\n",
 	  "b:l:o:i:", 1, 2, 0 },
+	{ "key", cmd_key, "ACTION ...",
+	  "key lifecycle: state, rotate, find",
+	  "Actions:\n"
+	  "  state HANDLE active|deactivated|compromised\n"
+	  "                       move a key forward in its lifecycle\n"
+	  "  rotate HANDLE|--label TEXT\n"
+	  "                       the card makes a new version of an active key\n"
+	  "                       (same type, size, uses, label) and deactivates\n"
+	  "                       the old one; prints the new handle\n"
+	  "  find --label TEXT [--version N]\n"
+	  "                       the key with this label (newest version, or N)\n"
+	  "Options:\n"
+	  "  -l, --label TEXT     label of the key family\n"
+	  "      --version N      find: the version wanted (default: newest)\n",
+	  "l:", 1, 3, L(O_VERSION) },
 	{ "status", cmd_status, "",
 	  "cards, state and counters from the driver's netlink family",
 	  "", "", 0, 0, 0 },
@@ -4189,6 +4393,9 @@ static int take_option(const struct command *c, int opt, struct opts *o)
 		break;
 	case O_FROM:
 		o->from = optarg;
+		break;
+	case O_VERSION:
+		o->version = optarg;
 		break;
 	case O_CHECKPOINT:
 		o->checkpoint = true;

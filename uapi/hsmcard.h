@@ -142,7 +142,15 @@ struct hsmcard_info {
  * @partition: 0 (the file's partition) or the file's partition number;
  *             the kernel partition: -EPERM
  * @created:   out: creation time, seconds since the epoch; 0 on input
- * @label:     NUL-terminated, NUL-padded label
+ * @label:     NUL-terminated, NUL-padded label; a non-empty label names
+ *             one key family per partition (-EEXIST if in use)
+ * @state:     enum hsmcard_key_state; in: 0 (ACTIVE) or
+ *             HSMCARD_KEY_STATE_PRE_ACTIVE
+ * @rsvd0:     must be zero
+ * @version:   out: version within the label's family (KEY_ROTATE), from 1
+ * @activated: out: when the key became ACTIVE (seconds since the epoch),
+ *             0 if never
+ * @deactivated: out: when it became DEACTIVATED or COMPROMISED, 0 if not
  * @rsvd:      must be zero
  */
 struct hsmcard_key_attrs {
@@ -154,7 +162,74 @@ struct hsmcard_key_attrs {
 	__u32	partition;
 	__u64	created;
 	char	label[HSMCARD_LABEL_LEN];
-	__u64	rsvd[2];
+	__u16	state;
+	__u16	rsvd0;
+	__u32	version;
+	__u64	activated;
+	__u64	deactivated;
+	__u64	rsvd;
+};
+
+/*
+ * Key lifecycle (Documentation/hsmcard/uapi.rst, "Key lifecycle"):
+ * PRE_ACTIVE keys do nothing, ACTIVE keys what their uses allow,
+ * DEACTIVATED and COMPROMISED keys only decrypt and verify (old data);
+ * COMPROMISED keys are never exported.  States only move forward.
+ */
+enum hsmcard_key_state {
+	HSMCARD_KEY_STATE_PRE_ACTIVE	= 1,
+	HSMCARD_KEY_STATE_ACTIVE	= 2,
+	HSMCARD_KEY_STATE_DEACTIVATED	= 3,
+	HSMCARD_KEY_STATE_COMPROMISED	= 4,
+};
+
+/**
+ * struct hsmcard_key_set_state - HSMCARD_IOC_KEY_SET_STATE
+ * @handle:    in: key handle (the file's partition)
+ * @state:     in: the new state: ACTIVE (from PRE_ACTIVE), DEACTIVATED
+ *             (from PRE_ACTIVE or ACTIVE) or COMPROMISED (from any other);
+ *             anything else -EKEYEXPIRED (not allowed) or -EINVAL
+ * @old_state: out: the state before
+ * @flags:     in: must be 0
+ * @rsvd:      must be zero
+ */
+struct hsmcard_key_set_state {
+	__u64	handle;
+	__u32	state;
+	__u32	old_state;
+	__u32	flags;
+	__u32	rsvd;
+};
+
+/**
+ * struct hsmcard_key_rotate - HSMCARD_IOC_KEY_ROTATE
+ * @handle: in: an ACTIVE key the card generated (the file's partition)
+ * @flags:  in: must be 0
+ * @rsvd:   must be zero
+ * @attrs:  out: the new version's attributes (same type, size, uses,
+ *          flags and label, version + 1, ACTIVE); the old key is now
+ *          DEACTIVATED
+ */
+struct hsmcard_key_rotate {
+	__u64	handle;
+	__u32	flags;
+	__u32	rsvd;
+	struct hsmcard_key_attrs attrs;
+};
+
+/**
+ * struct hsmcard_key_find - HSMCARD_IOC_KEY_FIND
+ * @label:   in: NUL-terminated, NUL-padded, non-empty label
+ * @version: in: the version wanted, 0 for the newest
+ * @flags:   in: must be 0
+ * @attrs:   out: the key's attributes (-ENOKEY: no such key in the file's
+ *           partition)
+ */
+struct hsmcard_key_find {
+	char	label[HSMCARD_LABEL_LEN];
+	__u32	version;
+	__u32	flags;
+	struct hsmcard_key_attrs attrs;
 };
 
 /**
@@ -419,7 +494,7 @@ enum hsmcard_event {
 	HSMCARD_EVENT_TOKEN_DESTROYED	= 9,
 	HSMCARD_EVENT_LOGIN_FAILED	= 10,	/* a PIN was refused */
 	HSMCARD_EVENT_AUDIT_HIGH_WATER	= 11,	/* audit log needs reading */
-	/* 12: HSMCARD_EVENT_KEY_STATE, reserved (key lifecycle change) */
+	HSMCARD_EVENT_KEY_STATE		= 12,	/* set-state, or rotated away */
 };
 
 /*
@@ -453,7 +528,7 @@ enum hsmcard_audit_event {
 	HSMCARD_AUDIT_EV_KEY_DESTROY	= 0x14,
 	HSMCARD_AUDIT_EV_TOKEN_CREATE	= 0x15,
 	HSMCARD_AUDIT_EV_TOKEN_OPEN	= 0x16,	/* refused tokens only */
-	HSMCARD_AUDIT_EV_KEY_STATE	= 0x17,	/* reserved */
+	HSMCARD_AUDIT_EV_KEY_STATE	= 0x17,	/* key lifecycle change */
 	HSMCARD_AUDIT_EV_LOGIN		= 0x20,	/* reserved: 0x20..0x24 */
 	HSMCARD_AUDIT_EV_LOGIN_FAIL	= 0x21,
 	HSMCARD_AUDIT_EV_LOCKOUT	= 0x22,
@@ -862,6 +937,9 @@ struct hsmcard_ring_cqe {
 #define HSMCARD_IOC_KEY_ATTRS	_IOWR(HSMCARD_IOC_MAGIC, 0x04, struct hsmcard_key_get_attrs)
 #define HSMCARD_IOC_KEY_PUBKEY	_IOWR(HSMCARD_IOC_MAGIC, 0x05, struct hsmcard_key_pubkey)
 #define HSMCARD_IOC_KEY_DESTROY	_IOWR(HSMCARD_IOC_MAGIC, 0x06, struct hsmcard_key_handle)
+#define HSMCARD_IOC_KEY_SET_STATE _IOWR(HSMCARD_IOC_MAGIC, 0x09, struct hsmcard_key_set_state)
+#define HSMCARD_IOC_KEY_ROTATE	_IOWR(HSMCARD_IOC_MAGIC, 0x0a, struct hsmcard_key_rotate)
+#define HSMCARD_IOC_KEY_FIND	_IOWR(HSMCARD_IOC_MAGIC, 0x0b, struct hsmcard_key_find)
 #define HSMCARD_IOC_ENCRYPT	_IOWR(HSMCARD_IOC_MAGIC, 0x10, struct hsmcard_op)
 #define HSMCARD_IOC_DECRYPT	_IOWR(HSMCARD_IOC_MAGIC, 0x11, struct hsmcard_op)
 #define HSMCARD_IOC_DIGEST	_IOWR(HSMCARD_IOC_MAGIC, 0x12, struct hsmcard_op)

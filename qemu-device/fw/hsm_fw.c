@@ -49,6 +49,9 @@ static const char *const hsm_status_names[HSM_SC_MAX] = {
 	[HSM_SC_PIN_INCORRECT]	 = "PIN incorrect",
 	[HSM_SC_PIN_LOCKED]	 = "PIN locked",
 	[HSM_SC_PIN_NOT_SET]	 = "PIN not set",
+	[HSM_SC_KEY_STATE]	 = "key state forbids it",
+	[HSM_SC_KEY_COMPROMISED] = "key compromised",
+	[HSM_SC_LABEL_EXISTS]	 = "label exists",
 };
 
 const char *hsm_fw_status_str(uint16_t status)
@@ -603,6 +606,15 @@ uint16_t hsm_fw_admin(struct hsm_fw *fw, const struct hsm_fw_host *host,
 		break;
 	case HSM_ADM_AUDIT_CHECKPOINT:
 		st = hsm_adm_audit_checkpoint(&c);
+		break;
+	case HSM_ADM_KEY_SET_STATE:
+		st = hsm_adm_key_set_state(&c);
+		break;
+	case HSM_ADM_KEY_ROTATE:
+		st = hsm_adm_key_rotate(&c);
+		break;
+	case HSM_ADM_KEY_FIND:
+		st = hsm_adm_key_find(&c);
 		break;
 	case HSM_ADM_CARD_INIT:
 		st = hsm_adm_card_init(&c);

@@ -725,6 +725,7 @@ static bool au_key_info(struct hsm_fw *fw, uint64_t handle,
 	info->kernel_session = k->partition == HSM_KERNEL_PARTITION &&
 			       !(k->flags & HSM_KEYF_PERSISTENT);
 	info->partition = k->partition;
+	info->state = __atomic_load_n(&k->state, __ATOMIC_ACQUIRE);
 	info->detail = (uint32_t)k->type << 16 | k->bits;
 	memcpy(info->label, k->label, sizeof(info->label));
 	hsm_key_put(k);
@@ -735,7 +736,9 @@ static bool au_key_info(struct hsm_fw *fw, uint64_t handle,
 void hsm_audit_pre(struct hsm_cmd *c, struct hsm_audit_pre *pre)
 {
 	memset(pre, 0, sizeof(*pre));
-	if (c->opcode == HSM_ADM_KEY_DESTROY)
+	if (c->opcode == HSM_ADM_KEY_DESTROY ||
+	    c->opcode == HSM_ADM_KEY_SET_STATE ||
+	    c->opcode == HSM_ADM_KEY_ROTATE)
 		au_key_info(c->fw, c->handle, pre);
 }
 
@@ -750,6 +753,9 @@ static bool au_denial(uint16_t st)
 	case HSM_SC_DECRYPT_FAILED:
 	case HSM_SC_TAMPERED:
 	case HSM_SC_INVALID_TOKEN:
+	case HSM_SC_KEY_STATE:
+	case HSM_SC_KEY_COMPROMISED:
+	case HSM_SC_LABEL_EXISTS:
 		return true;
 	}
 	return false;
@@ -759,7 +765,10 @@ static uint16_t au_event_of(uint8_t opcode)
 {
 	switch (opcode) {
 	case HSM_ADM_KEY_GENERATE:
+	case HSM_ADM_KEY_ROTATE:
 		return HSM_AUDIT_EV_KEY_GENERATE;
+	case HSM_ADM_KEY_SET_STATE:
+		return HSM_AUDIT_EV_KEY_STATE;
 	case HSM_ADM_KEY_IMPORT:
 		return HSM_AUDIT_EV_KEY_IMPORT;
 	case HSM_ADM_KEY_UNWRAP:
@@ -859,8 +868,12 @@ uint16_t hsm_audit_cmd(struct hsm_cmd *c, uint16_t st,
 	case HSM_AUDIT_EV_KEY_GENERATE:
 	case HSM_AUDIT_EV_KEY_IMPORT:
 	case HSM_AUDIT_EV_KEY_UNWRAP:
-		au_from_attrs(c, &r);
-		if (ev == HSM_AUDIT_EV_KEY_UNWRAP)
+		if (c->opcode == HSM_ADM_KEY_ROTATE)
+			au_fill(&r, pre);	/* the new key is like the old */
+		else
+			au_from_attrs(c, &r);
+		if (ev == HSM_AUDIT_EV_KEY_UNWRAP ||
+		    c->opcode == HSM_ADM_KEY_ROTATE)
 			r.handle2 = htole64(c->handle);
 		if (!st) {
 			r.handle = htole64(c->result);
@@ -882,6 +895,13 @@ uint16_t hsm_audit_cmd(struct hsm_cmd *c, uint16_t st,
 		r.partition = htole32(HSM_HANDLE_PART(c->handle));
 		au_fill(&r, pre);
 		break;
+	case HSM_AUDIT_EV_KEY_STATE:
+		r.handle = htole64(c->handle);
+		r.partition = htole32(HSM_HANDLE_PART(c->handle));
+		au_fill(&r, pre);
+		r.detail = htole32(HSM_AUDIT_STATE(st ? pre->state : c->result,
+						   c->cdw[0]));
+		break;
 	case HSM_AUDIT_EV_TOKEN_OPEN:
 		if (au_peek_src(c, &t, sizeof(t))) {
 			r.handle = t.handle;
@@ -891,10 +911,26 @@ uint16_t hsm_audit_cmd(struct hsm_cmd *c, uint16_t st,
 		}
 		break;
 	}
-	if (!au_log(fw, &r))
-		return st;
+	if (!au_log(fw, &r)) {
+		if (st || c->opcode != HSM_ADM_KEY_ROTATE)
+			return st;
+		/* the old version's move to DEACTIVATED */
+		r.event = htole16(HSM_AUDIT_EV_KEY_STATE);
+		r.handle = htole64(c->handle);
+		r.handle2 = htole64(c->result);
+		r.detail = htole32(HSM_AUDIT_STATE(HSM_KEY_STATE_ACTIVE,
+						   HSM_KEY_STATE_DEACTIVATED));
+		memset(r.prev_hash, 0, sizeof(r.prev_hash));
+		if (!au_log(fw, &r))
+			return st;
+	}
 	if (st)
 		return st;
+	if (c->opcode == HSM_ADM_KEY_ROTATE) {
+		hsm_key_rotate_undo(fw, c->handle, c->result);
+		c->result = 0;
+		return HSM_SC_INTERNAL;
+	}
 	/* no record, no acknowledgement: take a new key back */
 	if (ev == HSM_AUDIT_EV_KEY_GENERATE || ev == HSM_AUDIT_EV_KEY_IMPORT ||
 	    ev == HSM_AUDIT_EV_KEY_UNWRAP) {

@@ -79,8 +79,8 @@ static uint16_t hsm_cmd_key(struct hsm_cmd *c, uint16_t type,
 		return st;
 	if (k->type != type && k->type != type2)
 		st = HSM_SC_KEY_TYPE;
-	else if (!(k->uses & use))
-		st = HSM_SC_USE_DENIED;
+	else
+		st = hsm_key_use(k, use);
 	if (st) {
 		hsm_key_put(k);
 		return st;

@@ -520,8 +520,8 @@ uint16_t hsm_io_hash(struct hsm_cmd *c, bool final)
 			return st;
 		if (k->type != HSM_KEY_HMAC)
 			st = HSM_SC_KEY_TYPE;
-		else if (!(k->uses & HSM_USE_SIGN))
-			st = HSM_SC_USE_DENIED;
+		else
+			st = hsm_key_use(k, HSM_USE_SIGN);
 		if (st)
 			goto out;
 	}

@@ -64,9 +64,18 @@ struct hsm_hmac_pads {
  * @mod:       RSA keys: the modulus, big endian, EVP_PKEY_get_size() bytes
  * @pads:      HMAC and AUTHENC keys: the hash states after the inner and
  *             outer pad blocks, so no command re-derives them
+ * @state:     enum hsm_key_state (never DEFAULT once built)
+ * @version:   version within the label's family, from 1
+ * @activated: when it became ACTIVE, seconds since the epoch, or 0
+ * @deactivated: when it became DEACTIVATED or COMPROMISED, or 0
+ * @fam:       the label family it is indexed in, or NULL
  *
- * Immutable once inserted into the store, so users need no lock; the last
- * reference frees it and wipes the key material.
+ * Immutable once inserted into the store, so users need no lock, except
+ * the lifecycle fields @state, @activated and @deactivated: they change
+ * under the write side of ks_lock (KEY_SET_STATE, KEY_ROTATE) and are
+ * read with atomic loads, so the crypto path checks a state without any
+ * further lock.  @fam is protected by ks_lock.  The last reference frees
+ * the key and wipes the key material.
  */
 struct hsm_key {
 	uint64_t handle;
@@ -85,6 +94,32 @@ struct hsm_key {
 	uint16_t enc_len;
 	unsigned char *mod;
 	struct hsm_hmac_pads *pads;
+	uint32_t state;			/* atomic */
+	uint32_t version;
+	uint64_t activated;		/* atomic */
+	uint64_t deactivated;		/* atomic */
+	struct hsm_label_fam *fam;
+};
+
+/*
+ * The keys of one (partition, label): versions made by KEY_ROTATE, or of
+ * a version 3 key store that held several keys with one label.  @v, sorted
+ * by version, is @inl until a family outgrows it, so a lookup touches the
+ * bucket array and one family only.  Everything is protected by ks_lock.
+ */
+struct hsm_label_ver {
+	uint64_t handle;
+	uint32_t version;
+};
+
+struct hsm_label_fam {
+	struct hsm_label_fam *next;	/* hash chain */
+	uint64_t hash;
+	uint32_t partition;
+	unsigned int nr, cap;
+	struct hsm_label_ver *v;
+	struct hsm_label_ver inl[2];
+	char label[HSM_LABEL_LEN];
 };
 
 /*
@@ -138,6 +173,11 @@ struct hsm_fw {
 	struct hsm_key **slots;
 	unsigned int nr_keys;
 	unsigned int next_slot;		/* allocation hint */
+	/* label index (hsm_fw_keys.c), protected by ks_lock */
+	struct hsm_label_fam **lbl_tab;
+	unsigned int lbl_size;		/* buckets, a power of two */
+	unsigned int lbl_nr;		/* families */
+	uint64_t lbl_seed[2];		/* SipHash key, random per card */
 	int tampered;			/* atomic */
 
 	/* persistent store (hsm_fw_store.c); store_lock orders file writes */
@@ -263,7 +303,7 @@ uint16_t hsm_key_get(struct hsm_fw *fw, uint64_t handle, struct hsm_key **kp);
 void hsm_key_put(struct hsm_key *k);
 void hsm_key_free(struct hsm_key *k);
 struct hsm_key *hsm_key_remove(struct hsm_fw *fw, uint64_t handle);
-int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k);
+int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k, bool renumber);
 bool hsm_key_attrs_valid(const struct hsm_key *k);
 uint16_t hsm_key_set_material(struct hsm_key *k, const uint8_t *p, size_t len,
 			      bool import);
@@ -308,6 +348,11 @@ uint16_t hsm_adm_key_export_pub(struct hsm_cmd *c);
 uint16_t hsm_adm_key_destroy(struct hsm_cmd *c);
 uint16_t hsm_adm_key_list(struct hsm_cmd *c);
 uint16_t hsm_adm_key_get_attrs(struct hsm_cmd *c);
+uint16_t hsm_adm_key_set_state(struct hsm_cmd *c);
+uint16_t hsm_adm_key_rotate(struct hsm_cmd *c);
+uint16_t hsm_adm_key_find(struct hsm_cmd *c);
+void hsm_key_rotate_undo(struct hsm_fw *fw, uint64_t old_handle,
+			 uint64_t new_handle);
 uint16_t hsm_adm_token_create(struct hsm_cmd *c);
 uint16_t hsm_adm_token_open(struct hsm_cmd *c);
 int hsm_token_key_init(struct hsm_fw *fw);
@@ -316,6 +361,7 @@ int hsm_token_key_init(struct hsm_fw *fw);
 struct hsm_audit_pre {
 	bool have;
 	bool kernel_session;	/* volatile key of the kernel partition */
+	uint32_t state;		/* enum hsm_key_state */
 	uint32_t partition;
 	uint32_t detail;
 	char label[HSM_LABEL_LEN];
@@ -364,6 +410,40 @@ void hsm_hmac_raw(const uint8_t *key, size_t klen, const void *msg,
 
 int hsm_hash_index(uint16_t mech);
 int hsm_aes_index(unsigned int key_bytes);
+
+/*
+ * What a key's lifecycle state allows: PRE_ACTIVE nothing, ACTIVE every
+ * use, DEACTIVATED and COMPROMISED only the processing of old data.  @use
+ * is one HSM_USE_* bit the key's uses already allow.  No lock: the state
+ * is one atomic word.
+ */
+#define HSM_USES_DEACTIVATED	(HSM_USE_DECRYPT | HSM_USE_VERIFY | \
+				 HSM_USE_UNWRAP)
+#define HSM_USES_COMPROMISED	(HSM_USE_DECRYPT | HSM_USE_VERIFY)
+
+static inline uint16_t hsm_key_state_check(const struct hsm_key *k,
+					   uint32_t use)
+{
+	switch (__atomic_load_n(&k->state, __ATOMIC_ACQUIRE)) {
+	case HSM_KEY_STATE_ACTIVE:
+		return HSM_SC_SUCCESS;
+	case HSM_KEY_STATE_DEACTIVATED:
+		return (use & ~HSM_USES_DEACTIVATED) ? HSM_SC_KEY_STATE :
+						       HSM_SC_SUCCESS;
+	case HSM_KEY_STATE_COMPROMISED:
+		return (use & ~HSM_USES_COMPROMISED) ?
+		       HSM_SC_KEY_COMPROMISED : HSM_SC_SUCCESS;
+	}
+	return HSM_SC_KEY_STATE;
+}
+
+/* The key's attributes allow @use and its state allows it now. */
+static inline uint16_t hsm_key_use(const struct hsm_key *k, uint32_t use)
+{
+	if (!(k->uses & use))
+		return HSM_SC_USE_DENIED;
+	return hsm_key_state_check(k, use);
+}
 
 static inline bool hsm_fw_is_tampered(struct hsm_fw *fw)
 {

@@ -7,7 +7,14 @@
  * lock and drop it when the command is done, so destroying a key while
  * another queue uses it is safe: the slot empties at once (new commands see
  * HSM_SC_INVALID_HANDLE) and the key material is wiped when the last user
- * finishes.
+ * finishes.  Only a key's lifecycle state and its timestamps change after
+ * insertion (atomic words, written under the write lock).
+ *
+ * Non-empty labels are indexed per (partition, label) in a hash table of
+ * label families (struct hsm_label_fam), also under ks_lock: KEY_FIND and
+ * the uniqueness check at creation cost one hash and one short chain walk
+ * whatever the number of keys.  The hash is SipHash-2-4 under a random
+ * per-card key, so the host cannot pick labels that all collide.
  *
  * Copyright (C) 2026 The hsmcard authors
  */
@@ -59,6 +66,224 @@ static bool hsm_type_symmetric(uint16_t type)
 	return type == HSM_KEY_AES || type == HSM_KEY_HMAC;
 }
 
+/* ---- label index ---- */
+
+#define HSM_LBL_MIN_SIZE	64
+
+static inline uint64_t hsm_rotl64(uint64_t v, unsigned int n)
+{
+	return (v << n) | (v >> (64 - n));
+}
+
+static inline void hsm_sip_round(uint64_t v[4])
+{
+	v[0] += v[1];
+	v[1] = hsm_rotl64(v[1], 13) ^ v[0];
+	v[0] = hsm_rotl64(v[0], 32);
+	v[2] += v[3];
+	v[3] = hsm_rotl64(v[3], 16) ^ v[2];
+	v[0] += v[3];
+	v[3] = hsm_rotl64(v[3], 21) ^ v[0];
+	v[2] += v[1];
+	v[1] = hsm_rotl64(v[1], 17) ^ v[2];
+	v[2] = hsm_rotl64(v[2], 32);
+}
+
+/* SipHash-2-4 of @len bytes at @p under the 128-bit key @key. */
+static uint64_t hsm_siphash(const uint64_t key[2], const uint8_t *p,
+			    size_t len)
+{
+	uint64_t v[4] = {
+		key[0] ^ 0x736f6d6570736575ull, key[1] ^ 0x646f72616e646f6dull,
+		key[0] ^ 0x6c7967656e657261ull, key[1] ^ 0x7465646279746573ull,
+	};
+	uint64_t m;
+	size_t i, j;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		for (m = 0, j = 0; j < 8; j++)
+			m |= (uint64_t)p[i + j] << (8 * j);
+		v[3] ^= m;
+		hsm_sip_round(v);
+		hsm_sip_round(v);
+		v[0] ^= m;
+	}
+	m = (uint64_t)(len & 0xff) << 56;
+	for (j = 0; i + j < len; j++)
+		m |= (uint64_t)p[i + j] << (8 * j);
+	v[3] ^= m;
+	hsm_sip_round(v);
+	hsm_sip_round(v);
+	v[0] ^= m;
+	v[2] ^= 0xff;
+	for (j = 0; j < 4; j++)
+		hsm_sip_round(v);
+	return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+static uint64_t hsm_label_hash(struct hsm_fw *fw, uint32_t part,
+			       const char *label)
+{
+	uint8_t buf[4 + HSM_LABEL_LEN];
+	size_t n = strnlen(label, HSM_LABEL_LEN);
+
+	buf[0] = part;
+	buf[1] = part >> 8;
+	buf[2] = part >> 16;
+	buf[3] = part >> 24;
+	memcpy(buf + 4, label, n);
+	return hsm_siphash(fw->lbl_seed, buf, 4 + n);
+}
+
+/*
+ * Keys with a label in the index: every non-empty label except those of
+ * the kernel crypto API's session keys (data-path keys that all carry the
+ * driver's one label and are never looked up).
+ */
+static bool hsm_key_indexed(const struct hsm_key *k)
+{
+	return k->label[0] &&
+	       !(k->partition == HSM_KERNEL_PARTITION &&
+		 (k->flags & HSM_KEYF_SESSION));
+}
+
+/* Caller holds ks_lock. */
+static struct hsm_label_fam *hsm_label_find(struct hsm_fw *fw, uint32_t part,
+					    const char *label)
+{
+	uint64_t h = hsm_label_hash(fw, part, label);
+	struct hsm_label_fam *f;
+
+	if (!fw->lbl_tab)
+		return NULL;
+	for (f = fw->lbl_tab[h & (fw->lbl_size - 1)]; f; f = f->next)
+		if (f->hash == h && f->partition == part &&
+		    !strncmp(f->label, label, HSM_LABEL_LEN))
+			return f;
+	return NULL;
+}
+
+/* Double the table when there are more families than buckets. */
+static void hsm_label_grow(struct hsm_fw *fw)
+{
+	unsigned int size = fw->lbl_size ? fw->lbl_size * 2 : HSM_LBL_MIN_SIZE;
+	struct hsm_label_fam **tab, *f, *next;
+	unsigned int i;
+
+	tab = calloc(size, sizeof(*tab));
+	if (!tab)
+		return;		/* longer chains, still correct */
+	for (i = 0; i < fw->lbl_size; i++)
+		for (f = fw->lbl_tab[i]; f; f = next) {
+			next = f->next;
+			f->next = tab[f->hash & (size - 1)];
+			tab[f->hash & (size - 1)] = f;
+		}
+	free(fw->lbl_tab);
+	fw->lbl_tab = tab;
+	fw->lbl_size = size;
+}
+
+/*
+ * Put @k into its label's family, at its version.  @renumber (a key of a
+ * version 3 store): the key becomes the family's newest version.  Caller
+ * holds ks_lock for writing.  Return: 0, or -1 (no memory, or the family
+ * already has this version).
+ */
+static void hsm_label_free(struct hsm_label_fam *f)
+{
+	if (f->v != f->inl)
+		free(f->v);
+	free(f);
+}
+
+static int hsm_label_add(struct hsm_fw *fw, struct hsm_key *k, bool renumber)
+{
+	struct hsm_label_ver *v;
+	struct hsm_label_fam *f;
+	unsigned int i;
+
+	if (!hsm_key_indexed(k))
+		return 0;
+	if (!fw->lbl_tab || fw->lbl_nr >= fw->lbl_size)
+		hsm_label_grow(fw);
+	if (!fw->lbl_tab)
+		return -1;
+	f = hsm_label_find(fw, k->partition, k->label);
+	if (!f) {
+		f = calloc(1, sizeof(*f));
+		if (!f)
+			return -1;
+		f->hash = hsm_label_hash(fw, k->partition, k->label);
+		f->partition = k->partition;
+		f->v = f->inl;
+		f->cap = 2;
+		memcpy(f->label, k->label, sizeof(f->label));
+		f->next = fw->lbl_tab[f->hash & (fw->lbl_size - 1)];
+		fw->lbl_tab[f->hash & (fw->lbl_size - 1)] = f;
+		fw->lbl_nr++;
+	}
+	if (renumber && f->nr)
+		k->version = f->v[f->nr - 1].version + 1;
+	if (f->nr == f->cap) {
+		v = malloc(f->cap * 2 * sizeof(*v));
+		if (!v)
+			goto fail;
+		memcpy(v, f->v, f->nr * sizeof(*v));
+		if (f->v != f->inl)
+			free(f->v);
+		f->v = v;
+		f->cap *= 2;
+	}
+	for (i = f->nr; i > 0 && f->v[i - 1].version >= k->version; i--)
+		if (f->v[i - 1].version == k->version)
+			goto fail;
+	memmove(f->v + i + 1, f->v + i, (f->nr - i) * sizeof(*f->v));
+	f->v[i].handle = k->handle;
+	f->v[i].version = k->version;
+	f->nr++;
+	k->fam = f;
+	return 0;
+fail:
+	if (!f->nr) {
+		struct hsm_label_fam **pp = &fw->lbl_tab[f->hash &
+							 (fw->lbl_size - 1)];
+
+		while (*pp != f)
+			pp = &(*pp)->next;
+		*pp = f->next;
+		fw->lbl_nr--;
+		hsm_label_free(f);
+	}
+	return -1;
+}
+
+/* Take @k out of its family; the last one frees it.  Write lock held. */
+static void hsm_label_del(struct hsm_fw *fw, struct hsm_key *k)
+{
+	struct hsm_label_fam *f = k->fam, **pp;
+	unsigned int i;
+
+	if (!f)
+		return;
+	k->fam = NULL;
+	for (i = 0; i < f->nr && f->v[i].handle != k->handle; i++)
+		;
+	if (i < f->nr) {
+		memmove(f->v + i, f->v + i + 1,
+			(f->nr - i - 1) * sizeof(*f->v));
+		f->nr--;
+	}
+	if (f->nr)
+		return;
+	pp = &fw->lbl_tab[f->hash & (fw->lbl_size - 1)];
+	while (*pp != f)
+		pp = &(*pp)->next;
+	*pp = f->next;
+	fw->lbl_nr--;
+	hsm_label_free(f);
+}
+
 /* ---- store ---- */
 
 int hsm_fw_keys_init(struct hsm_fw *fw)
@@ -66,7 +291,9 @@ int hsm_fw_keys_init(struct hsm_fw *fw)
 	fw->slots = calloc(fw->cfg.max_keys, sizeof(*fw->slots));
 	if (!fw->slots)
 		return -1;
-	if (pthread_rwlock_init(&fw->ks_lock, NULL)) {
+	if (RAND_bytes((unsigned char *)fw->lbl_seed,
+		       sizeof(fw->lbl_seed)) != 1 ||
+	    pthread_rwlock_init(&fw->ks_lock, NULL)) {
 		free(fw->slots);
 		fw->slots = NULL;
 		return -1;
@@ -101,6 +328,8 @@ void hsm_fw_keys_zeroize(struct hsm_fw *fw)
 
 	pthread_rwlock_wrlock(&fw->ks_lock);
 	for (i = 0; i < fw->cfg.max_keys; i++) {
+		if (fw->slots[i])
+			hsm_label_del(fw, fw->slots[i]);
 		hsm_key_put(fw->slots[i]);
 		fw->slots[i] = NULL;
 	}
@@ -127,6 +356,7 @@ unsigned int hsm_fw_keys_drop_partition(struct hsm_fw *fw, uint32_t part,
 			continue;
 		if (k->flags & HSM_KEYF_PERSISTENT)
 			*persistent = true;
+		hsm_label_del(fw, k);
 		fw->slots[i] = NULL;
 		fw->nr_keys--;
 		hsm_key_put(k);
@@ -156,6 +386,9 @@ void hsm_fw_keys_fini(struct hsm_fw *fw)
 	pthread_rwlock_destroy(&fw->ks_lock);
 	free(fw->slots);
 	fw->slots = NULL;
+	free(fw->lbl_tab);
+	fw->lbl_tab = NULL;
+	fw->lbl_size = 0;
 }
 
 unsigned int hsm_fw_keys_count(struct hsm_fw *fw)
@@ -198,9 +431,35 @@ uint16_t hsm_key_get(struct hsm_fw *fw, uint64_t handle, struct hsm_key **kp)
 	return HSM_SC_SUCCESS;
 }
 
-/* Put a fully built key into a free slot; on success the store owns it. */
-static uint16_t hsm_key_insert(struct hsm_fw *fw, struct hsm_key *k)
+/* Fetch a key's lifecycle fields at once (atomics, see struct hsm_key). */
+static void hsm_key_life(const struct hsm_key *k, uint32_t *state,
+			 uint64_t *act, uint64_t *deact)
 {
+	*state = __atomic_load_n(&k->state, __ATOMIC_ACQUIRE);
+	*act = __atomic_load_n(&k->activated, __ATOMIC_RELAXED);
+	*deact = __atomic_load_n(&k->deactivated, __ATOMIC_RELAXED);
+}
+
+/* Change a key's state; ks_lock held for writing. */
+static void hsm_key_set_life(struct hsm_key *k, uint32_t state,
+			     uint64_t act, uint64_t deact)
+{
+	__atomic_store_n(&k->activated, act, __ATOMIC_RELAXED);
+	__atomic_store_n(&k->deactivated, deact, __ATOMIC_RELAXED);
+	__atomic_store_n(&k->state, state, __ATOMIC_RELEASE);
+}
+
+/*
+ * Put a fully built key into a free slot; on success the store owns it.
+ * A non-empty label must be free in the partition, unless @old is given
+ * (KEY_ROTATE): then @k becomes the newest version of @old's family and
+ * @old, which must still be in the store and ACTIVE, is DEACTIVATED in
+ * the same critical section.
+ */
+static uint16_t hsm_key_insert(struct hsm_fw *fw, struct hsm_key *k,
+			       struct hsm_key *old)
+{
+	struct hsm_label_fam *f;
 	uint32_t tag = 0;
 	unsigned int i, slot;
 	uint16_t st = HSM_SC_KEYSTORE_FULL;
@@ -214,16 +473,41 @@ static uint16_t hsm_key_insert(struct hsm_fw *fw, struct hsm_key *k)
 		st = HSM_SC_TAMPERED;
 		goto out;
 	}
+	f = hsm_key_indexed(k) ? hsm_label_find(fw, k->partition, k->label) :
+				 NULL;
+	if (old) {
+		if (fw->slots[HSM_HANDLE_SLOT(old->handle)] != old) {
+			st = HSM_SC_INVALID_HANDLE;
+			goto out;
+		}
+		if (old->state != HSM_KEY_STATE_ACTIVE) {
+			st = old->state == HSM_KEY_STATE_COMPROMISED ?
+			     HSM_SC_KEY_COMPROMISED : HSM_SC_KEY_STATE;
+			goto out;
+		}
+		k->version = f && f->nr ? f->v[f->nr - 1].version + 1 :
+					  old->version + 1;
+	} else if (f) {
+		st = HSM_SC_LABEL_EXISTS;
+		goto out;
+	}
 	for (i = 0; i < fw->cfg.max_keys; i++) {
 		slot = (fw->next_slot + i) % fw->cfg.max_keys;
 		if (fw->slots[slot])
 			continue;
 		k->handle = ((uint64_t)tag << 32) |
 			    ((uint64_t)k->partition << 24) | slot;
+		if (hsm_label_add(fw, k, false)) {
+			st = HSM_SC_INTERNAL;
+			break;
+		}
 		k->refcnt = 1;
 		fw->slots[slot] = k;
 		fw->nr_keys++;
 		fw->next_slot = slot + 1;
+		if (old)
+			hsm_key_set_life(old, HSM_KEY_STATE_DEACTIVATED,
+					 old->activated, k->created);
 		st = HSM_SC_SUCCESS;
 		break;
 	}
@@ -232,8 +516,11 @@ out:
 	return st;
 }
 
-/* Put a key loaded from the persistent store back at its handle's slot. */
-int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k)
+/*
+ * Put a key loaded from the persistent store back at its handle's slot.
+ * @renumber: the store predates versions (see hsm_label_add()).
+ */
+int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k, bool renumber)
 {
 	uint32_t slot = HSM_HANDLE_SLOT(k->handle);
 	int ret = -1;
@@ -242,7 +529,7 @@ int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k)
 	    HSM_HANDLE_PART(k->handle) != k->partition)
 		return -1;
 	pthread_rwlock_wrlock(&fw->ks_lock);
-	if (!fw->slots[slot]) {
+	if (!fw->slots[slot] && !hsm_label_add(fw, k, renumber)) {
 		k->refcnt = 1;
 		fw->slots[slot] = k;
 		fw->nr_keys++;
@@ -263,6 +550,7 @@ struct hsm_key *hsm_key_remove(struct hsm_fw *fw, uint64_t handle)
 	pthread_rwlock_wrlock(&fw->ks_lock);
 	if (fw->slots[slot] && fw->slots[slot]->handle == handle) {
 		k = fw->slots[slot];
+		hsm_label_del(fw, k);
 		fw->slots[slot] = NULL;
 		fw->nr_keys--;
 	}
@@ -298,6 +586,8 @@ bool hsm_key_attrs_valid(const struct hsm_key *k)
 		return false;
 	return hsm_bits_valid(k->type, k->bits) &&
 	       k->partition < HSM_NR_PARTITIONS &&
+	       k->state >= HSM_KEY_STATE_PRE_ACTIVE &&
+	       k->state < HSM_KEY_STATE_MAX && k->version &&
 	       !(k->uses & ~hsm_type_uses[k->type]) && k->uses &&
 	       (k->flags & ~HSM_KEYF_ALL) == 0 &&
 	       (k->flags & HSM_KEYF_PERSISTENT) &&
@@ -338,7 +628,8 @@ static uint16_t hsm_attrs_parse(struct hsm_fw *fw,
 	const char *nul;
 	size_t i;
 
-	if (a->handle || a->created)
+	if (a->handle || a->created || a->rsvd0 || a->version ||
+	    a->activated || a->deactivated)
 		return HSM_SC_INVALID_FIELD;
 	for (i = 0; i < sizeof(a->rsvd) / sizeof(a->rsvd[0]); i++)
 		if (a->rsvd[i])
@@ -371,12 +662,33 @@ static uint16_t hsm_attrs_parse(struct hsm_fw *fw,
 	if (k->uses & ~hsm_type_uses[k->type])
 		return HSM_SC_INVALID_FIELD;
 	k->created = (uint64_t)time(NULL);
+	k->version = 1;
+	switch (le16toh(a->state)) {
+	case HSM_KEY_STATE_DEFAULT:
+	case HSM_KEY_STATE_ACTIVE:
+		k->state = HSM_KEY_STATE_ACTIVE;
+		k->activated = k->created;
+		break;
+	case HSM_KEY_STATE_PRE_ACTIVE:
+		k->state = HSM_KEY_STATE_PRE_ACTIVE;
+		break;
+	default:
+		return HSM_SC_INVALID_FIELD;
+	}
 	return HSM_SC_SUCCESS;
 }
 
 void hsm_attrs_fill(const struct hsm_key *k, struct hsm_key_attrs *a)
 {
+	uint64_t act, deact;
+	uint32_t state;
+
+	hsm_key_life(k, &state, &act, &deact);
 	memset(a, 0, sizeof(*a));
+	a->state = htole16(state);
+	a->version = htole32(k->version);
+	a->activated = htole64(act);
+	a->deactivated = htole64(deact);
 	a->handle = htole64(k->handle);
 	a->type = htole16(k->type);
 	a->bits = htole16(k->bits);
@@ -732,7 +1044,7 @@ static uint16_t hsm_key_create(struct hsm_cmd *c,
 	if (!st)
 		st = hsm_key_prepare(c->fw, k);
 	if (!st)
-		st = hsm_key_insert(c->fw, k);
+		st = hsm_key_insert(c->fw, k, NULL);
 	if (st)
 		goto err;
 	/* a persistent key is acknowledged only once it is on disk */
@@ -812,9 +1124,10 @@ static uint16_t hsm_kek_get(struct hsm_cmd *c, uint64_t handle, uint32_t use,
 		return st;
 	if (k->type != HSM_KEY_AES) {
 		st = HSM_SC_KEY_TYPE;
-	} else if (!(k->uses & use)) {
-		st = HSM_SC_USE_DENIED;
 	} else {
+		st = hsm_key_use(k, use);
+	}
+	if (!st) {
 		idx = hsm_aes_index(k->secret_len);
 		if (idx < 0)
 			st = HSM_SC_INVALID_KEY_SIZE;
@@ -948,6 +1261,12 @@ uint16_t hsm_adm_key_wrap(struct hsm_cmd *c)
 	}
 	if (!(k->flags & HSM_KEYF_EXTRACTABLE)) {
 		st = HSM_SC_NOT_EXTRACTABLE;
+		goto out;
+	}
+	/* a compromised key never leaves, not even wrapped */
+	if (__atomic_load_n(&k->state, __ATOMIC_ACQUIRE) ==
+	    HSM_KEY_STATE_COMPROMISED) {
+		st = HSM_SC_KEY_COMPROMISED;
 		goto out;
 	}
 	st = hsm_key_get_material(k, &mat, &matlen);
@@ -1088,4 +1407,223 @@ uint16_t hsm_adm_key_get_attrs(struct hsm_cmd *c)
 	hsm_attrs_fill(k, &a);
 	hsm_key_put(k);
 	return hsm_write_dst(c, &a, sizeof(a));
+}
+
+/* ---- lifecycle ---- */
+
+static bool hsm_state_change_ok(uint32_t from, uint32_t to)
+{
+	switch (to) {
+	case HSM_KEY_STATE_ACTIVE:
+		return from == HSM_KEY_STATE_PRE_ACTIVE;
+	case HSM_KEY_STATE_DEACTIVATED:
+		return from == HSM_KEY_STATE_PRE_ACTIVE ||
+		       from == HSM_KEY_STATE_ACTIVE;
+	case HSM_KEY_STATE_COMPROMISED:
+		return from != HSM_KEY_STATE_COMPROMISED;
+	}
+	return false;
+}
+
+/*
+ * KEY_SET_STATE: handle, cdw[0] = new state; result = the previous state.
+ * A persistent key's new state is sealed before the command completes; if
+ * the store cannot be written the command fails but the key keeps its new
+ * state in memory (the stricter one: a state only moves forward).
+ */
+uint16_t hsm_adm_key_set_state(struct hsm_cmd *c)
+{
+	struct hsm_fw *fw = c->fw;
+	uint32_t to = c->cdw[0], from;
+	uint64_t now = (uint64_t)time(NULL);
+	struct hsm_key *k;
+	bool persistent;
+	uint16_t st;
+
+	st = hsm_cmd_check_fields(c, HSM_F_HANDLE | HSM_F_CDW(0));
+	if (st)
+		return st;
+	if (hsm_fw_is_tampered(fw))
+		return HSM_SC_TAMPERED;
+	if (to < HSM_KEY_STATE_PRE_ACTIVE || to >= HSM_KEY_STATE_MAX)
+		return HSM_SC_INVALID_FIELD;
+	st = hsm_key_get(fw, c->handle, &k);
+	if (st)
+		return st;
+	pthread_rwlock_wrlock(&fw->ks_lock);
+	from = k->state;
+	if (fw->slots[HSM_HANDLE_SLOT(k->handle)] != k) {
+		st = HSM_SC_INVALID_HANDLE;	/* destroyed meanwhile */
+	} else if (!hsm_state_change_ok(from, to)) {
+		st = HSM_SC_KEY_STATE;
+	} else {
+		hsm_key_set_life(k, to,
+				 to == HSM_KEY_STATE_ACTIVE ? now :
+							      k->activated,
+				 to == HSM_KEY_STATE_ACTIVE || k->deactivated ?
+				 k->deactivated : now);
+	}
+	pthread_rwlock_unlock(&fw->ks_lock);
+	persistent = k->flags & HSM_KEYF_PERSISTENT;
+	hsm_key_put(k);
+	if (st)
+		return st;
+	c->result = from;
+	return persistent ? hsm_store_save(fw) : HSM_SC_SUCCESS;
+}
+
+/* Can the card make a fresh key like @k? */
+static bool hsm_key_generable(const struct hsm_key *k)
+{
+	return k->type != HSM_KEY_AUTHENC && !k->public_only &&
+	       hsm_bits_valid(k->type, k->bits);
+}
+
+/*
+ * Take back a rotation that cannot be acknowledged: the new version goes,
+ * the old one is ACTIVE again (if nothing else changed its state since).
+ */
+void hsm_key_rotate_undo(struct hsm_fw *fw, uint64_t old_handle,
+			 uint64_t new_handle)
+{
+	struct hsm_key *nk, *old = NULL;
+	bool persistent;
+
+	nk = hsm_key_remove(fw, new_handle);
+	if (!nk)
+		return;
+	persistent = nk->flags & HSM_KEYF_PERSISTENT;
+	pthread_rwlock_wrlock(&fw->ks_lock);
+	if (HSM_HANDLE_SLOT(old_handle) < fw->cfg.max_keys)
+		old = fw->slots[HSM_HANDLE_SLOT(old_handle)];
+	if (old && old->handle == old_handle &&
+	    old->state == HSM_KEY_STATE_DEACTIVATED &&
+	    old->deactivated == nk->created)
+		hsm_key_set_life(old, HSM_KEY_STATE_ACTIVE, old->activated, 0);
+	pthread_rwlock_unlock(&fw->ks_lock);
+	hsm_key_put(nk);
+	if (persistent)
+		hsm_store_save(fw);
+}
+
+/*
+ * KEY_ROTATE: handle = an ACTIVE key; result = the new version's handle.
+ * The new key and the old key's DEACTIVATED state are sealed together.
+ */
+uint16_t hsm_adm_key_rotate(struct hsm_cmd *c)
+{
+	struct hsm_fw *fw = c->fw;
+	struct hsm_key *old, *k = NULL;
+	uint16_t st;
+
+	st = hsm_cmd_check_fields(c, HSM_F_HANDLE);
+	if (st)
+		return st;
+	if (hsm_fw_is_tampered(fw))
+		return HSM_SC_TAMPERED;
+	st = hsm_key_get(fw, c->handle, &old);
+	if (st)
+		return st;
+	st = hsm_key_state_check(old, HSM_USE_ENCRYPT);
+	if (st)
+		goto out;
+	if (!hsm_key_generable(old)) {
+		st = HSM_SC_KEY_TYPE;
+		goto out;
+	}
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		st = HSM_SC_INTERNAL;
+		goto out;
+	}
+	k->type = old->type;
+	k->bits = old->bits;
+	k->uses = old->uses;
+	k->flags = old->flags;
+	k->partition = old->partition;
+	memcpy(k->label, old->label, sizeof(k->label));
+	k->created = (uint64_t)time(NULL);
+	k->state = HSM_KEY_STATE_ACTIVE;
+	k->activated = k->created;
+	st = hsm_key_generate_material(k);
+	if (!st)
+		st = hsm_key_prepare(fw, k);
+	if (!st)
+		st = hsm_key_insert(fw, k, old);
+	if (st) {
+		hsm_key_free(k);
+		goto out;
+	}
+	/* both changes reach the disk in one write, or neither counts */
+	if ((k->flags & HSM_KEYF_PERSISTENT) && hsm_store_save(fw)) {
+		hsm_key_rotate_undo(fw, old->handle, k->handle);
+		st = HSM_SC_INTERNAL;
+		goto out;
+	}
+	c->result = k->handle;
+out:
+	hsm_key_put(old);
+	return st;
+}
+
+/*
+ * KEY_FIND: cdw[0] = partition, cdw[1] = version (0: newest), src =
+ * HSM_LABEL_LEN bytes of label; result = handle.
+ */
+uint16_t hsm_adm_key_find(struct hsm_cmd *c)
+{
+	struct hsm_fw *fw = c->fw;
+	char label[HSM_LABEL_LEN];
+	struct hsm_label_fam *f;
+	struct hsm_xbuf *xb;
+	const char *nul;
+	uint64_t handle = 0;
+	uint32_t ver = c->cdw[1];
+	unsigned int i;
+	uint16_t st;
+
+	st = hsm_cmd_check_fields(c, HSM_F_SRC | HSM_F_CDW(0) | HSM_F_CDW(1));
+	if (st)
+		return st;
+	if (hsm_fw_is_tampered(fw))
+		return HSM_SC_TAMPERED;
+	if (c->src_len != HSM_LABEL_LEN)
+		return HSM_SC_INVALID_LENGTH;
+	if (!hsm_part_exists(fw, c->cdw[0]))
+		return HSM_SC_INVALID_FIELD;
+	xb = malloc(sizeof(*xb));
+	if (!xb)
+		return HSM_SC_INTERNAL;
+	st = hsm_xbuf_src(c, xb);
+	if (!st)
+		st = hsm_xbuf_read(xb, label, sizeof(label));
+	free(xb);
+	if (st)
+		return st;
+	nul = memchr(label, 0, sizeof(label));
+	if (!nul || nul == label)
+		return HSM_SC_INVALID_FIELD;
+	for (i = nul - label; i < sizeof(label); i++)
+		if (label[i])
+			return HSM_SC_INVALID_FIELD;
+
+	pthread_rwlock_rdlock(&fw->ks_lock);
+	f = hsm_label_find(fw, c->cdw[0], label);
+	if (f && f->nr) {
+		if (!ver) {
+			handle = f->v[f->nr - 1].handle;
+		} else {
+			/* versions are few: a family grows by rotations */
+			for (i = f->nr; i-- > 0;)
+				if (f->v[i].version == ver) {
+					handle = f->v[i].handle;
+					break;
+				}
+		}
+	}
+	pthread_rwlock_unlock(&fw->ks_lock);
+	if (!handle)
+		return HSM_SC_INVALID_HANDLE;
+	c->result = handle;
+	return HSM_SC_SUCCESS;
 }

@@ -8,9 +8,10 @@
  *
  * File layout (all integers little endian):
  *   0  "HSMKSTOR"          magic
- *   8  le32 version (3; version 1 files, without the audit section,
- *                           and version 2 files, without the
- *                           partition section, are still read)
+ *   8  le32 version (4; version 1 files, without the audit section,
+ *                           version 2 files, without the partition
+ *                           section, and version 3 files, without key
+ *                           lifecycle fields, are still read)
  *  12  card_id[16]         the card's identity, kept across restarts
  *  28  nonce[12]           fresh for every write
  *  40  le32 n              length of the sealed payload
@@ -29,6 +30,13 @@
  * store loads as a factory card: partitions 0 and 1, no PIN; the next
  * save writes version 3.  Keys of a partition the section does not hold
  * make the whole file malformed.
+ * Version 4 fills the lifecycle fields of each key's attributes (state,
+ * version, activated, deactivated; they were reserved zeros before).  A
+ * version 1..3 store loads its keys ACTIVE, version 1, activated at their
+ * creation time, except that keys sharing a non-empty label in one
+ * partition become versions 1, 2, ... of that label's family in file
+ * order (a version 4 store never holds two keys with one label and one
+ * version); the next save writes version 4.
  *
  * Every write goes to "<path>.tmp", is fsync()ed, renamed over the file
  * and the directory is fsync()ed, so a crash leaves the old or the new
@@ -53,9 +61,10 @@
 #include "hsm_fw_int.h"
 
 #define HSM_KS_MAGIC		"HSMKSTOR"
-#define HSM_KS_VERSION		3
+#define HSM_KS_VERSION		4
 #define HSM_KS_VERSION_V1	1
 #define HSM_KS_VERSION_V2	2
+#define HSM_KS_VERSION_V3	3
 #define HSM_KS_HDR		44
 #define HSM_KS_TAG		16
 #define HSM_KS_MAX_FILE		(64u << 20)
@@ -398,6 +407,18 @@ static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len,
 		k->partition = le32toh(a.partition);
 		k->created = le64toh(a.created);
 		memcpy(k->label, a.label, sizeof(k->label));
+		if (ver > HSM_KS_VERSION_V3) {
+			k->state = le16toh(a.state);
+			k->version = le32toh(a.version);
+			k->activated = le64toh(a.activated);
+			k->deactivated = le64toh(a.deactivated);
+			if (a.rsvd0 || a.rsvd[0] || a.rsvd[1])
+				goto out;
+		} else {
+			k->state = HSM_KEY_STATE_ACTIVE;
+			k->version = 1;
+			k->activated = k->created;
+		}
 		if (!hsm_key_attrs_valid(k) ||
 		    hsm_key_set_material(k, p + off, mlen, false) ||
 		    hsm_key_prepare(fw, k))
@@ -438,8 +459,8 @@ static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len,
 				head_hash ? head_hash : zero))
 		goto out;
 	for (i = 0; i < n; i++) {
-		if (hsm_key_insert_at(fw, all[i])) {
-			/* two keys claim one slot: take back what went in */
+		if (hsm_key_insert_at(fw, all[i], ver <= HSM_KS_VERSION_V3)) {
+			/* two keys claim one slot or one label version */
 			hsm_fw_keys_zeroize(fw);
 			goto out;
 		}
@@ -469,8 +490,7 @@ static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
 	memcpy(&ver, file + 8, 4);
 	memcpy(&plen, file + 40, 4);
 	ver = le32toh(ver);
-	if ((ver != HSM_KS_VERSION && ver != HSM_KS_VERSION_V1 &&
-	     ver != HSM_KS_VERSION_V2) ||
+	if (ver < HSM_KS_VERSION_V1 || ver > HSM_KS_VERSION ||
 	    (size_t)le32toh(plen) != flen - HSM_KS_HDR - HSM_KS_TAG) {
 		hsm_store_err(errp, "bad version or length (torn file?)",
 			      fw->ks_path);

@@ -120,6 +120,7 @@ static uint16_t adm(struct hsm_fw *f, const struct hsm_sqe *s, uint64_t *res)
 static struct hsm_key_attrs attrs(uint16_t type, uint16_t bits, uint32_t uses,
 				  uint32_t flags, uint32_t part)
 {
+	static unsigned int serial;	/* a label names one key */
 	struct hsm_key_attrs a;
 
 	memset(&a, 0, sizeof(a));
@@ -128,7 +129,8 @@ static struct hsm_key_attrs attrs(uint16_t type, uint16_t bits, uint32_t uses,
 	a.uses = htole32(uses);
 	a.flags = htole32(flags);
 	a.partition = htole32(part);
-	snprintf(a.label, sizeof(a.label), "test-%u-%u", type, bits);
+	snprintf(a.label, sizeof(a.label), "test-%u-%u-%u", type, bits,
+		 __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED));
 	return a;
 }
 
@@ -565,8 +567,8 @@ static void test_identify(void)
 	sqe_init(&s, 0x8a);
 	check_st(hsm_fw_io(fw, &fh.host, &s, &res), HSM_SC_INVALID_OPCODE,
 		 "I/O opcode 0x8a");
-	sqe_init(&s, 0x1f);
-	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_OPCODE, "admin opcode 0x1f");
+	sqe_init(&s, 0x0f);
+	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_OPCODE, "admin opcode 0x0f");
 	sqe_init(&s, 0);
 	check_st(hsm_fw_io(fw, &fh.host, &s, &res), HSM_SC_INVALID_OPCODE,
 		 "I/O opcode 0");
@@ -716,6 +718,7 @@ static void test_keygen(void)
 	unsigned int i;
 	uint16_t st;
 	time_t now = time(NULL);
+	char prefix[32];
 
 	for (i = 0; i < sizeof(ok_cases) / sizeof(ok_cases[0]); i++) {
 		st = gen(ok_cases[i].type, ok_cases[i].bits, 0, 0, 0, &h);
@@ -724,6 +727,8 @@ static void test_keygen(void)
 		if (st)
 			continue;
 		st = get_attrs(fw, h, &a);
+		snprintf(prefix, sizeof(prefix), "test-%u-%u-",
+			 ok_cases[i].type, ok_cases[i].bits);
 		check(!st && le64toh(a.handle) == h &&
 		      le16toh(a.type) == ok_cases[i].type &&
 		      le16toh(a.bits) == ok_cases[i].want_bits &&
@@ -731,8 +736,11 @@ static void test_keygen(void)
 		      le32toh(a.partition) == 0 &&
 		      (time_t)le64toh(a.created) >= now - 5 &&
 		      (time_t)le64toh(a.created) <= time(NULL) &&
-		      !strcmp(a.label, attrs(ok_cases[i].type,
-					     ok_cases[i].bits, 0, 0, 0).label),
+		      !strncmp(a.label, prefix, strlen(prefix)) &&
+		      le16toh(a.state) == HSM_KEY_STATE_ACTIVE &&
+		      le32toh(a.version) == 1 &&
+		      le64toh(a.activated) == le64toh(a.created) &&
+		      !a.deactivated && !a.rsvd0 && !a.rsvd[0] && !a.rsvd[1],
 		      "attributes of type %u bits %u (bits %u, uses %#x)",
 		      ok_cases[i].type, ok_cases[i].bits, le16toh(a.bits),
 		      le32toh(a.uses));
@@ -769,7 +777,7 @@ static void test_keygen(void)
 		 HSM_SC_INVALID_FIELD, "partition 2");
 
 	a = attrs(HSM_KEY_AES, 128, 0, 0, 0);
-	a.rsvd[7] = htole32(1);
+	a.rsvd[1] = htole32(1);
 	check_st(gen_attrs(fw, &a, &h), HSM_SC_INVALID_FIELD, "reserved attr");
 	a = attrs(HSM_KEY_AES, 128, 0, 0, 0);
 	a.handle = htole64(5);
@@ -875,8 +883,10 @@ static void test_keystore_full(void)
 	check(f != NULL, "card with 4 key slots");
 	if (!f)
 		return;
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 4; i++) {
 		gen_attrs(f, &a, &h[i]);
+		a = attrs(HSM_KEY_AES, 128, 0, 0, 0);
+	}
 	check_st(gen_attrs(f, &a, &h[4]), HSM_SC_KEYSTORE_FULL, "fifth key");
 	destroy(f, h[1]);
 	check_st(gen_attrs(f, &a, &h[4]), HSM_SC_SUCCESS,
@@ -4111,6 +4121,8 @@ int main(void)
 	test_audit(&cfg);
 	fh_reset(&fh);
 	test_auth(&cfg);
+	fh_reset(&fh);
+	test_life(&cfg);
 	fh_reset(&fh);
 	test_concurrency();
 	hsm_fw_free(fw);

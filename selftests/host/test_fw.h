@@ -9,6 +9,7 @@
 #define HSM_TEST_FW_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "fakehost.h"
@@ -24,5 +25,17 @@ bool check_st(uint16_t got, uint16_t want, const char *fmt, ...)
 void test_audit(const struct hsm_fw_config *base);
 /* test_fw_auth.c: partitions, roles and PINs */
 void test_auth(const struct hsm_fw_config *base);
+/* test_fw_life.c: key states, rotation, the label index */
+void test_life(const struct hsm_fw_config *base);
+
+/* test_fw_audit.c: checkpoint, read and verify @f's whole audit log */
+long test_audit_verify(struct hsm_fw *f, struct hsm_audit_rec **out,
+		       char *why, size_t whylen);
+/* test_fw_auth.c: files, and the sealed store opened with OpenSSL */
+uint8_t *ta_read(const char *path, size_t *len);
+uint8_t *ta_unseal(const char *ks, const char *mk, size_t *plen,
+		   uint32_t *ver);
+bool ta_seal(const char *ks, const char *mk, const uint8_t *plain,
+	     size_t n, uint32_t ver, const uint8_t *card_id);
 
 #endif /* HSM_TEST_FW_H */

@@ -337,6 +337,48 @@ badsig:
 	return true;
 }
 
+/*
+ * For the other test files: append a checkpoint to @f's log, read the
+ * whole log and verify it; the checkpoints must be signed by @f's audit
+ * key.  Returns the record count (records in *out, free()d by the
+ * caller), or -1 with the reason in @why.
+ */
+long test_audit_verify(struct hsm_fw *f, struct hsm_audit_rec **out,
+		       char *why, size_t whylen)
+{
+	struct hsm_audit_read_hdr hdr;
+	struct hsm_audit_rec *recs = NULL;
+	EVP_PKEY *pub;
+	struct vres v;
+	uint64_t seq;
+	long n;
+
+	*out = NULL;
+	pub = au_pubkey(f, NULL);
+	if (!pub || au_checkpoint(f, &seq)) {
+		snprintf(why, whylen, "no audit key or no checkpoint");
+		EVP_PKEY_free(pub);
+		return -1;
+	}
+	n = au_fetch(f, 0, &recs, &hdr);
+	if (n < 0) {
+		snprintf(why, whylen, "AUDIT_READ failed");
+		EVP_PKEY_free(pub);
+		return -1;
+	}
+	if (!verify(recs, n, le64toh(hdr.first_seq) == 0, pub, NULL, &v) ||
+	    !v.sigs || v.foreign) {
+		snprintf(why, whylen, "%s (%ld signatures, %ld foreign)",
+			 v.why[0] ? v.why : "unsigned", v.sigs, v.foreign);
+		free(recs);
+		EVP_PKEY_free(pub);
+		return -1;
+	}
+	EVP_PKEY_free(pub);
+	*out = recs;
+	return n;
+}
+
 /* The last record of the log (and its seq), read through AUDIT_READ. */
 static bool au_last(struct hsm_fw *f, struct hsm_audit_rec *r)
 {

@@ -3,7 +3,7 @@
  * Host unit tests of the firmware core's partitions, roles and PINs:
  * CARD_INIT, PART_CREATE/DELETE/INFO, LOGIN, SET_PIN, the lockout and
  * its durability across restarts, re-initialization after tamper, the
- * sealed store's version 3 (and loading version 2), and the audit records.
+ * sealed store's version 4 (and loading version 2), and the audit records.
  *
  * Oracles are independent of the firmware's code: OpenSSL AES-ECB for
  * the keys that work after a re-initialization, SHA-256 over the records
@@ -277,7 +277,7 @@ static struct hsm_fw *ta_restart(struct hsm_fw *f)
 	return ta_card(ta_ks);
 }
 
-static uint8_t *ta_read(const char *path, size_t *len)
+uint8_t *ta_read(const char *path, size_t *len)
 {
 	FILE *fp = fopen(path, "rb");
 	uint8_t *buf;
@@ -320,8 +320,8 @@ static bool ta_copy(const char *from, const char *to)
 }
 
 /* Decrypt a sealed store with its master key; NULL if it does not open. */
-static uint8_t *ta_unseal(const char *ks, const char *mk, size_t *plen,
-			  uint32_t *ver)
+uint8_t *ta_unseal(const char *ks, const char *mk, size_t *plen,
+		   uint32_t *ver)
 {
 	size_t flen = 0, mlen = 0;
 	uint8_t *file = ta_read(ks, &flen), *key = ta_read(mk, &mlen);
@@ -360,8 +360,8 @@ out:
 }
 
 /* Seal @plain as a store of version @ver under the master key in @mk. */
-static bool ta_seal(const char *ks, const char *mk, const uint8_t *plain,
-		    size_t n, uint32_t ver, const uint8_t *card_id)
+bool ta_seal(const char *ks, const char *mk, const uint8_t *plain,
+	     size_t n, uint32_t ver, const uint8_t *card_id)
 {
 	size_t mlen = 0;
 	uint8_t *key = ta_read(mk, &mlen), *file = malloc(60 + n);
@@ -1017,7 +1017,7 @@ static void test_auth_files(void)
 	}
 	check(clean, "no clear PIN in the store, master key or audit files");
 	b = ta_unseal(ta_ks, ta_mk, &len, &ver);
-	check(b && ver == 3, "store opens with OpenSSL, version 3");
+	check(b && ver == 4, "store opens with OpenSSL, version 4");
 	hit = b ? ta_pin_in(b, len) : "?";
 	check(b && !hit, "no clear PIN in the decrypted store (%s)",
 	      hit ? hit : "none");
@@ -1056,8 +1056,8 @@ static void test_auth_v2(void)
 	file = ta_read(ks, &flen);
 	if (plain && len > want + 4)
 		memcpy(&sec, plain + len - want - 4, 4);
-	if (!check(plain && file && ver == 3 && le32toh(sec) == want,
-		   "version 3 store ends with a %u-byte partition section",
+	if (!check(plain && file && ver == 4 && le32toh(sec) == want,
+		   "version 4 store ends with a %u-byte partition section",
 		   want)) {
 		free(plain);
 		free(file);
@@ -1083,14 +1083,14 @@ static void test_auth_v2(void)
 	fh_reset(&fh);
 	free(plain);
 	plain = ta_unseal(ks, mk, &len, &ver);
-	check(plain && ver == 3, "the next save writes version 3");
+	check(plain && ver == 4, "the next save writes version 4");
 	/* an unknown partition number in the section: refused as a whole */
 	if (plain) {
 		memcpy(&sec, plain + len - want - 4, 4);
 		/* second partition record's number: make it 20 */
 		want = htole32(20);
 		memcpy(plain + len - (20 + 64 + 2 * 56), &want, 4);
-		ta_seal(ks, mk, plain, len, 3, card);
+		ta_seal(ks, mk, plain, len, 4, card);
 		f = ta_card(ks);
 		check(!f, "a section naming partition 20 is refused");
 		hsm_fw_free(f);

@@ -931,7 +931,13 @@ TEST_F(card, key_errors)
 	GEN_EXPECT(-EINVAL, partition, 7);
 	GEN_EXPECT(-EINVAL, handle, 5);
 	GEN_EXPECT(-EINVAL, created, 5);
-	GEN_EXPECT(-EINVAL, rsvd[1], 1);
+	GEN_EXPECT(-EINVAL, rsvd, 1);
+	GEN_EXPECT(-EINVAL, rsvd0, 1);
+	GEN_EXPECT(-EINVAL, version, 1);
+	GEN_EXPECT(-EINVAL, activated, 5);
+	GEN_EXPECT(-EINVAL, deactivated, 5);
+	GEN_EXPECT(-EINVAL, state, HSMCARD_KEY_STATE_DEACTIVATED);
+	GEN_EXPECT(-EINVAL, state, 9);
 	GEN_EXPECT(-EINVAL, bits, 100);		/* card: invalid key size */
 	memset(&g, 0, sizeof(g));
 	g.type = HSMCARD_KEY_AES;
