@@ -18,7 +18,7 @@ KSRC		:= $(BUILD)/linux-src
 export TOP BUILD KDIR_61 KDIR_612 KSRC
 
 .PHONY: all module modules-all user install qemu check check-debug check-host check-vm check-crash check-tamper \
-	debug-kernel demo \
+	check-backup debug-kernel demo \
 	checkpatch bench-engine clean help ksrc-files deps vm-tests
 
 all: module user
@@ -29,13 +29,14 @@ help:
 	@echo "make install       libhsmcard, its headers and pkg-config file, hsmctl (PREFIX, DESTDIR)"
 	@echo "make qemu          build QEMU with the hsmcard device (cached)"
 	@echo "make deps          install the Debian packages everything needs (root)"
-	@echo "make check         host tests + VM tests on 6.1 and 6.12 + crash and tamper tests (CI)"
+	@echo "make check         host tests + VM tests on 6.1 and 6.12 + crash, tamper, backup tests (CI)"
 	@echo "make check-debug   the same plus the VM tests on the 6.12 debug kernel"
 	@echo "make debug-kernel  build the debug kernel (KASAN, lockdep...; cached)"
 	@echo "make check-host    firmware-core unit tests on the host"
 	@echo "make check-vm      VM tests only (KERNELS=\"6.1 6.12 6.12-debug\" T=<test>)"
 	@echo "make check-crash   kill QEMU while keys are created; all acknowledged keys must survive"
 	@echo "make check-tamper  tamper the card while dm-crypt writes through it"
+	@echo "make check-backup  backup on one card, restore on another; guest memory scan"
 	@echo "make demo          boot a guest with the card and show it working"
 	@echo "make checkpatch    checkpatch.pl --strict over driver/ and uapi/"
 	@echo "make bench-engine  firmware-core raw rate beside host OpenSSL"
@@ -158,6 +159,12 @@ check-crash: ksrc-files qemu user
 check-tamper: ksrc-files qemu user
 	$(TOP)/selftests/vm/build-modules.sh --kernels 6.12
 	$(TOP)/selftests/vm/tamper-io.sh
+
+# Backup on one card, restore on a second one (same KEK), and the scan of a
+# guest memory dump for the keys that went through the wrapped-import path.
+check-backup: ksrc-files qemu user vm-tests
+	$(TOP)/selftests/vm/build-modules.sh --kernels 6.12
+	$(TOP)/selftests/vm/backup-restore.sh
 
 # check: Debian's two kernels (what CI runs); check-debug: a third VM run on
 # the debug kernel, built (or taken from the cache) on the way.

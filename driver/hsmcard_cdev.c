@@ -665,14 +665,16 @@ static int hsm_get_attrs(struct hsm_dev *hdev, u64 handle,
 }
 
 /*
- * Create a key from @a (and, for an import, @key_len bytes of clear key at
- * @ukey) and return its attributes in @a.
+ * Create a key from @a (and, for an import or unwrap, @key_len bytes of
+ * clear key or wrapped blob at @ukey) and return its attributes in @a.
+ * @sqe comes with the opcode set, and for an unwrap the KEK's handle and
+ * the mechanism.
  */
-static int hsm_key_create(struct hsm_dev *hdev, struct hsmcard_key_attrs *a,
+static int hsm_key_create(struct hsm_dev *hdev, struct hsm_sqe *sqe,
+			  struct hsmcard_key_attrs *a,
 			  const void __user *ukey, u32 key_len)
 {
 	struct hsm_key_attrs h;
-	struct hsm_sqe sqe = {};
 	struct hsm_buf src;
 	u64 handle = 0;
 	int ret;
@@ -688,10 +690,17 @@ static int hsm_key_create(struct hsm_dev *hdev, struct hsmcard_key_attrs *a,
 		if (ret)
 			goto out;
 	}
-	sqe.opcode = key_len ? HSM_ADM_KEY_IMPORT : HSM_ADM_KEY_GENERATE;
-	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, &src, NULL, &handle));
+	ret = hsm_errno(hsm_exec(&hdev->adminq, sqe, &src, NULL, &handle));
 	if (ret)
 		goto out;
+	/* The card must have put the key where it was asked to. */
+	if (HSM_HANDLE_PART(handle) != a->partition) {
+		dev_err_ratelimited(&hdev->pdev->dev,
+				    "key %#llx created outside partition %u\n",
+				    handle, a->partition);
+		ret = -EIO;
+		goto out;
+	}
 	hsm_genl_event(hdev, HSMCARD_EVENT_KEY_CREATED, handle);
 	/* Report what the card applied (default uses, forced flags...). */
 	if (hsm_get_attrs(hdev, handle, a)) {
@@ -708,6 +717,7 @@ static int hsm_ioc_key_generate(struct hsm_dev *hdev, void __user *argp,
 				u32 part)
 {
 	struct hsmcard_key_attrs a;
+	struct hsm_sqe sqe = {};
 	int ret;
 
 	if (copy_from_user(&a, argp, sizeof(a)))
@@ -715,7 +725,8 @@ static int hsm_ioc_key_generate(struct hsm_dev *hdev, void __user *argp,
 	ret = hsm_check_attrs_in(&a, part);
 	if (ret)
 		return ret;
-	ret = hsm_key_create(hdev, &a, NULL, 0);
+	sqe.opcode = HSM_ADM_KEY_GENERATE;
+	ret = hsm_key_create(hdev, &sqe, &a, NULL, 0);
 	if (ret)
 		return ret;
 	return copy_to_user(argp, &a, sizeof(a)) ? -EFAULT : 0;
@@ -725,6 +736,7 @@ static int hsm_ioc_key_import(struct hsm_dev *hdev, void __user *argp,
 			      u32 part)
 {
 	struct hsmcard_key_import imp;
+	struct hsm_sqe sqe = {};
 	int ret;
 
 	if (copy_from_user(&imp, argp, sizeof(imp)))
@@ -738,11 +750,136 @@ static int hsm_ioc_key_import(struct hsm_dev *hdev, void __user *argp,
 		return -EINVAL;
 	if (imp.key_len > hsm_xfer_max(hdev) - sizeof(struct hsm_key_attrs))
 		return -E2BIG;
-	ret = hsm_key_create(hdev, &imp.attrs, u64_to_user_ptr(imp.key),
+	sqe.opcode = HSM_ADM_KEY_IMPORT;
+	ret = hsm_key_create(hdev, &sqe, &imp.attrs, u64_to_user_ptr(imp.key),
 			     imp.key_len);
 	if (ret)
 		return ret;
 	return copy_to_user(argp, &imp, sizeof(imp)) ? -EFAULT : 0;
+}
+
+/* RFC 5649: at least one 8-byte block of payload after the 8-byte AIV. */
+#define HSM_KWP_MIN		16
+#define HSM_KWP_ALIGN		8
+
+static bool hsm_kwp_mech_ok(u16 mech)
+{
+	return mech == HSMCARD_MECH_NONE || mech == HSMCARD_MECH_AES_KWP;
+}
+
+/**
+ * hsm_ioc_key_wrap() - HSMCARD_IOC_KEY_WRAP
+ * @hdev: the card
+ * @argp: user pointer to struct hsmcard_key_wrap
+ * @part: the file's partition
+ *
+ * Both keys must be in @part (-ENOKEY otherwise, as if they did not
+ * exist); the card checks the rest.  The blob goes through a bounce
+ * buffer that is wiped when freed.
+ *
+ * Return: 0, -ENOSPC with the size needed in @len, or a negative errno.
+ */
+static int hsm_ioc_key_wrap(struct hsm_dev *hdev, void __user *argp,
+			    u32 part)
+{
+	struct hsmcard_key_wrap wr;
+	struct hsm_sqe sqe = {};
+	struct hsm_buf dst;
+	u64 result = 0;
+	u32 cap;
+	int ret;
+
+	if (copy_from_user(&wr, argp, sizeof(wr)))
+		return -EFAULT;
+	if (wr.flags || wr.rsvd0 || wr.rsvd1 || wr.rsvd[0] || wr.rsvd[1] ||
+	    !hsm_kwp_mech_ok(wr.mech) || !wr.len)
+		return -EINVAL;
+	if (!wr.blob)
+		return -EFAULT;
+	if (hsm_check_user_handle(wr.handle, part) ||
+	    hsm_check_user_handle(wr.kek, part))
+		return -ENOKEY;
+	cap = min(wr.len, hsm_xfer_max(hdev));
+	ret = hsm_buf_alloc(&dst, &hdev->pdev->dev, cap, DMA_FROM_DEVICE);
+	if (ret)
+		return ret;
+	sqe.opcode = HSM_ADM_KEY_WRAP;
+	sqe.mech = cpu_to_le16(wr.mech);
+	sqe.handle = cpu_to_le64(wr.handle);
+	sqe.qw[0] = cpu_to_le64(wr.kek);
+	ret = hsm_exec(&hdev->adminq, &sqe, NULL, &dst, &result);
+	if (ret == HSM_SC_BUFFER_TOO_SMALL) {
+		if (result <= cap) {
+			ret = -EIO;
+			goto bad;
+		}
+		wr.len = min_t(u64, result, U32_MAX);
+		ret = copy_to_user(argp, &wr, sizeof(wr)) ? -EFAULT : -ENOSPC;
+		goto out;
+	}
+	ret = hsm_errno(ret);
+	if (ret)
+		goto out;
+	if (result < HSM_KWP_MIN || result > cap || result % HSM_KWP_ALIGN) {
+		ret = -EIO;
+		goto bad;
+	}
+	wr.len = result;
+	if (hsm_buf_copy_to_user(&dst, u64_to_user_ptr(wr.blob), wr.len) ||
+	    copy_to_user(argp, &wr, sizeof(wr)))
+		ret = -EFAULT;
+	goto out;
+bad:
+	dev_err_ratelimited(&hdev->pdev->dev,
+			    "key wrap: card reported %llu bytes for %u\n",
+			    result, cap);
+out:
+	hsm_buf_free(&dst);
+	return ret;
+}
+
+/**
+ * hsm_ioc_key_unwrap() - HSMCARD_IOC_KEY_UNWRAP
+ * @hdev: the card
+ * @argp: user pointer to struct hsmcard_key_unwrap
+ * @part: the file's partition
+ *
+ * The new key lands in @part, which must also hold the KEK.  Sends the
+ * KEY_CREATED event like generation and import.
+ *
+ * Return: 0 or a negative errno (-EBADMSG: the blob does not unwrap).
+ */
+static int hsm_ioc_key_unwrap(struct hsm_dev *hdev, void __user *argp,
+			      u32 part)
+{
+	struct hsmcard_key_unwrap uw;
+	struct hsm_sqe sqe = {};
+	int ret;
+
+	if (copy_from_user(&uw, argp, sizeof(uw)))
+		return -EFAULT;
+	if (uw.flags || uw.rsvd0 || uw.rsvd1 || uw.rsvd[0] || uw.rsvd[1] ||
+	    !hsm_kwp_mech_ok(uw.mech))
+		return -EINVAL;
+	ret = hsm_check_attrs_in(&uw.attrs, part);
+	if (ret)
+		return ret;
+	if (uw.len < HSM_KWP_MIN || uw.len % HSM_KWP_ALIGN)
+		return -EINVAL;
+	if (uw.len > hsm_xfer_max(hdev) - sizeof(struct hsm_key_attrs))
+		return -E2BIG;
+	if (!uw.blob)
+		return -EFAULT;
+	if (hsm_check_user_handle(uw.kek, part))
+		return -ENOKEY;
+	sqe.opcode = HSM_ADM_KEY_UNWRAP;
+	sqe.mech = cpu_to_le16(uw.mech);
+	sqe.handle = cpu_to_le64(uw.kek);
+	ret = hsm_key_create(hdev, &sqe, &uw.attrs, u64_to_user_ptr(uw.blob),
+			     uw.len);
+	if (ret)
+		return ret;
+	return copy_to_user(argp, &uw, sizeof(uw)) ? -EFAULT : 0;
 }
 
 static int hsm_ioc_key_list(struct hsm_dev *hdev, void __user *argp,
@@ -1627,6 +1764,10 @@ static long hsm_ioctl_keys(struct hsm_session *sess, unsigned int cmd,
 		return hsm_ioc_key_attrs(hdev, argp, part);
 	case HSMCARD_IOC_KEY_PUBKEY:
 		return hsm_ioc_key_pubkey(hdev, argp, part);
+	case HSMCARD_IOC_KEY_WRAP:
+		return hsm_ioc_key_wrap(hdev, argp, part);
+	case HSMCARD_IOC_KEY_UNWRAP:
+		return hsm_ioc_key_unwrap(hdev, argp, part);
 	case HSMCARD_IOC_KEY_SET_STATE:
 		return hsm_ioc_key_set_state(hdev, argp, part);
 	case HSMCARD_IOC_KEY_ROTATE:
@@ -1671,6 +1812,8 @@ static long hsm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case HSMCARD_IOC_KEY_ATTRS:
 	case HSMCARD_IOC_KEY_PUBKEY:
 	case HSMCARD_IOC_KEY_DESTROY:
+	case HSMCARD_IOC_KEY_WRAP:
+	case HSMCARD_IOC_KEY_UNWRAP:
 	case HSMCARD_IOC_KEY_SET_STATE:
 	case HSMCARD_IOC_KEY_ROTATE:
 	case HSMCARD_IOC_KEY_FIND:

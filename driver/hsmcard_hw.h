@@ -174,7 +174,7 @@ enum hsm_admin_opcode {
 	HSM_ADM_DELETE_IOQ	= 0x03,	/* delete an I/O queue pair */
 	HSM_ADM_GET_RANDOM	= 0x04,	/* dst: dst_len random bytes */
 	HSM_ADM_KEY_GENERATE	= 0x10,	/* src: attrs; result: handle */
-	HSM_ADM_KEY_IMPORT	= 0x11,	/* src: attrs + clear key (session) */
+	HSM_ADM_KEY_IMPORT	= 0x11,	/* src: attrs + clear key (session/KEK) */
 	HSM_ADM_KEY_UNWRAP	= 0x12,	/* src: attrs + RFC 5649 blob */
 	HSM_ADM_KEY_WRAP	= 0x13,	/* export wrapped; dst: blob */
 	HSM_ADM_KEY_EXPORT_PUB	= 0x14,	/* dst: DER SubjectPublicKeyInfo */

@@ -58,6 +58,11 @@ int hsm_key_rotate(struct hsm_ctx *ctx, uint64_t handle,
 		   struct hsmcard_key_attrs *new_attrs);
 int hsm_key_find(struct hsm_ctx *ctx, const char *label, uint32_t version,
 		 struct hsmcard_key_attrs *attrs);
+int hsm_key_wrap(struct hsm_ctx *ctx, uint64_t handle, uint64_t kek,
+		 void *blob, size_t *blob_len);
+int hsm_key_unwrap(struct hsm_ctx *ctx, uint64_t kek,
+		   struct hsmcard_key_attrs *attrs, const void *blob,
+		   size_t blob_len);
 
 /* ---- one-shot operations ---- */
 int hsm_sign(struct hsm_ctx *ctx, uint64_t handle, uint16_t mech,

@@ -462,6 +462,71 @@ HSM_EXPORT int hsm_key_export_public(struct hsm_ctx *ctx, uint64_t handle,
 	return ret;
 }
 
+/**
+ * hsm_key_wrap() - export a key wrapped under a key-encryption key
+ * @ctx:      context
+ * @handle:   the key to export (created extractable)
+ * @kek:      AES key with the wrap use, in the same partition
+ * @blob:     receives the RFC 5649 blob (AES key wrap with padding) of the
+ *            raw key (AES, HMAC) or of its DER PKCS#8 (RSA, EC, Ed25519)
+ * @blob_len: in: capacity of @blob; out: bytes written (or needed with
+ *            -ENOSPC)
+ *
+ * Return: 0 or a negative errno (-EACCES: the key is not extractable or
+ * the KEK may not wrap).
+ */
+HSM_EXPORT int hsm_key_wrap(struct hsm_ctx *ctx, uint64_t handle,
+			    uint64_t kek, void *blob, size_t *blob_len)
+{
+	struct hsmcard_key_wrap wr;
+	int ret;
+
+	memset(&wr, 0, sizeof(wr));
+	wr.handle = handle;
+	wr.kek = kek;
+	wr.mech = HSMCARD_MECH_AES_KWP;
+	wr.blob = (uintptr_t)blob;
+	wr.len = *blob_len > UINT32_MAX ? UINT32_MAX : *blob_len;
+	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_WRAP, &wr);
+	if (!ret || ret == -ENOSPC)
+		*blob_len = wr.len;
+	return ret;
+}
+
+/**
+ * hsm_key_unwrap() - import a key wrapped under a key-encryption key
+ * @ctx:      context
+ * @kek:      AES key with the unwrap use, in the partition of the new key
+ * @attrs:    in: attributes of the new key as for generation (type, bits
+ *            or 0, uses, flags, label; handle and created 0); out: the
+ *            attributes the card recorded, with the new handle
+ * @blob:     RFC 5649 blob, e.g. from hsm_key_wrap()
+ * @blob_len: bytes at @blob (a multiple of 8, at least 16)
+ *
+ * Return: 0 or a negative errno (-EBADMSG: the blob does not unwrap under
+ * @kek, i.e. wrong KEK or altered blob).
+ */
+HSM_EXPORT int hsm_key_unwrap(struct hsm_ctx *ctx, uint64_t kek,
+			      struct hsmcard_key_attrs *attrs,
+			      const void *blob, size_t blob_len)
+{
+	struct hsmcard_key_unwrap uw;
+	int ret;
+
+	if (blob_len > UINT32_MAX)
+		return -E2BIG;
+	memset(&uw, 0, sizeof(uw));
+	uw.attrs = *attrs;
+	uw.kek = kek;
+	uw.mech = HSMCARD_MECH_AES_KWP;
+	uw.blob = (uintptr_t)blob;
+	uw.len = blob_len;
+	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_UNWRAP, &uw);
+	if (!ret)
+		*attrs = uw.attrs;
+	return ret;
+}
+
 /* ---- one-shot operations ---- */
 
 static int hsm_op(struct hsm_ctx *ctx, unsigned long req, uint64_t handle,

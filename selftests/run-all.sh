@@ -4,8 +4,9 @@
 # What `make check` runs: host unit tests, then QEMU with the card, the module
 # for each kernel, the guest tests and the VM runs on Debian's 6.1 and 6.12
 # (KERNELS="6.1 6.12"), then the card's crash-consistency test (QEMU killed
-# while it creates keys, selftests/vm/crash-keys.sh) and the tamper test
-# (selftests/vm/tamper-io.sh).  `make check-debug`
+# while it creates keys, selftests/vm/crash-keys.sh), the tamper test
+# (selftests/vm/tamper-io.sh) and the two-card backup/restore with the
+# guest memory scan (selftests/vm/backup-restore.sh).  `make check-debug`
 # passes KERNELS="6.1 6.12 6.12-debug": the debug kernel is then built (or
 # taken from the cache) after QEMU and the suite runs on it too.
 # Prints a summary and, as the very last line, "N passed, N failed" (host and
@@ -123,6 +124,19 @@ if [ $qemu_ok -eq 0 ]; then
 		note "tamper" "$p" "$f"
 	else
 		note "tamper" 0 1
+	fi
+
+	stage "backup, two-card restore, memory scan (selftests/vm/backup-restore.sh)"
+	log=$BUILD/check-backup.log
+	"$TOP/selftests/vm/backup-restore.sh" 2>&1 | tee "$log"
+	rc=$?
+	counts=$(last_counts "$log")
+	if [ -n "$counts" ]; then
+		read -r p f <<<"$counts"
+		[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+		note "backup/restore" "$p" "$f"
+	else
+		note "backup/restore" 0 1
 	fi
 else
 	echo "run-all: no QEMU, VM tests not run"

@@ -495,6 +495,47 @@ static int hsmdev_export_pub(struct hsmdev *d, uint64_t handle, uint8_t *buf,
 	return ret;
 }
 
+/* RFC 5649 blob of key @handle under @kek; *len: capacity in, bytes out. */
+static int hsmdev_wrap(struct hsmdev *d, uint64_t handle, uint64_t kek,
+		       uint8_t *buf, size_t *len)
+{
+	struct hsmcard_key_wrap kw = {
+		.handle = handle,
+		.kek = kek,
+		.mech = HSMCARD_MECH_AES_KWP,
+		.blob = (uintptr_t)buf,
+		.len = *len > UINT32_MAX ? UINT32_MAX : (__u32)*len,
+	};
+	int ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_WRAP, &kw);
+
+	if (!ret && kw.len > *len)
+		return -EPROTO;
+	if (!ret || ret == -ENOSPC)
+		*len = kw.len;
+	return ret;
+}
+
+/* A new key with attributes @a from a blob wrapped under @kek. */
+static int hsmdev_unwrap(struct hsmdev *d, const struct hsmdev_key_attrs *a,
+			 uint64_t kek, const uint8_t *blob, size_t len,
+			 uint64_t *handle)
+{
+	struct hsmcard_key_unwrap ku = { };
+	int ret;
+
+	if (len > UINT32_MAX)
+		return -E2BIG;
+	attrs_to_uapi(&ku.attrs, a);
+	ku.kek = kek;
+	ku.mech = HSMCARD_MECH_AES_KWP;
+	ku.blob = (uintptr_t)blob;
+	ku.len = (__u32)len;
+	ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_UNWRAP, &ku);
+	if (!ret)
+		*handle = ku.attrs.handle;
+	return ret;
+}
+
 static int hsmdev_destroy(struct hsmdev *d, uint64_t handle)
 {
 	struct hsmcard_key_handle kh = { .handle = handle };
@@ -1312,6 +1353,7 @@ enum opt_id {
 	O_MAX_FAIL,
 	O_AS,
 	O_VERSION,
+	O_KEK,
 };
 
 struct opts {
@@ -1343,6 +1385,7 @@ struct opts {
 	const char *max_fail;
 	const char *as;
 	const char *version;
+	const char *kek;
 	uint32_t keyflags;
 	bool prehashed;
 	bool der;
@@ -1388,6 +1431,7 @@ static const struct option long_opts[] = {
 	{ "new-pin-file", required_argument, NULL, O_NEW_PIN_FILE },
 	{ "max-fail",	required_argument, NULL, O_MAX_FAIL },
 	{ "as",		required_argument, NULL, O_AS },
+	{ "kek",	required_argument, NULL, O_KEK },
 	{ }
 };
 
@@ -1947,7 +1991,7 @@ static int key_print(const struct opts *o, const struct hsmdev_key_attrs *a)
 	return EX_OK;
 }
 
-static int cmd_key(const struct opts *o)
+static int cmd_key_life(const struct opts *o)
 {
 	const char *act = o->argv[0];
 	struct hsmdev_key_attrs a;
@@ -2675,6 +2719,454 @@ out:
 	OPENSSL_cleanse(buf, len);
 	free(buf);
 	return ret;
+}
+
+/* ---- key wrap / unwrap, backup, restore ---- */
+
+/*
+ * Backup file (Documentation/hsmcard/hsmctl.rst, "Backup file format"),
+ * all integers little endian:
+ *
+ *   header:  magic "HSMCBKP\0" (8), version (le32, 1), count (le32)
+ *   count records, each a 96-byte header and the blob:
+ *     0 handle on the source card (le64)   8 created (le64)
+ *    16 type (le16)  18 bits (le16)  20 uses (le32)  24 flags (le32)
+ *    28 blob length (le32)  32 label (64 bytes, NUL padded)
+ *    96 the RFC 5649 blob
+ */
+#define BACKUP_MAGIC		"HSMCBKP"	/* 8 bytes with the NUL */
+#define BACKUP_VERSION		1
+#define BACKUP_HDR_LEN		16
+#define BACKUP_REC_LEN		96
+#define BACKUP_BLOB_MAX		16384
+
+static int parse_kek(const struct opts *o, uint64_t *kek)
+{
+	if (!o->kek) {
+		err_msg("--kek HANDLE is required");
+		return -1;
+	}
+	return parse_handle(o->kek, kek);
+}
+
+static int key_type_by_name(const char *name, uint32_t *type)
+{
+	const struct name_val *t;
+
+	for (t = key_type_names; t->name; t++)
+		if (!strcmp(t->name, name))
+			break;
+	if (!t->name) {
+		err_msg("unknown key type '%s' (aes, hmac, rsa, ec-p256, ec-p384, ed25519)",
+			name);
+		return -1;
+	}
+	*type = t->val;
+	return 0;
+}
+
+/* Wrap @h under @kek into a new buffer. */
+static int wrap_alloc(struct hsmdev *d, uint64_t h, uint64_t kek,
+		      uint8_t **blobp, size_t *lenp)
+{
+	size_t len = 4096;
+	uint8_t *blob = malloc(len);
+	int ret;
+
+	if (!blob)
+		return -ENOMEM;
+	ret = hsmdev_wrap(d, h, kek, blob, &len);
+	if (ret == -ENOSPC && len > 4096 && len <= BACKUP_BLOB_MAX) {
+		uint8_t *nb = realloc(blob, len);
+
+		if (!nb) {
+			free(blob);
+			return -ENOMEM;
+		}
+		blob = nb;
+		ret = hsmdev_wrap(d, h, kek, blob, &len);
+	}
+	if (ret) {
+		free(blob);
+		return ret;
+	}
+	*blobp = blob;
+	*lenp = len;
+	return 0;
+}
+
+static int cmd_key_wrap(const struct opts *o)
+{
+	uint64_t h, kek;
+	struct hsmdev d;
+	uint8_t *blob;
+	size_t len;
+	int ret;
+
+	if (o->argc != 2) {
+		err_msg("key wrap: expected HANDLE");
+		return EX_USAGE;
+	}
+	if (parse_handle(o->argv[1], &h) || parse_kek(o, &kek))
+		return EX_USAGE;
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = wrap_alloc(&d, h, kek, &blob, &len);
+	hsmdev_close(&d);
+	if (ret)
+		return dev_error("key wrap", ret);
+	ret = write_output(o->out, blob, len);
+	free(blob);
+	return ret;
+}
+
+static int cmd_key_unwrap(const struct opts *o)
+{
+	struct hsmdev_key_attrs a = { };
+	unsigned long bits = 0;
+	uint8_t *blob = NULL;
+	struct hsmdev d;
+	uint64_t kek;
+	size_t len;
+	int ret;
+
+	if (o->argc != 2) {
+		err_msg("key unwrap: expected FILE");
+		return EX_USAGE;
+	}
+	if (!o->type) {
+		err_msg("key unwrap: --type is required");
+		return EX_USAGE;
+	}
+	if (parse_kek(o, &kek) || key_type_by_name(o->type, &a.type))
+		return EX_USAGE;
+	if (o->bits && parse_uint("key size", o->bits, 65535, &bits))
+		return EX_USAGE;
+	a.bits = bits;
+	if (o->uses && parse_uses(o->uses, &a.uses))
+		return EX_USAGE;
+	a.flags = o->keyflags;
+	if (o->label) {
+		if (strlen(o->label) >= HSMDEV_LABEL_LEN) {
+			err_msg("label longer than %d characters",
+				HSMDEV_LABEL_LEN - 1);
+			return EX_USAGE;
+		}
+		snprintf(a.label, sizeof(a.label), "%s", o->label);
+	}
+	ret = read_input(o->argv[1], &blob, &len);
+	if (ret)
+		return ret;
+	ret = open_dev(o, &d);
+	if (ret)
+		goto out;
+	ret = hsmdev_unwrap(&d, &a, kek, blob, len, &a.handle);
+	hsmdev_close(&d);
+	if (ret) {
+		ret = dev_error("key unwrap", ret);
+		goto out;
+	}
+	if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_open(&j, NULL, '{');
+		json_handle(&j, "handle", a.handle);
+		json_close(&j, '}');
+	} else {
+		printf("0x%016" PRIx64 "\n", a.handle);
+	}
+out:
+	free(blob);
+	return ret;
+}
+
+static int cmd_key(const struct opts *o)
+{
+	const char *act = o->argv[0];
+
+	if (!strcmp(act, "wrap"))
+		return cmd_key_wrap(o);
+	if (!strcmp(act, "unwrap"))
+		return cmd_key_unwrap(o);
+	if (strcmp(act, "state") && strcmp(act, "rotate") &&
+	    strcmp(act, "find")) {
+		err_msg("key: unknown action '%s' (state, rotate, find, wrap, unwrap)",
+			act);
+		return EX_USAGE;
+	}
+	if (o->kek) {
+		err_msg("key %s: --kek is for wrap and unwrap", act);
+		return EX_USAGE;
+	}
+	return cmd_key_life(o);
+}
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static uint16_t get_le16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le16toh(v);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le32toh(v);
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
+}
+
+/* Append @len bytes to a growing buffer. */
+static int buf_append(uint8_t **buf, size_t *len, size_t *cap,
+		      const void *p, size_t n)
+{
+	if (*len + n > *cap) {
+		size_t nc = (*cap ? *cap : 4096);
+		uint8_t *nb;
+
+		while (nc < *len + n)
+			nc *= 2;
+		nb = realloc(*buf, nc);
+		if (!nb)
+			return -1;
+		*buf = nb;
+		*cap = nc;
+	}
+	memcpy(*buf + *len, p, n);
+	*len += n;
+	return 0;
+}
+
+static int cmd_backup(const struct opts *o)
+{
+	uint8_t *file = NULL, hdr[BACKUP_HDR_LEN] = BACKUP_MAGIC;
+	size_t flen = 0, fcap = 0, n = 0, saved = 0, skipped = 0;
+	uint64_t *handles = NULL, kek;
+	struct hsmdev d;
+	int ret, status = EX_OK;
+
+	if (!o->out) {
+		err_msg("backup: --out FILE is required");
+		return EX_USAGE;
+	}
+	if (parse_kek(o, &kek))
+		return EX_USAGE;
+	ret = open_dev(o, &d);
+	if (ret)
+		return ret;
+	ret = hsmdev_key_list(&d, &handles, &n);
+	if (ret) {
+		hsmdev_close(&d);
+		return dev_error("key list", ret);
+	}
+	put_le32(hdr + 8, BACKUP_VERSION);
+	if (buf_append(&file, &flen, &fcap, hdr, sizeof(hdr)))
+		goto oom;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t rec[BACKUP_REC_LEN] = { }, *blob;
+		struct hsmdev_key_attrs a;
+		size_t blen;
+
+		if (handles[i] == kek)
+			continue;
+		ret = hsmdev_key_attrs(&d, handles[i], &a);
+		if (ret == -ENOKEY)	/* destroyed meanwhile */
+			continue;
+		if (ret) {
+			status = dev_error("key attributes", ret);
+			goto out;
+		}
+		if (!(a.flags & HSMCARD_KEYF_EXTRACTABLE)) {
+			fprintf(stderr,
+				"%s: skipped 0x%016" PRIx64 " (%s): not extractable\n",
+				progname, a.handle, a.label);
+			skipped++;
+			continue;
+		}
+		ret = wrap_alloc(&d, a.handle, kek, &blob, &blen);
+		if (ret == -EKEYREJECTED || ret == -EINVAL) {
+			/* kernel-only or odd-sized imported keys */
+			fprintf(stderr,
+				"%s: skipped 0x%016" PRIx64 " (%s): cannot be wrapped (%s)\n",
+				progname, a.handle, a.label,
+				strerrorname_np(-ret) ?: "?");
+			skipped++;
+			continue;
+		}
+		if (ret) {
+			status = dev_error("key wrap", ret);
+			goto out;
+		}
+		put_le64(rec, a.handle);
+		put_le64(rec + 8, a.created);
+		put_le16(rec + 16, (uint16_t)a.type);
+		put_le16(rec + 18, (uint16_t)a.bits);
+		put_le32(rec + 20, a.uses);
+		put_le32(rec + 24, a.flags);
+		put_le32(rec + 28, (uint32_t)blen);
+		memcpy(rec + 32, a.label, strnlen(a.label, HSMDEV_LABEL_LEN - 1));
+		ret = buf_append(&file, &flen, &fcap, rec, sizeof(rec)) ||
+		      buf_append(&file, &flen, &fcap, blob, blen);
+		free(blob);
+		if (ret)
+			goto oom;
+		saved++;
+	}
+	put_le32(file + 12, (uint32_t)saved);
+	status = write_output(o->out, file, flen);
+	if (status)
+		goto out;
+	if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_open(&j, NULL, '{');
+		json_u64(&j, "saved", saved);
+		json_u64(&j, "skipped", skipped);
+		json_close(&j, '}');
+	} else {
+		printf("%zu keys saved, %zu skipped\n", saved, skipped);
+	}
+	status = skipped ? EX_FAIL : EX_OK;
+	goto out;
+oom:
+	err_msg("out of memory");
+	status = EX_FILE;
+out:
+	free(file);
+	free(handles);
+	hsmdev_close(&d);
+	return status;
+}
+
+static int cmd_restore(const struct opts *o)
+{
+	struct json j = { .f = stdout };
+	uint8_t *file = NULL;
+	size_t flen, off, restored = 0;
+	uint32_t count, i;
+	struct hsmdev d;
+	uint64_t kek;
+	int ret, status = EX_OK;
+
+	if (parse_kek(o, &kek))
+		return EX_USAGE;
+	ret = read_input(o->argv[0], &file, &flen);
+	if (ret)
+		return ret;
+	if (flen < BACKUP_HDR_LEN || memcmp(file, BACKUP_MAGIC, 8)) {
+		err_msg("%s: not an hsmctl backup file", o->argv[0]);
+		free(file);
+		return EX_FILE;
+	}
+	if (get_le32(file + 8) != BACKUP_VERSION) {
+		err_msg("%s: backup format version %u not supported",
+			o->argv[0], get_le32(file + 8));
+		free(file);
+		return EX_FILE;
+	}
+	count = get_le32(file + 12);
+	/* check the whole file before the first key goes in */
+	for (i = 0, off = BACKUP_HDR_LEN; i < count; i++) {
+		uint32_t blen;
+
+		if (flen - off < BACKUP_REC_LEN)
+			break;
+		blen = get_le32(file + off + 28);
+		if (blen > BACKUP_BLOB_MAX || flen - off - BACKUP_REC_LEN < blen ||
+		    !memchr(file + off + 32, 0, HSMDEV_LABEL_LEN))
+			break;
+		off += BACKUP_REC_LEN + blen;
+	}
+	if (i != count || off != flen) {
+		err_msg("%s: truncated or malformed at record %u", o->argv[0],
+			i);
+		free(file);
+		return EX_FILE;
+	}
+	ret = open_dev(o, &d);
+	if (ret) {
+		free(file);
+		return ret;
+	}
+	if (o->json)
+		json_open(&j, NULL, '[');
+	for (i = 0, off = BACKUP_HDR_LEN; i < count; i++) {
+		const uint8_t *rec = file + off;
+		uint32_t blen = get_le32(rec + 28);
+		struct hsmdev_key_attrs a = { };
+		uint64_t old = get_le64(rec), h = 0;
+
+		a.type = get_le16(rec + 16);
+		a.bits = get_le16(rec + 18);
+		a.uses = get_le32(rec + 20);
+		/* the card sets SESSION itself; the rest is the key's */
+		a.flags = get_le32(rec + 24) & (HSMCARD_KEYF_EXTRACTABLE |
+						 HSMCARD_KEYF_PERSISTENT |
+						 HSMCARD_KEYF_SENSITIVE);
+		memcpy(a.label, rec + 32, HSMDEV_LABEL_LEN);
+		off += BACKUP_REC_LEN + blen;
+		ret = hsmdev_unwrap(&d, &a, kek, rec + BACKUP_REC_LEN, blen,
+				    &h);
+		if (ret) {
+			char what[96];
+			int st;
+
+			snprintf(what, sizeof(what), "restore 0x%016" PRIx64,
+				 old);
+			st = dev_error(what, ret);
+			if (st > status)
+				status = st;
+			continue;
+		}
+		restored++;
+		if (o->json) {
+			json_open(&j, NULL, '{');
+			json_handle(&j, "old", old);
+			json_handle(&j, "new", h);
+			json_string(&j, "type", key_type_name(a.type));
+			json_string(&j, "label", a.label);
+			json_close(&j, '}');
+		} else {
+			printf("0x%016" PRIx64 " -> 0x%016" PRIx64 " %s %s\n",
+			       old, h, key_type_name(a.type), a.label);
+		}
+	}
+	if (o->json)
+		json_close(&j, ']');
+	else
+		fprintf(stderr, "%s: %zu of %u keys restored\n", progname,
+			restored, count);
+	hsmdev_close(&d);
+	free(file);
+	return status;
 }
 
 /* ---- token ---- */
@@ -4045,8 +4537,66 @@ static const struct command commands[] = {
 	  "  -i, --in FILE        the key (default: stdin)\n"
 	  "  -l, --label TEXT     label, up to 63 characters\n"
 	  "  -u, --uses LIST      allowed uses (see keygen)\n"
-	  "      --extractable, --sensitive  as for keygen\n",
-	  "t:i:l:u:", 0, 0, L(O_EXTRACTABLE) | L(O_SENSITIVE) },
+	  "      --extractable, --sensitive  as for keygen\n"
+	  "      --persistent     only for a key-encryption key (key ceremony):\n"
+	  "                       aes with --uses wrap, unwrap or wrap,unwrap,\n"
+	  "                       not extractable; kept in the sealed key store\n",
+	  "t:i:l:u:", 0, 0,
+	  L(O_EXTRACTABLE) | L(O_SENSITIVE) | L(O_PERSISTENT) },
+	{ "key", cmd_key, "ACTION ...",
+	  "key lifecycle (state, rotate, find) and export (wrap, unwrap)",
+	  "Actions:\n"
+	  "  state HANDLE active|deactivated|compromised\n"
+	  "                       move a key forward in its lifecycle\n"
+	  "  rotate HANDLE|--label TEXT\n"
+	  "                       the card makes a new version of an active key\n"
+	  "                       (same type, size, uses, label) and deactivates\n"
+	  "                       the old one; prints the new handle\n"
+	  "  find --label TEXT [--version N]\n"
+	  "                       the key with this label (newest version, or N)\n"
+	  "  wrap HANDLE --kek KEK [--out FILE]\n"
+	  "                       write the RFC 5649 blob of the (extractable)\n"
+	  "                       key under KEK (an AES key with the wrap use)\n"
+	  "  unwrap FILE --kek KEK --type TYPE [--label TEXT] [--uses LIST]\n"
+	  "         [--bits N] [--extractable] [--persistent] [--sensitive]\n"
+	  "                       create a key from the blob in FILE ('-' =\n"
+	  "                       stdin) under KEK (unwrap use); prints its\n"
+	  "                       handle\n"
+	  "Options:\n"
+	  "  -l, --label TEXT     rotate, find: the key family; unwrap: the label\n"
+	  "                       of the new key, up to 63 characters\n"
+	  "      --version N      find: the version wanted (default: newest)\n"
+	  "      --kek HANDLE     wrap, unwrap: the key-encryption key (required)\n"
+	  "  -o, --out FILE       wrap: the blob (default: stdout)\n"
+	  "  -t, --type TYPE      unwrap: aes, hmac, rsa, ec-p256, ec-p384,\n"
+	  "                       ed25519 (required)\n"
+	  "  -b, --bits N         unwrap: key size (default: from the blob)\n"
+	  "  -u, --uses LIST      unwrap: allowed uses (see keygen)\n",
+	  "o:t:b:l:u:", 1, 3,
+	  L(O_KEK) | L(O_VERSION) | L(O_EXTRACTABLE) | L(O_PERSISTENT) |
+	  L(O_SENSITIVE) },
+	{ "backup", cmd_backup, "",
+	  "save every extractable key, wrapped under a KEK, to a file",
+	  "      --kek HANDLE     key-encryption key with the wrap use (required)\n"
+	  "  -o, --out FILE       the backup file (required)\n"
+	  "\n"
+	  "Backs up the keys of the partition the command uses (see --partition\n"
+	  "and --role).  Non-extractable keys, and keys the card cannot wrap, are\n"
+	  "skipped and named on stderr.  Exit status: 0 every key saved, 1 the\n"
+	  "file was written but some keys were skipped, 3 device or card error,\n"
+	  "4 file error.\n",
+	  "o:", 0, 0, L(O_KEK) },
+	{ "restore", cmd_restore, "FILE",
+	  "re-create the keys of a backup file under a KEK",
+	  "      --kek HANDLE     key-encryption key with the unwrap use\n"
+	  "                       (required; the same key as the backup's KEK)\n"
+	  "\n"
+	  "Prints \"OLD -> NEW TYPE LABEL\" per key (--json: an array of\n"
+	  "{old, new, type, label}).  Exit status: 0 every key restored, 1 a\n"
+	  "blob did not unwrap (wrong KEK or altered file), 3 another card\n"
+	  "error (the other keys are still restored), 4 unreadable or malformed\n"
+	  "file (nothing restored).\n",
+	  "", 1, 1, L(O_KEK) },
 	{ "keys", cmd_keys, "", "list the keys of the user partition",
 	  "", "", 0, 0, 0 },
 	{ "attrs", cmd_attrs, "HANDLE", "show the attributes of a key",
@@ -4126,21 +4676,6 @@ static const struct command commands[] = {
 	  "  -i, --in FILE        info, destroy: read the raw token from FILE\n"
 	  "                       ('-' = stdin)\n",
 	  "b:l:o:i:", 1, 2, 0 },
-	{ "key", cmd_key, "ACTION ...",
-	  "key lifecycle: state, rotate, find",
-	  "Actions:\n"
-	  "  state HANDLE active|deactivated|compromised\n"
-	  "                       move a key forward in its lifecycle\n"
-	  "  rotate HANDLE|--label TEXT\n"
-	  "                       the card makes a new version of an active key\n"
-	  "                       (same type, size, uses, label) and deactivates\n"
-	  "                       the old one; prints the new handle\n"
-	  "  find --label TEXT [--version N]\n"
-	  "                       the key with this label (newest version, or N)\n"
-	  "Options:\n"
-	  "  -l, --label TEXT     label of the key family\n"
-	  "      --version N      find: the version wanted (default: newest)\n",
-	  "l:", 1, 3, L(O_VERSION) },
 	{ "status", cmd_status, "",
 	  "cards, state and counters from the driver's netlink family",
 	  "", "", 0, 0, 0 },
@@ -4315,6 +4850,9 @@ static int take_option(const struct command *c, int opt, struct opts *o)
 		break;
 	case O_AS:
 		o->as = optarg;
+		break;
+	case O_KEK:
+		o->kek = optarg;
 		break;
 	case O_JSON:
 		o->json = true;

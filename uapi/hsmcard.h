@@ -235,7 +235,10 @@ struct hsmcard_key_find {
 /**
  * struct hsmcard_key_import - HSMCARD_IOC_KEY_IMPORT
  * @attrs:   in: attributes as for generation; out: attributes of the key.
- *           The key always becomes a volatile session key.
+ *           The key becomes a volatile session key, except a
+ *           key-encryption key (AES, uses a non-empty subset of
+ *           HSMCARD_USE_WRAP | HSMCARD_USE_UNWRAP, not extractable),
+ *           which may be HSMCARD_KEYF_PERSISTENT (key ceremony).
  * @key:     in: user pointer to the clear key (raw bytes for AES/HMAC,
  *           PKCS#8 DER PrivateKeyInfo for RSA/EC/Ed25519)
  * @key_len: in: bytes at @key (1..max_xfer - 128)
@@ -246,6 +249,62 @@ struct hsmcard_key_import {
 	__u64	key;
 	__u32	key_len;
 	__u32	flags;
+};
+
+/**
+ * struct hsmcard_key_wrap - HSMCARD_IOC_KEY_WRAP
+ * @handle: in: the key to export; must be HSMCARD_KEYF_EXTRACTABLE
+ * @kek:    in: AES key-encryption key with HSMCARD_USE_WRAP, in the same
+ *          partition
+ * @mech:   in: 0 or HSMCARD_MECH_AES_KWP (RFC 5649, the only one)
+ * @rsvd0:  must be zero
+ * @flags:  in: must be 0
+ * @blob:   in: user pointer receiving the RFC 5649 blob of the raw key
+ *          (AES, HMAC) or of its DER PKCS#8 PrivateKeyInfo (RSA, EC,
+ *          Ed25519)
+ * @len:    in: capacity of @blob (>= 1; clamped to max_xfer);
+ *          out: bytes written, or bytes needed with -ENOSPC
+ * @rsvd1:  must be zero
+ * @rsvd:   must be zero
+ */
+struct hsmcard_key_wrap {
+	__u64	handle;
+	__u64	kek;
+	__u16	mech;
+	__u16	rsvd0;
+	__u32	flags;
+	__u64	blob;
+	__u32	len;
+	__u32	rsvd1;
+	__u64	rsvd[2];
+};
+
+/**
+ * struct hsmcard_key_unwrap - HSMCARD_IOC_KEY_UNWRAP
+ * @attrs: in: attributes of the new key as for generation (@bits 0 takes
+ *         the size of the unwrapped material); out: the attributes the
+ *         card recorded, with the new handle
+ * @kek:   in: AES key-encryption key with HSMCARD_USE_UNWRAP, in the
+ *         partition the new key goes to
+ * @blob:  in: user pointer to an RFC 5649 blob as HSMCARD_IOC_KEY_WRAP
+ *         makes it
+ * @len:   in: bytes at @blob: a multiple of 8, 16..max_xfer - 128
+ * @mech:  in: 0 or HSMCARD_MECH_AES_KWP
+ * @rsvd0: must be zero
+ * @flags: in: must be 0
+ * @rsvd1: must be zero
+ * @rsvd:  must be zero
+ */
+struct hsmcard_key_unwrap {
+	struct hsmcard_key_attrs attrs;
+	__u64	kek;
+	__u64	blob;
+	__u32	len;
+	__u16	mech;
+	__u16	rsvd0;
+	__u32	flags;
+	__u32	rsvd1;
+	__u64	rsvd[2];
 };
 
 /**
@@ -488,7 +547,7 @@ enum hsmcard_event {
 	HSMCARD_EVENT_STATE		= 3,	/* HSMCARD_A_STATE changed */
 	HSMCARD_EVENT_TAMPER		= 4,	/* card zeroized */
 	HSMCARD_EVENT_HEALTH		= 5,	/* health warning from the card */
-	HSMCARD_EVENT_KEY_CREATED	= 6,	/* generated or imported */
+	HSMCARD_EVENT_KEY_CREATED	= 6,	/* generated, imported, unwrapped */
 	HSMCARD_EVENT_KEY_DESTROYED	= 7,
 	HSMCARD_EVENT_TOKEN_CREATED	= 8,	/* key token made (kernel key) */
 	HSMCARD_EVENT_TOKEN_DESTROYED	= 9,
@@ -937,6 +996,8 @@ struct hsmcard_ring_cqe {
 #define HSMCARD_IOC_KEY_ATTRS	_IOWR(HSMCARD_IOC_MAGIC, 0x04, struct hsmcard_key_get_attrs)
 #define HSMCARD_IOC_KEY_PUBKEY	_IOWR(HSMCARD_IOC_MAGIC, 0x05, struct hsmcard_key_pubkey)
 #define HSMCARD_IOC_KEY_DESTROY	_IOWR(HSMCARD_IOC_MAGIC, 0x06, struct hsmcard_key_handle)
+#define HSMCARD_IOC_KEY_WRAP	_IOWR(HSMCARD_IOC_MAGIC, 0x07, struct hsmcard_key_wrap)
+#define HSMCARD_IOC_KEY_UNWRAP	_IOWR(HSMCARD_IOC_MAGIC, 0x08, struct hsmcard_key_unwrap)
 #define HSMCARD_IOC_KEY_SET_STATE _IOWR(HSMCARD_IOC_MAGIC, 0x09, struct hsmcard_key_set_state)
 #define HSMCARD_IOC_KEY_ROTATE	_IOWR(HSMCARD_IOC_MAGIC, 0x0a, struct hsmcard_key_rotate)
 #define HSMCARD_IOC_KEY_FIND	_IOWR(HSMCARD_IOC_MAGIC, 0x0b, struct hsmcard_key_find)

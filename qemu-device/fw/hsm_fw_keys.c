@@ -1001,12 +1001,27 @@ static uint16_t hsm_write_dst(struct hsm_cmd *c, const void *buf, size_t len)
 	return st;
 }
 
+/*
+ * KEY_IMPORT makes volatile session keys, with one exception: a
+ * key-encryption key entered in a key ceremony (the same KEK on two cards,
+ * for backup and restore) may be persistent.  It must be AES, may only
+ * wrap and/or unwrap, and can never leave the card.
+ */
+static bool hsm_kek_ceremony_ok(const struct hsm_key *k)
+{
+	const uint32_t kek_uses = HSM_USE_WRAP | HSM_USE_UNWRAP;
+
+	return k->type == HSM_KEY_AES && k->uses && !(k->uses & ~kek_uses) &&
+	       !(k->flags & HSM_KEYF_EXTRACTABLE);
+}
+
 /* Build a key from attrs and material (or generate it) and store it. */
 static uint16_t hsm_key_create(struct hsm_cmd *c,
 			       const struct hsm_key_attrs *a,
 			       const uint8_t *material, size_t len,
 			       bool session, const struct hsm_key *kek)
 {
+	bool ceremony = false;
 	struct hsm_key *k;
 	uint16_t st;
 
@@ -1017,10 +1032,13 @@ static uint16_t hsm_key_create(struct hsm_cmd *c,
 	if (st)
 		goto err;
 	if (session && (k->flags & HSM_KEYF_PERSISTENT)) {
-		st = HSM_SC_INVALID_FIELD;
-		goto err;
+		if (!hsm_kek_ceremony_ok(k)) {
+			st = HSM_SC_INVALID_FIELD;
+			goto err;
+		}
+		ceremony = true;
 	}
-	if (session)
+	if (session && !ceremony)
 		k->flags |= HSM_KEYF_SESSION;
 	if (kek && kek->partition != k->partition) {
 		st = HSM_SC_INVALID_HANDLE;
@@ -1028,6 +1046,9 @@ static uint16_t hsm_key_create(struct hsm_cmd *c,
 	}
 	if (material) {
 		st = hsm_key_set_material(k, material, len, session);
+		/* a KEK is AES-128/192/256, not an XTS double key */
+		if (!st && ceremony && k->bits == 512)
+			st = HSM_SC_INVALID_KEY_SIZE;
 	} else if (k->type == HSM_KEY_AUTHENC) {
 		st = HSM_SC_KEY_TYPE;	/* import only */
 	} else {
@@ -1088,7 +1109,10 @@ uint16_t hsm_adm_key_generate(struct hsm_cmd *c)
 	return st;
 }
 
-/* KEY_IMPORT: src = attrs || clear key; always a volatile session key. */
+/*
+ * KEY_IMPORT: src = attrs || clear key; a volatile session key, or a
+ * persistent key-encryption key (see hsm_kek_ceremony_ok()).
+ */
 uint16_t hsm_adm_key_import(struct hsm_cmd *c)
 {
 	unsigned char *buf;

@@ -2441,6 +2441,129 @@ out:
 	rmdir(dir);
 }
 
+/*
+ * Key ceremony: the same KEK imported in clear as a persistent key on two
+ * cards, then a key wrapped on one and unwrapped on the other.
+ */
+static void test_kek_ceremony(void)
+{
+	char dir[] = "/tmp/hsm-kek-XXXXXX", pa[64], pb[64], tmp[96];
+	const uint32_t kw = HSM_USE_WRAP | HSM_USE_UNWRAP;
+	uint8_t kek[32], blob[64], ct1[16], ct2[16], pt[16] = "ceremony block";
+	struct hsm_fw *saved = fw, *fa = NULL, *fb = NULL;
+	uint64_t hka, hkb, hkb2 = 0, hk, hu, h, res = 0;
+	struct hsm_key_attrs a;
+	struct op o;
+	char *err;
+	int i;
+
+	if (!mkdtemp(dir)) {
+		check(false, "mkdtemp");
+		return;
+	}
+	snprintf(pa, sizeof(pa), "%s/a", dir);
+	snprintf(pb, sizeof(pb), "%s/b", dir);
+	fa = ks_card(pa, &err);
+	fb = ks_card(pb, &err);
+	if (!check(fa && fb, "two cards with their own stores"))
+		goto out;
+	rnd(kek, sizeof(kek));
+
+	fw = fa;
+	check_st(import(HSM_KEY_AES, 256, kw, HSM_KEYF_PERSISTENT, kek, 32,
+			&hka), HSM_SC_SUCCESS,
+		 "card A: clear import of a persistent wrap/unwrap KEK");
+	check(!get_attrs(fa, hka, &a) &&
+	      (le32toh(a.flags) & HSM_KEYF_PERSISTENT) &&
+	      !(le32toh(a.flags) & HSM_KEYF_SESSION) && le32toh(a.uses) == kw,
+	      "the KEK is persistent, not a session key, uses wrap|unwrap");
+	/* everything else persistent by clear import stays refused */
+	check_st(import(HSM_KEY_AES, 256, kw | HSM_USE_ENCRYPT,
+			HSM_KEYF_PERSISTENT, kek, 32, &h), HSM_SC_INVALID_FIELD,
+		 "persistent import of a wrap+encrypt AES key");
+	check_st(import(HSM_KEY_AES, 256, 0, HSM_KEYF_PERSISTENT, kek, 32, &h),
+		 HSM_SC_INVALID_FIELD,
+		 "persistent import with default uses (encrypt/decrypt)");
+	check_st(import(HSM_KEY_AES, 256, HSM_USE_WRAP,
+			HSM_KEYF_PERSISTENT | HSM_KEYF_EXTRACTABLE, kek, 32,
+			&h), HSM_SC_INVALID_FIELD,
+		 "persistent import of an extractable KEK");
+	check_st(import(HSM_KEY_HMAC, 0, HSM_USE_SIGN, HSM_KEYF_PERSISTENT,
+			kek, 32, &h), HSM_SC_INVALID_FIELD,
+		 "persistent import of an HMAC key");
+	check_st(import(HSM_KEY_AES, 256, kw,
+			HSM_KEYF_PERSISTENT | HSM_KEYF_SESSION, kek, 32, &h),
+		 HSM_SC_INVALID_FIELD, "persistent session KEK");
+	{
+		uint8_t k64[64];
+
+		rnd(k64, sizeof(k64));
+		check_st(import(HSM_KEY_AES, 512, kw, HSM_KEYF_PERSISTENT,
+				k64, 64, &h), HSM_SC_INVALID_KEY_SIZE,
+			 "persistent import of an AES-512 (XTS) KEK");
+	}
+	check(nr_keys(fa) == 1, "card A holds only the KEK");
+
+	fw = fb;
+	check_st(import(HSM_KEY_AES, 256, HSM_USE_UNWRAP, HSM_KEYF_PERSISTENT,
+			kek, 32, &hkb), HSM_SC_SUCCESS,
+		 "card B: the same KEK, unwrap only");
+	hsm_fw_free(fb);
+	fb = ks_card(pb, &err);
+	if (!check(fb != NULL, "card B restarts on its store"))
+		goto out;
+	fw = fb;
+	check(!get_attrs(fb, hkb, &a) && le32toh(a.uses) == HSM_USE_UNWRAP,
+	      "card B's KEK survives the restart");
+
+	/* A wraps an extractable key, B unwraps it: same ciphertext */
+	fw = fa;
+	gen(HSM_KEY_AES, 256, 0, HSM_KEYF_EXTRACTABLE, 0, &hk);
+	check_st(wrap(hk, hka, blob, sizeof(blob), &res), HSM_SC_SUCCESS,
+		 "card A wraps an AES-256 key under the KEK");
+	memset(&o, 0, sizeof(o));
+	o.opcode = HSM_IO_ENCRYPT;
+	o.mech = HSM_MECH_AES_ECB;
+	o.handle = hk;
+	o.src = pt;
+	o.src_len = 16;
+	o.dst_cap = 16;
+	run_io(&o, ct1, NULL);
+	check_st(wrap(hka, hka, blob + 40, 24, &h), HSM_SC_NOT_EXTRACTABLE,
+		 "the KEK itself cannot be wrapped");
+	fw = fb;
+	a = attrs(HSM_KEY_AES, 0, 0, 0, 0);
+	check_st(put_key(HSM_ADM_KEY_UNWRAP, hkb, &a, blob, res, &hu),
+		 HSM_SC_SUCCESS, "card B unwraps it");
+	o.handle = hu;
+	check(!run_io(&o, ct2, NULL) && !memcmp(ct1, ct2, 16),
+	      "card B's copy encrypts like card A's");
+	for (i = 0; i < 2; i++) {
+		/* a session import under the same rules still works */
+		check_st(import(HSM_KEY_AES, 128, kw, 0, kek, 16, &hkb2),
+			 HSM_SC_SUCCESS, "volatile KEK import (%d)", i);
+		check(!get_attrs(fb, hkb2, &a) &&
+		      (le32toh(a.flags) & HSM_KEYF_SESSION),
+		      "a KEK imported without PERSISTENT is a session key");
+		destroy(fb, hkb2);
+	}
+out:
+	hsm_fw_free(fa);
+	hsm_fw_free(fb);
+	fw = saved;
+	for (i = 0; i < 2; i++) {
+		const char *p = i ? pb : pa;
+		static const char *const ext[] = { "", ".mk", ".tmp", ".audit" };
+		unsigned int j;
+
+		for (j = 0; j < 4; j++) {
+			snprintf(tmp, sizeof(tmp), "%s%s", p, ext[j]);
+			unlink(tmp);
+		}
+	}
+	rmdir(dir);
+}
+
 /* ---- random commands: defined status, no crash, no result on error ---- */
 
 static uint64_t fz_state = 0x9e3779b97f4a7c15ull;
@@ -4113,6 +4236,8 @@ int main(void)
 	test_tamper();
 	fh_reset(&fh);
 	test_persist();
+	fh_reset(&fh);
+	test_kek_ceremony();
 	fh_reset(&fh);
 	test_tokens();
 	fh_reset(&fh);
