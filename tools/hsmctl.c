@@ -1730,6 +1730,20 @@ static int cmd_info(const struct opts *o)
 
 /* ---- keygen ---- */
 
+/* A new key's handle: {"handle": ...} with --json, else the bare handle. */
+static void print_handle(const struct opts *o, uint64_t handle)
+{
+	if (o->json) {
+		struct json j = { .f = stdout };
+
+		json_open(&j, NULL, '{');
+		json_handle(&j, "handle", handle);
+		json_close(&j, '}');
+	} else {
+		printf("0x%016" PRIx64 "\n", handle);
+	}
+}
+
 static int cmd_keygen(const struct opts *o)
 {
 	struct hsmdev_key_attrs a = { };
@@ -1804,15 +1818,7 @@ static int cmd_keygen(const struct opts *o)
 	hsmdev_close(&d);
 	if (ret)
 		return dev_error("keygen", ret);
-	if (o->json) {
-		struct json j = { .f = stdout };
-
-		json_open(&j, NULL, '{');
-		json_handle(&j, "handle", a.handle);
-		json_close(&j, '}');
-	} else {
-		printf("0x%016" PRIx64 "\n", a.handle);
-	}
+	print_handle(o, a.handle);
 	return EX_OK;
 }
 
@@ -2705,15 +2711,7 @@ static int cmd_import(const struct opts *o)
 		ret = dev_error("import", ret);
 		goto out;
 	}
-	if (o->json) {
-		struct json j = { .f = stdout };
-
-		json_open(&j, NULL, '{');
-		json_handle(&j, "handle", a.handle);
-		json_close(&j, '}');
-	} else {
-		printf("0x%016" PRIx64 "\n", a.handle);
-	}
+	print_handle(o, a.handle);
 out:
 	OPENSSL_clear_free(der, der_len);
 	OPENSSL_cleanse(buf, len);
@@ -2867,15 +2865,7 @@ static int cmd_key_unwrap(const struct opts *o)
 		ret = dev_error("key unwrap", ret);
 		goto out;
 	}
-	if (o->json) {
-		struct json j = { .f = stdout };
-
-		json_open(&j, NULL, '{');
-		json_handle(&j, "handle", a.handle);
-		json_close(&j, '}');
-	} else {
-		printf("0x%016" PRIx64 "\n", a.handle);
-	}
+	print_handle(o, a.handle);
 out:
 	free(blob);
 	return ret;

@@ -104,13 +104,13 @@ static void rnd(void *p, size_t len)
 
 /* ---- commands ---- */
 
-static void sqe_init(struct hsm_sqe *s, uint8_t opcode)
+void sqe_init(struct hsm_sqe *s, uint8_t opcode)
 {
 	memset(s, 0, sizeof(*s));
 	s->opcode = opcode;
 }
 
-static uint16_t adm(struct hsm_fw *f, const struct hsm_sqe *s, uint64_t *res)
+uint16_t adm(struct hsm_fw *f, const struct hsm_sqe *s, uint64_t *res)
 {
 	uint64_t r;
 
@@ -134,8 +134,7 @@ static struct hsm_key_attrs attrs(uint16_t type, uint16_t bits, uint32_t uses,
 	return a;
 }
 
-static uint16_t gen_attrs(struct hsm_fw *f, const struct hsm_key_attrs *a,
-			  uint64_t *h)
+uint16_t gen_attrs(struct hsm_fw *f, const struct hsm_key_attrs *a, uint64_t *h)
 {
 	struct hsm_sqe s;
 

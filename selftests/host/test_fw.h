@@ -21,6 +21,12 @@ bool check(bool cond, const char *fmt, ...)
 bool check_st(uint16_t got, uint16_t want, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* test_fw.c: an admin command with a zeroed entry, its result in *@res */
+void sqe_init(struct hsm_sqe *s, uint8_t opcode);
+uint16_t adm(struct hsm_fw *f, const struct hsm_sqe *s, uint64_t *res);
+/* test_fw.c: KEY_GENERATE with @a; the handle in *@h */
+uint16_t gen_attrs(struct hsm_fw *f, const struct hsm_key_attrs *a, uint64_t *h);
+
 /* test_fw_audit.c: the audit log, on cards configured like @base */
 void test_audit(const struct hsm_fw_config *base);
 /* test_fw_auth.c: partitions, roles and PINs */

@@ -36,20 +36,6 @@ static bool vok;	/* verify() ran before check() prints its result */
 
 /* ---- commands ---- */
 
-static uint16_t au_adm(struct hsm_fw *f, const struct hsm_sqe *s,
-		       uint64_t *res)
-{
-	uint64_t r;
-
-	return hsm_fw_admin(f, &fh.host, s, res ? res : &r);
-}
-
-static void au_sqe(struct hsm_sqe *s, uint8_t op)
-{
-	memset(s, 0, sizeof(*s));
-	s->opcode = op;
-}
-
 static struct hsm_key_attrs au_attrs(uint16_t type, uint16_t bits,
 				     uint32_t uses, uint32_t flags,
 				     uint32_t part, const char *label)
@@ -66,17 +52,6 @@ static struct hsm_key_attrs au_attrs(uint16_t type, uint16_t bits,
 	return a;
 }
 
-static uint16_t au_gen(struct hsm_fw *f, const struct hsm_key_attrs *a,
-		       uint64_t *h)
-{
-	struct hsm_sqe s;
-
-	au_sqe(&s, HSM_ADM_KEY_GENERATE);
-	s.src = htole64(fh_put(&fh, a, sizeof(*a)));
-	s.src_len = htole32(sizeof(*a));
-	return au_adm(f, &s, h);
-}
-
 /* KEY_IMPORT (kek 0) or KEY_UNWRAP: src = attrs || payload */
 static uint16_t au_put(struct hsm_fw *f, uint8_t op, uint64_t kek,
 		       const struct hsm_key_attrs *a, const void *p,
@@ -87,11 +62,11 @@ static uint16_t au_put(struct hsm_fw *f, uint8_t op, uint64_t kek,
 
 	memcpy(fh_ptr(&fh, addr), a, sizeof(*a));
 	memcpy((uint8_t *)fh_ptr(&fh, addr) + sizeof(*a), p, len);
-	au_sqe(&s, op);
+	sqe_init(&s, op);
 	s.handle = htole64(kek);
 	s.src = htole64(addr);
 	s.src_len = htole32(sizeof(*a) + len);
-	return au_adm(f, &s, h);
+	return adm(f, &s, h);
 }
 
 static uint16_t au_wrap(struct hsm_fw *f, uint64_t h, uint64_t kek,
@@ -101,12 +76,12 @@ static uint16_t au_wrap(struct hsm_fw *f, uint64_t h, uint64_t kek,
 	struct hsm_sqe s;
 	uint16_t st;
 
-	au_sqe(&s, HSM_ADM_KEY_WRAP);
+	sqe_init(&s, HSM_ADM_KEY_WRAP);
 	s.handle = htole64(h);
 	s.qw[0] = htole64(kek);
 	s.dst = htole64(d);
 	s.dst_len = htole32(256);
-	st = au_adm(f, &s, len);
+	st = adm(f, &s, len);
 	if (!st && blob)
 		memcpy(blob, fh_ptr(&fh, d), *len);
 	return st;
@@ -116,17 +91,17 @@ static uint16_t au_destroy(struct hsm_fw *f, uint64_t h)
 {
 	struct hsm_sqe s;
 
-	au_sqe(&s, HSM_ADM_KEY_DESTROY);
+	sqe_init(&s, HSM_ADM_KEY_DESTROY);
 	s.handle = htole64(h);
-	return au_adm(f, &s, NULL);
+	return adm(f, &s, NULL);
 }
 
 static uint16_t au_checkpoint(struct hsm_fw *f, uint64_t *seq)
 {
 	struct hsm_sqe s;
 
-	au_sqe(&s, HSM_ADM_AUDIT_CHECKPOINT);
-	return au_adm(f, &s, seq);
+	sqe_init(&s, HSM_ADM_AUDIT_CHECKPOINT);
+	return adm(f, &s, seq);
 }
 
 /* AUDIT_PUBKEY parsed with OpenSSL; NULL on failure */
@@ -137,10 +112,10 @@ static EVP_PKEY *au_pubkey(struct hsm_fw *f, uint16_t *stp)
 	struct hsm_sqe s;
 	uint16_t st;
 
-	au_sqe(&s, HSM_ADM_AUDIT_PUBKEY);
+	sqe_init(&s, HSM_ADM_AUDIT_PUBKEY);
 	s.dst = htole64(d);
 	s.dst_len = htole32(512);
-	st = au_adm(f, &s, &res);
+	st = adm(f, &s, &res);
 	if (stp)
 		*stp = st;
 	if (st)
@@ -157,11 +132,11 @@ static uint16_t au_read1(struct hsm_fw *f, uint64_t seq, uint32_t dst_len,
 	struct hsm_sqe s;
 	uint16_t st;
 
-	au_sqe(&s, HSM_ADM_AUDIT_READ);
+	sqe_init(&s, HSM_ADM_AUDIT_READ);
 	s.qw[0] = htole64(seq);
 	s.dst = htole64(d);
 	s.dst_len = htole32(dst_len);
-	st = au_adm(f, &s, res);
+	st = adm(f, &s, res);
 	if (!st) {
 		if (hdr)
 			memcpy(hdr, fh_ptr(&fh, d), sizeof(*hdr));
@@ -469,7 +444,7 @@ static void test_audit_volatile(void)
 	/* key generate */
 	a = au_attrs(HSM_KEY_AES, 128, 0, HSM_KEYF_EXTRACTABLE, 1, "au-gen");
 	t0 = now_ns();
-	check_st(au_gen(f, &a, &hg), HSM_SC_SUCCESS, "generate (partition 1)");
+	check_st(gen_attrs(f, &a, &hg), HSM_SC_SUCCESS, "generate (partition 1)");
 	t1 = now_ns();
 	last_is(f, HSM_AUDIT_EV_KEY_GENERATE, 0, hg, &r, "generate logged");
 	check(le32toh(r.partition) == 1 &&
@@ -494,7 +469,7 @@ static void test_audit_volatile(void)
 	kek_a = au_attrs(HSM_KEY_AES, 0, HSM_USE_ENCRYPT, 0, 0, "au-kek-enc");
 	au_put(f, HSM_ADM_KEY_IMPORT, 0, &kek_a, key, 16, &hkek2);
 	a = au_attrs(HSM_KEY_AES, 256, 0, 0, 0, "au-nonextractable");
-	au_gen(f, &a, &hne);
+	gen_attrs(f, &a, &hne);
 
 	/* export and the denials around it */
 	check_st(au_wrap(f, hi, hkek, blob, &len), HSM_SC_SUCCESS,
@@ -555,10 +530,10 @@ static void test_audit_volatile(void)
 	memset(tok.card_id, 0x5a, sizeof(tok.card_id));
 	if (RAND_bytes(tok.mac, sizeof(tok.mac)) != 1)
 		abort();
-	au_sqe(&s, HSM_ADM_TOKEN_OPEN);
+	sqe_init(&s, HSM_ADM_TOKEN_OPEN);
 	s.src = htole64(fh_put(&fh, &tok, sizeof(tok)));
 	s.src_len = htole32(sizeof(tok));
-	check_st(au_adm(f, &s, NULL), HSM_SC_INVALID_TOKEN, "forged token");
+	check_st(adm(f, &s, NULL), HSM_SC_INVALID_TOKEN, "forged token");
 	last_is(f, HSM_AUDIT_EV_TOKEN_OPEN, HSM_SC_INVALID_TOKEN, hg, &r,
 		"forged token logged");
 	check(r.label[0] == 0x5a && r.label[15] == 0x5a,
@@ -566,10 +541,10 @@ static void test_audit_volatile(void)
 
 	/* malformed commands are not custody events */
 	seq = last_seq(f);
-	au_sqe(&s, HSM_ADM_KEY_GENERATE);
+	sqe_init(&s, HSM_ADM_KEY_GENERATE);
 	s.src = htole64(fh_put(&fh, &a, sizeof(a)));
 	s.src_len = htole32(5);
-	check_st(au_adm(f, &s, NULL), HSM_SC_INVALID_LENGTH,
+	check_st(adm(f, &s, NULL), HSM_SC_INVALID_LENGTH,
 		 "malformed generate");
 	check(last_seq(f) == seq, "malformed command adds no record");
 
@@ -634,33 +609,33 @@ static void test_audit_volatile(void)
 	check(!au_read1(f, seq, HSM_AUDIT_HDR_SIZE + 4 * AU_REC, &hdr, &r,
 			&res) && res == 1 && le64toh(r.seq) == seq,
 	      "AUDIT_READ of the last record");
-	au_sqe(&s, HSM_ADM_AUDIT_READ);
+	sqe_init(&s, HSM_ADM_AUDIT_READ);
 	s.dst = htole64(8);
 	s.dst_len = htole32(HSM_AUDIT_HDR_SIZE + AU_REC);
-	check_st(au_adm(f, &s, &res), HSM_SC_DATA_XFER,
+	check_st(adm(f, &s, &res), HSM_SC_DATA_XFER,
 		 "AUDIT_READ to an address the host cannot reach");
 	s.dst = htole64(fh_alloc(&fh, HSM_AUDIT_HDR_SIZE + AU_REC));
 	s.handle = htole64(1);
-	check_st(au_adm(f, &s, &res), HSM_SC_INVALID_FIELD,
+	check_st(adm(f, &s, &res), HSM_SC_INVALID_FIELD,
 		 "AUDIT_READ with a handle");
 	s.handle = 0;
 	s.cdw[2] = htole32(1);
-	check_st(au_adm(f, &s, &res), HSM_SC_INVALID_FIELD,
+	check_st(adm(f, &s, &res), HSM_SC_INVALID_FIELD,
 		 "AUDIT_READ with cdw[2] set");
 	s.cdw[2] = 0;
 	s.src_len = htole32(16);
-	check_st(au_adm(f, &s, &res), HSM_SC_INVALID_FIELD,
+	check_st(adm(f, &s, &res), HSM_SC_INVALID_FIELD,
 		 "AUDIT_READ with a source");
-	au_sqe(&s, HSM_ADM_AUDIT_PUBKEY);
+	sqe_init(&s, HSM_ADM_AUDIT_PUBKEY);
 	s.dst = htole64(fh_alloc(&fh, 16));
 	s.dst_len = htole32(16);
-	st = au_adm(f, &s, &res);
+	st = adm(f, &s, &res);
 	check(st == HSM_SC_BUFFER_TOO_SMALL && res == 91,
 	      "AUDIT_PUBKEY into 16 bytes: buffer too small, result 91 (%llu)",
 	      (unsigned long long)res);
-	au_sqe(&s, HSM_ADM_AUDIT_CHECKPOINT);
+	sqe_init(&s, HSM_ADM_AUDIT_CHECKPOINT);
 	s.aux = htole32(1);
-	check_st(au_adm(f, &s, &res), HSM_SC_INVALID_FIELD,
+	check_st(adm(f, &s, &res), HSM_SC_INVALID_FIELD,
 		 "AUDIT_CHECKPOINT with aux set");
 
 	/* tamper: recorded, signed with the old key, then the key is gone */
@@ -677,7 +652,7 @@ static void test_audit_volatile(void)
 	      "AUDIT_PUBKEY after tamper: tampered");
 	check_st(au_checkpoint(f, &res), HSM_SC_TAMPERED,
 		 "AUDIT_CHECKPOINT after tamper");
-	check_st(au_gen(f, &a, &res), HSM_SC_TAMPERED, "generate after tamper");
+	check_st(gen_attrs(f, &a, &res), HSM_SC_TAMPERED, "generate after tamper");
 	last_is(f, HSM_AUDIT_EV_KEY_GENERATE, HSM_SC_TAMPERED, 0, NULL,
 		"refused generate after tamper logged");
 	n = au_fetch(f, 0, &recs, &hdr);
@@ -695,7 +670,7 @@ static void test_audit_volatile(void)
 		return;
 	pub = au_pubkey(f, NULL);
 	a = au_attrs(HSM_KEY_AES, 128, 0, 0, 0, "au-ring");
-	au_gen(f, &a, &hne);
+	gen_attrs(f, &a, &hne);
 	au_put(f, HSM_ADM_KEY_IMPORT, 0, &kek_a, key, 16, &hkek);
 	for (i = 0; i < 4300; i++) {
 		au_wrap(f, hne, hkek, NULL, &res);
@@ -891,14 +866,14 @@ static void test_audit_store(void)
 	      "first start: INIT (new), no flags");
 	free(recs);
 	a = au_attrs(HSM_KEY_AES, 256, 0, HSM_KEYF_PERSISTENT, 0, "au-p");
-	check_st(au_gen(f, &a, &hp), HSM_SC_SUCCESS, "persistent key");
+	check_st(gen_attrs(f, &a, &hp), HSM_SC_SUCCESS, "persistent key");
 	last_is(f, HSM_AUDIT_EV_KEY_GENERATE, 0, hp, NULL,
 		"persistent generate logged");
-	au_sqe(&s, HSM_ADM_TOKEN_CREATE);
+	sqe_init(&s, HSM_ADM_TOKEN_CREATE);
 	s.handle = htole64(hp);
 	s.dst = htole64(fh_alloc(&fh, HSM_TOKEN_SIZE));
 	s.dst_len = htole32(HSM_TOKEN_SIZE);
-	check_st(au_adm(f, &s, &res), HSM_SC_SUCCESS, "token create");
+	check_st(adm(f, &s, &res), HSM_SC_SUCCESS, "token create");
 	last_is(f, HSM_AUDIT_EV_TOKEN_CREATE, 0, hp, NULL,
 		"token create logged");
 	for (i = 0; i < 70; i++)	/* pass a periodic checkpoint */
@@ -962,7 +937,7 @@ static void test_audit_store(void)
 		setrlimit(RLIMIT_FSIZE, &lim);
 		a = au_attrs(HSM_KEY_AES, 128, 0, HSM_KEYF_PERSISTENT, 0,
 			     "au-unlogged");
-		st1 = au_gen(f, &a, &hx);
+		st1 = gen_attrs(f, &a, &hx);
 		st2 = au_destroy(f, hp);
 		setrlimit(RLIMIT_FSIZE, &old_lim);
 		signal(SIGXFSZ, SIG_DFL);
@@ -975,10 +950,10 @@ static void test_audit_store(void)
 		      "the log did not grow");
 		hsm_fw_free(f);
 		f = au_card(&p, &err);
-		au_sqe(&s, HSM_ADM_KEY_LIST);
+		sqe_init(&s, HSM_ADM_KEY_LIST);
 		s.dst = htole64(fh_alloc(&fh, 64));
 		s.dst_len = htole32(64);
-		check(f && !au_adm(f, &s, &res) && (res >> 32) == 0,
+		check(f && !adm(f, &s, &res) && (res >> 32) == 0,
 		      "after a restart: the unlogged key is not in the store "
 		      "(%llu keys)", (unsigned long long)(res >> 32));
 		/* again: the last record at the stop is not a checkpoint */
@@ -1187,7 +1162,7 @@ static void test_audit_kernel_session(void)
 
 	a = au_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT, 0,
 		     HSM_KERNEL_PARTITION, "kernel-gen");
-	check_st(au_gen(f, &a, &hp), HSM_SC_SUCCESS,
+	check_st(gen_attrs(f, &a, &hp), HSM_SC_SUCCESS,
 		 "kernel partition: key generated");
 	check(au_last(f, &r) && le16toh(r.event) == HSM_AUDIT_EV_KEY_GENERATE &&
 	      le64toh(r.handle) == hp,
@@ -1215,7 +1190,7 @@ static bool au_gen_n(struct hsm_fw *f, int n)
 	int i;
 
 	for (i = 0; i < n; i++)
-		if (au_gen(f, &a, &h) || au_destroy(f, h))
+		if (gen_attrs(f, &a, &h) || au_destroy(f, h))
 			return false;
 	return true;
 }

@@ -70,23 +70,6 @@ static struct hsm_fw *lf_card(const char *ks, unsigned int max_keys)
 	return f;
 }
 
-static uint16_t lf_adm(struct hsm_fw *f, const struct hsm_sqe *s,
-		       uint64_t *res)
-{
-	uint64_t r = 0;
-	uint16_t st = hsm_fw_admin(f, &fh.host, s, &r);
-
-	if (res)
-		*res = r;
-	return st;
-}
-
-static void lf_sqe(struct hsm_sqe *s, uint8_t op)
-{
-	memset(s, 0, sizeof(*s));
-	s->opcode = op;
-}
-
 static struct hsm_key_attrs lf_attrs(uint16_t type, uint16_t bits,
 				     uint32_t uses, uint32_t flags,
 				     uint16_t state, const char *label)
@@ -106,17 +89,6 @@ static struct hsm_key_attrs lf_attrs(uint16_t type, uint16_t bits,
 	return a;
 }
 
-static uint16_t lf_gen_attrs(struct hsm_fw *f, const struct hsm_key_attrs *a,
-			     uint64_t *h)
-{
-	struct hsm_sqe s;
-
-	lf_sqe(&s, HSM_ADM_KEY_GENERATE);
-	s.src = htole64(fh_put(&fh, a, sizeof(*a)));
-	s.src_len = htole32(sizeof(*a));
-	return lf_adm(f, &s, h);
-}
-
 /* KEY_IMPORT (kek 0) or KEY_UNWRAP: src = attrs || payload */
 static uint16_t lf_put(struct hsm_fw *f, uint8_t op, uint64_t kek,
 		       const struct hsm_key_attrs *a, const void *p,
@@ -127,11 +99,11 @@ static uint16_t lf_put(struct hsm_fw *f, uint8_t op, uint64_t kek,
 
 	memcpy(fh_ptr(&fh, addr), a, LF_ATTRS);
 	memcpy((uint8_t *)fh_ptr(&fh, addr) + LF_ATTRS, p, len);
-	lf_sqe(&s, op);
+	sqe_init(&s, op);
 	s.handle = htole64(kek);
 	s.src = htole64(addr);
 	s.src_len = htole32(LF_ATTRS + len);
-	return lf_adm(f, &s, h);
+	return adm(f, &s, h);
 }
 
 static uint16_t lf_import_pkey(struct hsm_fw *f, EVP_PKEY *pk, uint16_t type,
@@ -154,19 +126,19 @@ static uint16_t lf_set_state(struct hsm_fw *f, uint64_t h, uint32_t state,
 {
 	struct hsm_sqe s;
 
-	lf_sqe(&s, HSM_ADM_KEY_SET_STATE);
+	sqe_init(&s, HSM_ADM_KEY_SET_STATE);
 	s.handle = htole64(h);
 	s.cdw[0] = htole32(state);
-	return lf_adm(f, &s, res);
+	return adm(f, &s, res);
 }
 
 static uint16_t lf_rotate(struct hsm_fw *f, uint64_t h, uint64_t *nh)
 {
 	struct hsm_sqe s;
 
-	lf_sqe(&s, HSM_ADM_KEY_ROTATE);
+	sqe_init(&s, HSM_ADM_KEY_ROTATE);
 	s.handle = htole64(h);
-	return lf_adm(f, &s, nh);
+	return adm(f, &s, nh);
 }
 
 static uint16_t lf_find(struct hsm_fw *f, uint32_t part, uint32_t ver,
@@ -177,12 +149,12 @@ static uint16_t lf_find(struct hsm_fw *f, uint32_t part, uint32_t ver,
 
 	memset(fh_ptr(&fh, buf), 0, HSM_LABEL_LEN);
 	memcpy(fh_ptr(&fh, buf), label, strnlen(label, HSM_LABEL_LEN));
-	lf_sqe(&s, HSM_ADM_KEY_FIND);
+	sqe_init(&s, HSM_ADM_KEY_FIND);
 	s.cdw[0] = htole32(part);
 	s.cdw[1] = htole32(ver);
 	s.src = htole64(buf);
 	s.src_len = htole32(HSM_LABEL_LEN);
-	return lf_adm(f, &s, h);
+	return adm(f, &s, h);
 }
 
 static uint16_t lf_get_attrs(struct hsm_fw *f, uint64_t h,
@@ -192,11 +164,11 @@ static uint16_t lf_get_attrs(struct hsm_fw *f, uint64_t h,
 	struct hsm_sqe s;
 	uint16_t st;
 
-	lf_sqe(&s, HSM_ADM_KEY_GET_ATTRS);
+	sqe_init(&s, HSM_ADM_KEY_GET_ATTRS);
 	s.handle = htole64(h);
 	s.dst = htole64(d);
 	s.dst_len = htole32(LF_ATTRS);
-	st = lf_adm(f, &s, NULL);
+	st = adm(f, &s, NULL);
 	memcpy(a, fh_ptr(&fh, d), LF_ATTRS);
 	return st;
 }
@@ -205,9 +177,9 @@ static uint16_t lf_destroy(struct hsm_fw *f, uint64_t h)
 {
 	struct hsm_sqe s;
 
-	lf_sqe(&s, HSM_ADM_KEY_DESTROY);
+	sqe_init(&s, HSM_ADM_KEY_DESTROY);
 	s.handle = htole64(h);
-	return lf_adm(f, &s, NULL);
+	return adm(f, &s, NULL);
 }
 
 /* KEY_WRAP of @h under @kek; *len = blob length. */
@@ -218,12 +190,12 @@ static uint16_t lf_wrap(struct hsm_fw *f, uint64_t h, uint64_t kek,
 	struct hsm_sqe s;
 	uint16_t st;
 
-	lf_sqe(&s, HSM_ADM_KEY_WRAP);
+	sqe_init(&s, HSM_ADM_KEY_WRAP);
 	s.handle = htole64(h);
 	s.qw[0] = htole64(kek);
 	s.dst = htole64(d);
 	s.dst_len = htole32(cap);
-	st = lf_adm(f, &s, &res);
+	st = adm(f, &s, &res);
 	if (!st) {
 		memcpy(out, fh_ptr(&fh, d), res);
 		*len = res;
@@ -241,7 +213,7 @@ static uint16_t lf_io(struct hsm_fw *f, uint8_t op, uint8_t flags,
 	struct hsm_sqe s;
 	uint16_t st;
 
-	lf_sqe(&s, op);
+	sqe_init(&s, op);
 	s.flags = flags;
 	s.mech = htole16(mech);
 	s.mparam = htole16(mparam);
@@ -460,7 +432,7 @@ static void lf_uses(struct hsm_fw *f, struct lf_keys *k, uint32_t state)
 		uint64_t blobst = fh_alloc(&fh, HSM_HASH_STATE_SIZE);
 		uint64_t d = fh_alloc(&fh, 32);
 
-		lf_sqe(&s, HSM_IO_HASH_FINAL);
+		sqe_init(&s, HSM_IO_HASH_FINAL);
 		s.flags = HSM_SQE_F_HASH_INIT;
 		s.mech = htole16(HSM_MECH_HMAC_SHA256);
 		s.handle = htole64(k->h_hmac);
@@ -591,7 +563,7 @@ static void test_life_uses(struct hsm_fw *f)
 
 	/* a PRE_ACTIVE key compromised directly, and generated PRE_ACTIVE */
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, HSM_KEY_STATE_PRE_ACTIVE, NULL);
-	check_st(lf_gen_attrs(f, &a, &h), HSM_SC_SUCCESS,
+	check_st(gen_attrs(f, &a, &h), HSM_SC_SUCCESS,
 		 "generate a PRE_ACTIVE key");
 	check_st(lf_set_state(f, h, HSM_KEY_STATE_COMPROMISED, NULL),
 		 HSM_SC_SUCCESS, "PRE_ACTIVE -> COMPROMISED");
@@ -638,7 +610,7 @@ static void test_life_transitions(struct hsm_fw *f)
 	for (i = 0; i < sizeof(tr) / sizeof(tr[0]); i++) {
 		a = lf_attrs(HSM_KEY_AES, 128, 0, 0,
 			     HSM_KEY_STATE_PRE_ACTIVE, NULL);
-		ok = !lf_gen_attrs(f, &a, &h);
+		ok = !gen_attrs(f, &a, &h);
 		/* reach @from the forward way */
 		if (ok && tr[i].from == HSM_KEY_STATE_ACTIVE)
 			ok = !lf_set_state(f, h, 2, NULL);
@@ -660,18 +632,18 @@ static void test_life_transitions(struct hsm_fw *f)
 		lf_destroy(f, h);
 	}
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, NULL);
-	lf_gen_attrs(f, &a, &h);
+	gen_attrs(f, &a, &h);
 	check_st(lf_set_state(f, h, 0, NULL), HSM_SC_INVALID_FIELD,
 		 "state 0 is not a state to move to");
 	check_st(lf_set_state(f, h, HSM_KEY_STATE_MAX, NULL),
 		 HSM_SC_INVALID_FIELD, "state out of range");
 	check_st(lf_set_state(f, h ^ (1ull << 40), 3, NULL),
 		 HSM_SC_INVALID_HANDLE, "set state of a wrong handle");
-	lf_sqe(&s, HSM_ADM_KEY_SET_STATE);
+	sqe_init(&s, HSM_ADM_KEY_SET_STATE);
 	s.handle = htole64(h);
 	s.cdw[0] = htole32(3);
 	s.cdw[1] = htole32(1);
-	check_st(lf_adm(f, &s, NULL), HSM_SC_INVALID_FIELD,
+	check_st(adm(f, &s, NULL), HSM_SC_INVALID_FIELD,
 		 "set state with a reserved field");
 	check(!lf_get_attrs(f, h, &a) &&
 	      le16toh(a.state) == HSM_KEY_STATE_ACTIVE &&
@@ -681,29 +653,29 @@ static void test_life_transitions(struct hsm_fw *f)
 
 	/* input fields the card owns */
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, HSM_KEY_STATE_DEACTIVATED, NULL);
-	check_st(lf_gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
+	check_st(gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
 		 "generate DEACTIVATED refused");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, HSM_KEY_STATE_COMPROMISED, NULL);
-	check_st(lf_gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
+	check_st(gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
 		 "generate COMPROMISED refused");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 9, NULL);
-	check_st(lf_gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
+	check_st(gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
 		 "generate with state 9 refused");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, NULL);
 	a.version = htole32(2);
-	check_st(lf_gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
+	check_st(gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
 		 "version is output only");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, NULL);
 	a.activated = htole64(1);
-	check_st(lf_gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
+	check_st(gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
 		 "activated is output only");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, NULL);
 	a.deactivated = htole64(1);
-	check_st(lf_gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
+	check_st(gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
 		 "deactivated is output only");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, NULL);
 	a.rsvd0 = htole16(1);
-	check_st(lf_gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
+	check_st(gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
 		 "rsvd0 must be zero");
 	fh_reset(&fh);
 }
@@ -720,11 +692,11 @@ static void test_life_labels(struct hsm_fw *f)
 	size_t n;
 
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, "family-A");
-	check_st(lf_gen_attrs(f, &a, &h1), HSM_SC_SUCCESS, "key 'family-A'");
-	check_st(lf_gen_attrs(f, &a, &h2), HSM_SC_LABEL_EXISTS,
+	check_st(gen_attrs(f, &a, &h1), HSM_SC_SUCCESS, "key 'family-A'");
+	check_st(gen_attrs(f, &a, &h2), HSM_SC_LABEL_EXISTS,
 		 "a second generate with the label");
 	a = lf_attrs(HSM_KEY_HMAC, 256, 0, 0, 0, "family-A");
-	check_st(lf_gen_attrs(f, &a, &h2), HSM_SC_LABEL_EXISTS,
+	check_st(gen_attrs(f, &a, &h2), HSM_SC_LABEL_EXISTS,
 		 "another type with the label");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, "family-A");
 	check_st(lf_put(f, HSM_ADM_KEY_IMPORT, 0, &a, key, 16, &h2),
@@ -738,10 +710,10 @@ static void test_life_labels(struct hsm_fw *f)
 		 HSM_SC_LABEL_EXISTS, "an unwrap with the label");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, "family-A");
 	a.partition = htole32(HSM_KERNEL_PARTITION);
-	check_st(lf_gen_attrs(f, &a, &h3), HSM_SC_SUCCESS,
+	check_st(gen_attrs(f, &a, &h3), HSM_SC_SUCCESS,
 		 "the label is free in another partition");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, "");
-	check(!lf_gen_attrs(f, &a, &h2) && !lf_gen_attrs(f, &a, &r),
+	check(!gen_attrs(f, &a, &h2) && !gen_attrs(f, &a, &r),
 	      "empty labels are not unique");
 	check_st(lf_find(f, 0, 0, "family-A", &r), HSM_SC_SUCCESS,
 		 "KEY_FIND family-A");
@@ -756,21 +728,21 @@ static void test_life_labels(struct hsm_fw *f)
 		 "partition that does not exist");
 	check_st(lf_find(f, 0, 0, "", &r), HSM_SC_INVALID_FIELD,
 		 "empty label");
-	lf_sqe(&s, HSM_ADM_KEY_FIND);
+	sqe_init(&s, HSM_ADM_KEY_FIND);
 	s.src = htole64(fh_alloc(&fh, HSM_LABEL_LEN));
 	memset(fh_ptr(&fh, le64toh(s.src)), 'x', HSM_LABEL_LEN);
 	s.src_len = htole32(HSM_LABEL_LEN);
-	check_st(lf_adm(f, &s, &r), HSM_SC_INVALID_FIELD,
+	check_st(adm(f, &s, &r), HSM_SC_INVALID_FIELD,
 		 "label without a NUL");
 	s.src_len = htole32(HSM_LABEL_LEN - 1);
-	check_st(lf_adm(f, &s, &r), HSM_SC_INVALID_LENGTH, "short label");
+	check_st(adm(f, &s, &r), HSM_SC_INVALID_LENGTH, "short label");
 
 	/* a label is free again once its family is destroyed */
 	check_st(lf_destroy(f, h1), HSM_SC_SUCCESS, "destroy family-A");
 	check_st(lf_find(f, 0, 0, "family-A", &r), HSM_SC_INVALID_HANDLE,
 		 "gone from the index");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, "family-A");
-	check_st(lf_gen_attrs(f, &a, &h1), HSM_SC_SUCCESS,
+	check_st(gen_attrs(f, &a, &h1), HSM_SC_SUCCESS,
 		 "the label can be used again");
 	check(!lf_find(f, 0, 0, "family-A", &r) && r == h1, "and is found");
 	lf_destroy(f, h1);
@@ -800,13 +772,13 @@ static void test_life_rotate(struct hsm_fw *f)
 	/* EC: v1's signature still verifies after the rotation */
 	a = lf_attrs(HSM_KEY_EC_P256, 256, HSM_USE_SIGN | HSM_USE_VERIFY, 0, 0,
 		     "signing-key");
-	check_st(lf_gen_attrs(f, &a, &h1), HSM_SC_SUCCESS, "EC key v1");
-	lf_sqe(&s, HSM_ADM_KEY_EXPORT_PUB);
+	check_st(gen_attrs(f, &a, &h1), HSM_SC_SUCCESS, "EC key v1");
+	sqe_init(&s, HSM_ADM_KEY_EXPORT_PUB);
 	d = fh_alloc(&fh, 512);
 	s.handle = htole64(h1);
 	s.dst = htole64(d);
 	s.dst_len = htole32(512);
-	if (!lf_adm(f, &s, &r)) {
+	if (!adm(f, &s, &r)) {
 		p = fh_ptr(&fh, d);
 		pub = d2i_PUBKEY(NULL, &p, (long)r);
 	}
@@ -859,7 +831,7 @@ static void test_life_rotate(struct hsm_fw *f)
 	/* AES: v2 encrypts, v1 only decrypts what it encrypted before */
 	a = lf_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT | HSM_USE_DECRYPT, 0,
 		     0, "data-key");
-	check_st(lf_gen_attrs(f, &a, &h1), HSM_SC_SUCCESS, "AES key v1");
+	check_st(gen_attrs(f, &a, &h1), HSM_SC_SUCCESS, "AES key v1");
 	check(!lf_io(f, HSM_IO_ENCRYPT, 0, HSM_MECH_AES_ECB, 0, h1, in, 16,
 		     NULL, 16, ct1, NULL), "v1 encrypts");
 	check_st(lf_rotate(f, h1, &h2), HSM_SC_SUCCESS, "rotate it");
@@ -884,7 +856,7 @@ static void test_life_rotate(struct hsm_fw *f)
 
 	/* what cannot be rotated */
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, HSM_KEY_STATE_PRE_ACTIVE, NULL);
-	lf_gen_attrs(f, &a, &h1);
+	gen_attrs(f, &a, &h1);
 	check_st(lf_rotate(f, h1, &r), HSM_SC_KEY_STATE,
 		 "a PRE_ACTIVE key cannot be rotated");
 	lf_destroy(f, h1);
@@ -899,14 +871,14 @@ static void test_life_rotate(struct hsm_fw *f)
 	}
 	check_st(lf_rotate(f, 0x1234ull << 32, &r), HSM_SC_INVALID_HANDLE,
 		 "rotate a handle that does not exist");
-	lf_sqe(&s, HSM_ADM_KEY_ROTATE);
+	sqe_init(&s, HSM_ADM_KEY_ROTATE);
 	s.cdw[0] = 1;
-	check_st(lf_adm(f, &s, &r), HSM_SC_INVALID_FIELD,
+	check_st(adm(f, &s, &r), HSM_SC_INVALID_FIELD,
 		 "rotate with a reserved field");
 
 	/* empty label: rotation works, not indexed */
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, "");
-	lf_gen_attrs(f, &a, &h1);
+	gen_attrs(f, &a, &h1);
 	check(!lf_rotate(f, h1, &h2) && !lf_get_attrs(f, h2, &a) &&
 	      le32toh(a.version) == 2 && !a.label[0],
 	      "a key without a label rotates to version 2");
@@ -934,14 +906,14 @@ static void test_life_persist(void)
 		return;
 	a = lf_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
 		     HSM_KEYF_PERSISTENT, 0, "persistent-family");
-	check_st(lf_gen_attrs(f, &a, &h1), HSM_SC_SUCCESS,
+	check_st(gen_attrs(f, &a, &h1), HSM_SC_SUCCESS,
 		 "persistent key v1");
 	lf_io(f, HSM_IO_ENCRYPT, 0, HSM_MECH_AES_ECB, 0, h1, in, 16, NULL, 16,
 	      ct, NULL);
 	check_st(lf_rotate(f, h1, &h2), HSM_SC_SUCCESS, "rotate it");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, HSM_KEYF_PERSISTENT,
 		     HSM_KEY_STATE_PRE_ACTIVE, "persistent-other");
-	check_st(lf_gen_attrs(f, &a, &h3), HSM_SC_SUCCESS,
+	check_st(gen_attrs(f, &a, &h3), HSM_SC_SUCCESS,
 		 "persistent PRE_ACTIVE key");
 	check_st(lf_set_state(f, h3, HSM_KEY_STATE_COMPROMISED, NULL),
 		 HSM_SC_SUCCESS, "compromise it");
@@ -1014,7 +986,7 @@ static void test_life_persist(void)
 		    NULL, 16, out, NULL) == HSM_SC_KEY_STATE,
 	      "v1 still only decrypts");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, "persistent-family");
-	check_st(lf_gen_attrs(f, &a, &x), HSM_SC_LABEL_EXISTS,
+	check_st(gen_attrs(f, &a, &x), HSM_SC_LABEL_EXISTS,
 		 "the label is still taken");
 	n = test_audit_verify(f, &r, why, sizeof(why));
 	check(n > 0, "audit log verifies after the restart (%s)",
@@ -1051,9 +1023,9 @@ static void test_life_v3(void)
 	if (!check(f != NULL, "card for the version 3 test"))
 		return;
 	a = lf_attrs(HSM_KEY_AES, 256, 0, HSM_KEYF_PERSISTENT, 0, "shared");
-	lf_gen_attrs(f, &a, &h1);
+	gen_attrs(f, &a, &h1);
 	a = lf_attrs(HSM_KEY_AES, 256, 0, HSM_KEYF_PERSISTENT, 0, "other");
-	lf_gen_attrs(f, &a, &h2);
+	gen_attrs(f, &a, &h2);
 	lf_io(f, HSM_IO_ENCRYPT, 0, HSM_MECH_AES_ECB, 0, h1, in, 16, NULL, 16,
 	      c1, NULL);
 	lf_io(f, HSM_IO_ENCRYPT, 0, HSM_MECH_AES_ECB, 0, h2, in, 16, NULL, 16,
@@ -1206,7 +1178,7 @@ static void test_life_scale(void)
 		}
 		snprintf(label, sizeof(label), "scale-key-%u", i);
 		a = lf_attrs(HSM_KEY_AES, 128, 0, HSM_KEYF_SESSION, 0, label);
-		if (lf_gen_attrs(f, &a, &h))
+		if (gen_attrs(f, &a, &h))
 			ok = false;
 		if (!(i % 4096))
 			fh_reset(&fh);
@@ -1236,19 +1208,19 @@ static void test_life_scale(void)
 	      HSM_SC_INVALID_HANDLE, "the last key is found, one more is not");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, HSM_KEYF_SESSION, 0,
 		     "scale-key-4242");
-	check_st(lf_gen_attrs(f, &a, &h), HSM_SC_LABEL_EXISTS,
+	check_st(gen_attrs(f, &a, &h), HSM_SC_LABEL_EXISTS,
 		 "uniqueness holds at %u keys", big);
 
 	/* KEY_LIST through all of them, 8192 handles at a time */
 	d = fh_alloc(&fh, 8192 * 8);
 	t = lf_now();
 	for (;;) {
-		lf_sqe(&s, HSM_ADM_KEY_LIST);
+		sqe_init(&s, HSM_ADM_KEY_LIST);
 		s.cdw[0] = 0;
 		s.aux = htole32(listed);
 		s.dst = htole64(d);
 		s.dst_len = htole32(8192 * 8);
-		if (lf_adm(f, &s, &res)) {
+		if (adm(f, &s, &res)) {
 			ok = false;
 			break;
 		}
@@ -1299,7 +1271,7 @@ static void test_life_persist_cost(void)
 		a = lf_attrs(HSM_KEY_AES, 256, 0, HSM_KEYF_PERSISTENT, 0,
 			     label);
 		t = lf_now();
-		if (lf_gen_attrs(f, &a, &h))
+		if (gen_attrs(f, &a, &h))
 			ok = false;
 		t = lf_now() - t;
 		/* the mean of the 20 creations up to each mark */

@@ -64,28 +64,6 @@ static const EVP_MD *md_of(uint16_t mech)
 	}
 }
 
-/* Run a struct hsmcard_op ioctl; returns 0 or -errno, *out_len updated. */
-static int run_op(int fd, unsigned long req, uint64_t handle, uint16_t mech,
-		  uint16_t mparam, uint32_t flags, const void *in,
-		  uint32_t in_len, void *out, uint32_t *out_len)
-{
-	struct hsmcard_op op;
-	int ret;
-
-	memset(&op, 0, sizeof(op));
-	op.handle = handle;
-	op.mech = mech;
-	op.mparam = mparam;
-	op.flags = flags;
-	op.in = (uintptr_t)in;
-	op.in_len = in_len;
-	op.out = (uintptr_t)out;
-	op.out_len = *out_len;
-	ret = xioctl(fd, req, &op);
-	*out_len = op.out_len;
-	return ret;
-}
-
 FIXTURE(card) {
 	int fd;
 	struct hsmcard_info info;

@@ -27,7 +27,6 @@
 #include "hsmcard_util.h"
 
 #define PAGE		4096UL
-#define COOKIE(i)	(0x11fe000000000000ULL | (i))
 
 static int set_state(int fd, uint64_t h, uint32_t state, uint32_t *old)
 {
@@ -101,36 +100,20 @@ static int gen_state(int fd, uint16_t type, uint32_t uses, uint16_t state,
 	return ret;
 }
 
-static int op(int fd, unsigned long req, uint64_t h, const void *in,
-	      uint32_t in_len, void *out, uint32_t *out_len)
-{
-	struct hsmcard_op o;
-	int ret;
-
-	memset(&o, 0, sizeof(o));
-	o.handle = h;
-	o.mech = HSMCARD_MECH_ECDSA;
-	o.mparam = HSMCARD_MECH_SHA256;
-	o.in = (uintptr_t)in;
-	o.in_len = in_len;
-	o.out = (uintptr_t)out;
-	o.out_len = *out_len;
-	ret = xioctl(fd, req, &o);
-	*out_len = o.out_len;
-	return ret;
-}
-
 static int sign(int fd, uint64_t h, const uint8_t *msg, uint32_t len,
 		uint8_t *sig, uint32_t *sig_len)
 {
 	*sig_len = 256;
-	return op(fd, HSMCARD_IOC_SIGN, h, msg, len, sig, sig_len);
+	return run_op(fd, HSMCARD_IOC_SIGN, h, HSMCARD_MECH_ECDSA,
+		      HSMCARD_MECH_SHA256, 0, msg, len, sig, sig_len);
 }
 
 static int verify(int fd, uint64_t h, const uint8_t *msg, uint32_t len,
 		  const uint8_t *sig, uint32_t sig_len)
 {
-	return op(fd, HSMCARD_IOC_VERIFY, h, msg, len, (void *)sig, &sig_len);
+	return run_op(fd, HSMCARD_IOC_VERIFY, h, HSMCARD_MECH_ECDSA,
+		      HSMCARD_MECH_SHA256, 0, msg, len, (void *)sig,
+		      &sig_len);
 }
 
 /* The key's public half, through the card, parsed by OpenSSL. */
@@ -163,63 +146,10 @@ static bool ssl_ok(EVP_PKEY *pk, const uint8_t *msg, size_t len,
 
 /* ---- a one-entry ring ---- */
 
-struct ring {
-	int fd;
-	void *map;
-	size_t map_len;
-	struct hsmcard_ring_hdr *hdr;
-	struct hsmcard_ring_sqe *sq;
-	struct hsmcard_ring_cqe *cq;
-	uint8_t *arena;
-};
-
-static int ring_open(int dev, struct ring *r)
-{
-	struct hsmcard_ring_setup rs;
-	int ret;
-
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
-	r->arena = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (r->arena == MAP_FAILED)
-		return -errno;
-	memset(&rs, 0, sizeof(rs));
-	rs.entries = 4;
-	rs.arena = (uintptr_t)r->arena;
-	rs.arena_len = 4 * PAGE;
-	ret = xioctl(dev, HSMCARD_IOC_RING_SETUP, &rs);
-	if (ret)
-		return ret;
-	r->fd = rs.fd;
-	r->map_len = rs.mmap_len;
-	r->map = mmap(NULL, rs.mmap_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      r->fd, 0);
-	if (r->map == MAP_FAILED)
-		return -errno;
-	r->hdr = r->map;
-	r->sq = (void *)((char *)r->map + rs.sq_off);
-	r->cq = (void *)((char *)r->map + rs.cq_off);
-	return 0;
-}
-
-static void ring_close(struct ring *r)
-{
-	if (r->map && r->map != MAP_FAILED)
-		munmap(r->map, r->map_len);
-	if (r->fd >= 0)
-		close(r->fd);
-	if (r->arena && r->arena != MAP_FAILED)
-		munmap(r->arena, 4 * PAGE);
-}
-
 /* One ECDSA sign of arena[0..len) into arena[PAGE..]; the completion. */
-static int ring_sign(struct ring *r, uint64_t h, uint32_t len,
+static int ring_sign(struct tring *r, uint64_t h, uint32_t len,
 		     struct hsmcard_ring_cqe *cqe)
 {
-	static unsigned int seq;
-	uint32_t tail = r->hdr->sq_tail, cqh;
-	long deadline = now_ms() + 60000;
 	struct hsmcard_ring_sqe s;
 
 	memset(&s, 0, sizeof(s));
@@ -231,26 +161,7 @@ static int ring_sign(struct ring *r, uint64_t h, uint32_t len,
 	s.in_len = len;
 	s.out_off = PAGE;
 	s.out_len = 256;
-	s.cookie = COOKIE(++seq);
-	r->sq[tail & 3] = s;
-	__atomic_store_n(&r->hdr->sq_tail, tail + 1, __ATOMIC_RELEASE);
-	if (ioctl(r->fd, HSMCARD_IOC_RING_SUBMIT, 1) < 0)
-		return -errno;
-	cqh = r->hdr->cq_head;
-	for (;;) {
-		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
-
-		if (cqh != __atomic_load_n(&r->hdr->cq_tail,
-					   __ATOMIC_ACQUIRE)) {
-			*cqe = r->cq[cqh & 3];
-			__atomic_store_n(&r->hdr->cq_head, cqh + 1,
-					 __ATOMIC_RELEASE);
-			return cqe->cookie == s.cookie ? 0 : -EPROTO;
-		}
-		if (now_ms() > deadline)
-			return -ETIMEDOUT;
-		poll(&pfd, 1, 100);
-	}
+	return tring_run(r, &s, 1, cqe);
 }
 
 FIXTURE(life) {
@@ -395,7 +306,7 @@ TEST_F(life, ring_entry)
 {
 	struct hsmcard_ring_cqe cqe;
 	struct hsmcard_key_attrs a;
-	struct ring r;
+	struct tring r;
 	EVP_PKEY *pk;
 
 	ASSERT_EQ(0, gen_key(self->fd, HSMCARD_KEY_EC_P256, 0,
@@ -403,7 +314,7 @@ TEST_F(life, ring_entry)
 			     &a));
 	pk = pubkey(self->fd, a.handle);
 	ASSERT_NE(NULL, pk);
-	ASSERT_EQ(0, ring_open(self->fd, &r));
+	ASSERT_EQ(0, tring_open(self->fd, &r, 4, 4 * PAGE));
 	fill_pattern(r.arena, 64, 5);
 	ASSERT_EQ(0, ring_sign(&r, a.handle, 64, &cqe));
 	EXPECT_EQ(0, cqe.status);
@@ -416,7 +327,7 @@ TEST_F(life, ring_entry)
 			       HSMCARD_KEY_STATE_COMPROMISED, NULL));
 	ASSERT_EQ(0, ring_sign(&r, a.handle, 64, &cqe));
 	EXPECT_EQ(-EKEYREVOKED, cqe.status);
-	ring_close(&r);
+	tring_close(&r);
 	EVP_PKEY_free(pk);
 	destroy_key(self->fd, a.handle);
 }

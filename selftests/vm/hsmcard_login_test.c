@@ -58,7 +58,6 @@
 #define USER_PIN2	"user-pin-2nd"
 #define MAX_FAIL	3
 #define REC		HSMCARD_AUDIT_REC_SIZE
-#define COOKIE(i)	(0x10ff000000000000ULL | (i))
 #define PAGE		4096UL
 
 static void set_pin_buf(uint8_t *dst, uint16_t *len, const char *pin)
@@ -163,20 +162,8 @@ static int ensure_admin(int fd)
 static int sign(int fd, uint64_t h, const uint8_t *msg, uint32_t len,
 		uint8_t *sig, uint32_t *sig_len)
 {
-	struct hsmcard_op op;
-	int ret;
-
-	memset(&op, 0, sizeof(op));
-	op.mech = HSMCARD_MECH_ECDSA;
-	op.mparam = HSMCARD_MECH_SHA256;
-	op.handle = h;
-	op.in = (uintptr_t)msg;
-	op.in_len = len;
-	op.out = (uintptr_t)sig;
-	op.out_len = *sig_len;
-	ret = xioctl(fd, HSMCARD_IOC_SIGN, &op);
-	*sig_len = op.out_len;
-	return ret;
+	return run_op(fd, HSMCARD_IOC_SIGN, h, HSMCARD_MECH_ECDSA,
+		      HSMCARD_MECH_SHA256, 0, msg, len, sig, sig_len);
 }
 
 static bool key_listed(int fd, uint64_t h)
@@ -197,100 +184,6 @@ static bool key_listed(int fd, uint64_t h)
 }
 
 /* ---- a small ring ---- */
-
-struct lring {
-	int fd;
-	void *map;
-	size_t map_len;
-	struct hsmcard_ring_hdr *hdr;
-	struct hsmcard_ring_sqe *sq;
-	struct hsmcard_ring_cqe *cq;
-	uint8_t *arena;
-	size_t arena_len;
-};
-
-static int lring_open(int dev, struct lring *r)
-{
-	struct hsmcard_ring_setup rs;
-	int ret;
-
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
-	r->arena_len = 16 * PAGE;
-	r->arena = mmap(NULL, r->arena_len, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (r->arena == MAP_FAILED)
-		return -errno;
-	memset(&rs, 0, sizeof(rs));
-	rs.entries = 8;
-	rs.arena = (uintptr_t)r->arena;
-	rs.arena_len = r->arena_len;
-	ret = xioctl(dev, HSMCARD_IOC_RING_SETUP, &rs);
-	if (ret)
-		return ret;
-	r->fd = rs.fd;
-	r->map_len = rs.mmap_len;
-	r->map = mmap(NULL, rs.mmap_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      r->fd, 0);
-	if (r->map == MAP_FAILED)
-		return -errno;
-	r->hdr = r->map;
-	r->sq = (void *)((char *)r->map + rs.sq_off);
-	r->cq = (void *)((char *)r->map + rs.cq_off);
-	return 0;
-}
-
-static void lring_close(struct lring *r)
-{
-	if (r->map && r->map != MAP_FAILED)
-		munmap(r->map, r->map_len);
-	if (r->fd >= 0)
-		close(r->fd);
-	if (r->arena && r->arena != MAP_FAILED)
-		munmap(r->arena, r->arena_len);
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
-}
-
-/* Run @n (<= 8) jobs at once; completion i lands in out[i]. */
-static int lring_run(struct lring *r, struct hsmcard_ring_sqe *jobs,
-		     unsigned int n, struct hsmcard_ring_cqe *out)
-{
-	long deadline = now_ms() + 60000;
-	uint32_t tail = r->hdr->sq_tail, cqh;
-	unsigned int i, got = 0;
-
-	for (i = 0; i < n; i++) {
-		jobs[i].cookie = COOKIE(i);
-		r->sq[(tail + i) & 7] = jobs[i];
-	}
-	__atomic_store_n(&r->hdr->sq_tail, tail + n, __ATOMIC_RELEASE);
-	if (ioctl(r->fd, HSMCARD_IOC_RING_SUBMIT, n) < 0)
-		return -errno;
-	cqh = r->hdr->cq_head;
-	while (got < n) {
-		uint32_t cqt = __atomic_load_n(&r->hdr->cq_tail,
-					       __ATOMIC_ACQUIRE);
-		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
-
-		for (; cqh != cqt; cqh++) {
-			struct hsmcard_ring_cqe c = r->cq[cqh & 7];
-
-			i = c.cookie & 0xffff;
-			if ((c.cookie & ~0xffffULL) != COOKIE(0) || i >= n)
-				return -EPROTO;
-			out[i] = c;
-			got++;
-		}
-		__atomic_store_n(&r->hdr->cq_head, cqh, __ATOMIC_RELEASE);
-		if (got < n) {
-			if (now_ms() > deadline)
-				return -ETIMEDOUT;
-			poll(&pfd, 1, 100);
-		}
-	}
-	return 0;
-}
 
 static struct hsmcard_ring_sqe sign_job(uint64_t h, uint32_t in_off,
 					uint32_t in_len, uint32_t out_off)
@@ -478,7 +371,7 @@ TEST_F(part, isolation)
 	struct hsmcard_part_info pi;
 	uint8_t msg[100], sig[256];
 	uint32_t sig_len;
-	struct lring r;
+	struct tring r;
 	EVP_PKEY *pk, *pkb;
 	int u, so;
 
@@ -545,12 +438,12 @@ TEST_F(part, isolation)
 	 * Rings: a ring of the partition-0 file refuses P's key in one
 	 * entry and signs with its own key in the next.
 	 */
-	ASSERT_EQ(0, lring_open(self->fd, &r));
+	ASSERT_EQ(0, tring_open(self->fd, &r, 8, 16 * PAGE));
 	memcpy(r.arena, msg, sizeof(msg));
 	jobs[0] = sign_job(a.handle, 0, sizeof(msg), PAGE);
 	jobs[1] = sign_job(b.handle, 0, sizeof(msg), 2 * PAGE);
 	jobs[2] = sign_job(a.handle ^ 1, 0, sizeof(msg), 3 * PAGE);
-	ASSERT_EQ(0, lring_run(&r, jobs, 3, cqe));
+	ASSERT_EQ(0, tring_run(&r, jobs, 3, cqe));
 	EXPECT_EQ(-ENOKEY, cqe[0].status);
 	EXPECT_EQ(0, cqe[1].status);
 	EXPECT_EQ(-ENOKEY, cqe[2].status);
@@ -559,36 +452,36 @@ TEST_F(part, isolation)
 	EXPECT_EQ(1, ossl_verify(pkb, EVP_sha256(), 0, 0, false, msg,
 				 sizeof(msg), r.arena + 2 * PAGE, cqe[1].len));
 	EVP_PKEY_free(pkb);
-	lring_close(&r);
+	tring_close(&r);
 
 	/* the User's ring: its key works, partition 0's does not */
-	ASSERT_EQ(0, lring_open(u, &r));
+	ASSERT_EQ(0, tring_open(u, &r, 8, 16 * PAGE));
 	memcpy(r.arena, msg, sizeof(msg));
 	jobs[0] = sign_job(b.handle, 0, sizeof(msg), PAGE);
 	jobs[1] = sign_job(a.handle, 0, sizeof(msg), 2 * PAGE);
-	ASSERT_EQ(0, lring_run(&r, jobs, 2, cqe));
+	ASSERT_EQ(0, tring_run(&r, jobs, 2, cqe));
 	EXPECT_EQ(-ENOKEY, cqe[0].status);
 	EXPECT_EQ(0, cqe[1].status);
 	EXPECT_EQ(1, ossl_verify(pk, EVP_sha256(), 0, 0, false, msg,
 				 sizeof(msg), r.arena + 2 * PAGE, cqe[1].len));
 	/* logging out does not widen a ring set up before */
 	EXPECT_EQ(0, xioctl(u, HSMCARD_IOC_LOGOUT, NULL));
-	ASSERT_EQ(0, lring_run(&r, jobs, 2, cqe));
+	ASSERT_EQ(0, tring_run(&r, jobs, 2, cqe));
 	EXPECT_EQ(-ENOKEY, cqe[0].status);
-	lring_close(&r);
+	tring_close(&r);
 
 	/* the SO's ring: keyed jobs refused, keyless ones run */
-	ASSERT_EQ(0, lring_open(so, &r));
+	ASSERT_EQ(0, tring_open(so, &r, 8, 16 * PAGE));
 	memcpy(r.arena, msg, sizeof(msg));
 	jobs[0] = sign_job(a.handle, 0, sizeof(msg), PAGE);
 	memset(&jobs[1], 0, sizeof(jobs[1]));
 	jobs[1].opcode = HSMCARD_RING_OP_RANDOM;
 	jobs[1].out_off = 2 * PAGE;
 	jobs[1].out_len = 32;
-	ASSERT_EQ(0, lring_run(&r, jobs, 2, cqe));
+	ASSERT_EQ(0, tring_run(&r, jobs, 2, cqe));
 	EXPECT_EQ(-EACCES, cqe[0].status);
 	EXPECT_EQ(0, cqe[1].status);
-	lring_close(&r);
+	tring_close(&r);
 
 	/* logged out, the former User is back to partition 0 */
 	sig_len = sizeof(sig);
@@ -792,7 +685,7 @@ TEST_F(part, partition0_pin)
 	uint8_t msg[32], sig[256];
 	uint32_t sig_len = sizeof(sig);
 	struct hsmcard_random rnd;
-	struct lring r;
+	struct tring r;
 	int u;
 
 	memset(&rnd, 0, sizeof(rnd));
@@ -810,12 +703,12 @@ TEST_F(part, partition0_pin)
 	rnd.buf = (uintptr_t)sig;
 	rnd.len = 16;
 	EXPECT_EQ(0, xioctl(self->fd, HSMCARD_IOC_RANDOM, &rnd));
-	ASSERT_EQ(0, lring_open(self->fd, &r));
+	ASSERT_EQ(0, tring_open(self->fd, &r, 8, 16 * PAGE));
 	memcpy(r.arena, msg, sizeof(msg));
 	jobs[0] = sign_job(a.handle, 0, sizeof(msg), PAGE);
-	ASSERT_EQ(0, lring_run(&r, jobs, 1, cqe));
+	ASSERT_EQ(0, tring_run(&r, jobs, 1, cqe));
 	EXPECT_EQ(-EACCES, cqe[0].status);
-	lring_close(&r);
+	tring_close(&r);
 
 	/* the User of partition 0 gets in */
 	ASSERT_EQ(0, set_pin(self->fd, 0, HSMCARD_ROLE_USER, HSMCARD_ROLE_SO,

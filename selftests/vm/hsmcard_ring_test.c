@@ -37,159 +37,9 @@
 /* libhsmcard, linked in statically by inclusion (tests below). */
 #include "../../lib/libhsmcard.c"
 
-#define COOKIE(i)	(0xc0de000000000000ULL | (i))
+#define COOKIE(i)	TRING_COOKIE(i)
 #define PAGE		4096UL
 
-struct tring {
-	int dev;
-	int fd;
-	void *map;
-	size_t map_len;
-	struct hsmcard_ring_hdr *hdr;
-	struct hsmcard_ring_sqe *sq;
-	struct hsmcard_ring_cqe *cq;
-	uint32_t entries;
-	uint32_t sq_tail;	/* local copy of what we published */
-	uint8_t *arena;
-	size_t arena_len;
-	uint32_t max_job_len;
-};
-
-static int ring_setup_raw(int dev, uint32_t entries, void *arena,
-			  size_t arena_len, struct hsmcard_ring_setup *rs)
-{
-	memset(rs, 0, sizeof(*rs));
-	rs->entries = entries;
-	rs->arena = (uintptr_t)arena;
-	rs->arena_len = arena_len;
-	return xioctl(dev, HSMCARD_IOC_RING_SETUP, rs);
-}
-
-static int tring_open(int dev, struct tring *r, uint32_t entries,
-		      size_t arena_len)
-{
-	struct hsmcard_ring_setup rs;
-	int ret;
-
-	memset(r, 0, sizeof(*r));
-	r->dev = dev;
-	r->fd = -1;
-	r->arena = mmap(NULL, arena_len, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (r->arena == MAP_FAILED)
-		return -errno;
-	r->arena_len = arena_len;
-	ret = ring_setup_raw(dev, entries, r->arena, arena_len, &rs);
-	if (ret)
-		return ret;
-	r->fd = rs.fd;
-	r->entries = entries;
-	r->max_job_len = rs.max_job_len;
-	r->map_len = rs.mmap_len;
-	r->map = mmap(NULL, rs.mmap_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      r->fd, 0);
-	if (r->map == MAP_FAILED)
-		return -errno;
-	r->hdr = r->map;
-	r->sq = (void *)((char *)r->map + rs.sq_off);
-	r->cq = (void *)((char *)r->map + rs.cq_off);
-	if (r->hdr->sq_entries != entries || r->hdr->cq_entries != entries)
-		return -EPROTO;
-	return 0;
-}
-
-static void tring_close(struct tring *r)
-{
-	if (r->map && r->map != MAP_FAILED)
-		munmap(r->map, r->map_len);
-	if (r->fd >= 0)
-		close(r->fd);
-	if (r->arena && r->arena != MAP_FAILED)
-		munmap(r->arena, r->arena_len);
-	r->fd = -1;
-	r->map = NULL;
-	r->arena = NULL;
-}
-
-static uint32_t load_acq(uint32_t *p)
-{
-	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
-
-static void store_rel(uint32_t *p, uint32_t v)
-{
-	__atomic_store_n(p, v, __ATOMIC_RELEASE);
-}
-
-/*
- * Run @n jobs through the ring, as many at a time as it takes.  Job i's
- * cookie must be COOKIE(i); its completion lands in out[i].  Submission
- * is retried while it fails with EAGAIN (a controller reset runs).
- * Returns 0, -ETIMEDOUT, -EPROTO (bad or duplicate cookie) or the submit
- * errno.
- */
-static int run_jobs(struct tring *r, const struct hsmcard_ring_sqe *jobs,
-		    unsigned int n, struct hsmcard_ring_cqe *out)
-{
-	unsigned int pushed = 0, got = 0, i;
-	long deadline = now_ms() + 120000;
-	uint8_t *seen = calloc(n, 1);
-	int ret = 0;
-
-	if (!seen)
-		return -ENOMEM;
-	while (got < n) {
-		uint32_t head = load_acq(&r->hdr->sq_head);
-		uint32_t cqh, cqt;
-		struct pollfd pfd;
-		long s;
-
-		while (pushed < n && r->sq_tail - head < r->entries) {
-			r->sq[r->sq_tail & (r->entries - 1)] = jobs[pushed++];
-			r->sq_tail++;
-		}
-		store_rel(&r->hdr->sq_tail, r->sq_tail);
-		s = ioctl(r->fd, HSMCARD_IOC_RING_SUBMIT, r->sq_tail - head);
-		if (s < 0 && errno == EAGAIN && now_ms() < deadline) {
-			/* a controller reset is running: try again */
-			usleep(10000);
-			continue;
-		}
-		if (s < 0) {
-			ret = -errno;
-			break;
-		}
-		cqh = r->hdr->cq_head;
-		cqt = load_acq(&r->hdr->cq_tail);
-		if (cqh == cqt) {
-			if (now_ms() > deadline) {
-				ret = -ETIMEDOUT;
-				break;
-			}
-			pfd.fd = r->fd;
-			pfd.events = POLLIN;
-			poll(&pfd, 1, 100);
-			continue;
-		}
-		for (; cqh != cqt; cqh++) {
-			struct hsmcard_ring_cqe c = r->cq[cqh & (r->entries - 1)];
-
-			i = (unsigned int)(c.cookie & 0xffffffff);
-			if ((c.cookie & ~0xffffffffULL) != COOKIE(0) || i >= n ||
-			    seen[i]) {
-				ret = -EPROTO;
-				goto out;
-			}
-			seen[i] = 1;
-			out[i] = c;
-			got++;
-		}
-		store_rel(&r->hdr->cq_head, cqh);
-	}
-out:
-	free(seen);
-	return ret;
-}
 
 static struct hsmcard_ring_sqe job(uint8_t opcode, uint16_t mech,
 				   uint16_t mparam, uint64_t handle,
@@ -336,7 +186,7 @@ TEST_F(ring, sign_batch)
 				      out_off, 1024, j);
 		}
 	}
-	ASSERT_EQ(0, run_jobs(r, jobs, N, cqes));
+	ASSERT_EQ(0, tring_run(r, jobs, N, cqes));
 	for (k = 0; k < 3; k++) {
 		for (i = 0; i < PER_KEY; i++) {
 			unsigned int j = k * PER_KEY + i;
@@ -359,7 +209,7 @@ TEST_F(ring, sign_batch)
 		jobs[i].out_len = cqes[i].len;
 	}
 	r->arena[jobs[4].out_off + jobs[4].out_len - 1] ^= 1;
-	ASSERT_EQ(0, run_jobs(r, jobs, N, cqes));
+	ASSERT_EQ(0, tring_run(r, jobs, N, cqes));
 	for (i = 0; i < N; i++)
 		EXPECT_EQ(i == 4 ? -EBADMSG : 0, cqes[i].status);
 	for (k = 0; k < 3; k++) {
@@ -395,7 +245,7 @@ TEST_F(ring, gcm_batch)
 		jobs[i].aux = aad;
 		fill_pattern(jobs[i].iv, 12, 100 + i);
 	}
-	ASSERT_EQ(0, run_jobs(r, jobs, N, cqes));
+	ASSERT_EQ(0, tring_run(r, jobs, N, cqes));
 	for (i = 0; i < N; i++) {
 		const uint8_t *in = r->arena + jobs[i].in_off;
 		uint32_t aad = jobs[i].aux, pl = jobs[i].in_len - aad;
@@ -469,7 +319,7 @@ TEST_F(ring, hmac_batch)
 				HSMCARD_USE_SIGN | HSMCARD_USE_VERIFY, key,
 				sizeof(key), &h));
 	hmac_jobs(r->arena, h, N, 0, jobs, 1);
-	ASSERT_EQ(0, run_jobs(r, jobs, N, cqes));
+	ASSERT_EQ(0, tring_run(r, jobs, N, cqes));
 	for (i = 0; i < N; i++) {
 		EXPECT_EQ(1, hmac_check(r->arena, key, sizeof(key), &jobs[i],
 					&cqes[i])) {
@@ -479,7 +329,7 @@ TEST_F(ring, hmac_batch)
 	}
 	/* too small an output: -ENOSPC and the length needed */
 	jobs[0].out_len = 16;
-	ASSERT_EQ(0, run_jobs(r, jobs, 1, cqes));
+	ASSERT_EQ(0, tring_run(r, jobs, 1, cqes));
 	EXPECT_EQ(-ENOSPC, cqes[0].status);
 	EXPECT_EQ(32U, cqes[0].len);
 	destroy_key(self->dev, h);
@@ -551,7 +401,7 @@ TEST_F(ring, mixed_batch)
 	jobs[21].mech = HSMCARD_MECH_SHA256;
 	want[21] = -EINVAL;
 
-	ASSERT_EQ(0, run_jobs(r, jobs, N, cqes));
+	ASSERT_EQ(0, tring_run(r, jobs, N, cqes));
 	for (i = 0; i < N; i++) {
 		if (want[i]) {
 			EXPECT_EQ(want[i], cqes[i].status) {
@@ -604,7 +454,7 @@ TEST_F(ring, forged_indices)
 	EXPECT_EQ(0, ioctl(r->fd, HSMCARD_IOC_RING_SUBMIT, 8));
 	/* the ring still works */
 	hmac_jobs(r->arena, h, 4, 0, jobs, 4);
-	ASSERT_EQ(0, run_jobs(r, jobs, 4, cqes));
+	ASSERT_EQ(0, tring_run(r, jobs, 4, cqes));
 	for (i = 0; i < 4; i++)
 		EXPECT_EQ(1, hmac_check(r->arena, key, sizeof(key), &jobs[i],
 					&cqes[i]));
@@ -724,7 +574,7 @@ TEST(close_in_flight)
 	for (i = 0; i < 4; i++)
 		jobs[i] = job(HSMCARD_RING_OP_RANDOM, 0, 0, 0, 0, 0, i * 64, 64,
 			      i);
-	ASSERT_EQ(0, run_jobs(&r, jobs, 4, cqes));
+	ASSERT_EQ(0, tring_run(&r, jobs, 4, cqes));
 	for (i = 0; i < 4; i++) {
 		EXPECT_EQ(0, cqes[i].status);
 		EXPECT_EQ(64U, cqes[i].len);
@@ -763,7 +613,7 @@ static void *thr_main(void *p)
 	if (tring_open(dev, &r, 16, 1 << 20))
 		goto out_key;
 	hmac_jobs(r.arena, h, N, 0, jobs, a->key_seed);
-	if (!run_jobs(&r, jobs, N, cqes)) {
+	if (!tring_run(&r, jobs, N, cqes)) {
 		a->ok = 1;
 		for (i = 0; i < N; i++)
 			if (!hmac_check(r.arena, key, sizeof(key), &jobs[i],
@@ -902,7 +752,7 @@ TEST_F(ring, irq_coalesce)
 		unsigned int n = round ? 5 : N;
 
 		hmac_jobs(self->r.arena, h, n, 0, jobs, 1);
-		ASSERT_EQ(0, run_jobs(&self->r, jobs, n, cqes));
+		ASSERT_EQ(0, tring_run(&self->r, jobs, n, cqes));
 		for (i = 0; i < n; i++)
 			EXPECT_EQ(1, hmac_check(self->r.arena, key,
 						sizeof(key), &jobs[i],
@@ -950,7 +800,7 @@ TEST_F(ring, eventfd_completion)
 	for (i = 0; i < 8; i++)
 		jobs[i] = job(HSMCARD_RING_OP_RANDOM, 0, 0, 0, 0, 0, i * 64,
 			      64, i);
-	ASSERT_EQ(0, run_jobs(r, jobs, 8, cqes));
+	ASSERT_EQ(0, tring_run(r, jobs, 8, cqes));
 	for (i = 0; i < 8; i++)
 		EXPECT_EQ(0, cqes[i].status);
 	ASSERT_EQ(1, poll(&pfd, 1, 30000));
@@ -960,14 +810,14 @@ TEST_F(ring, eventfd_completion)
 	/* -1 stops it: the next completions leave the counter alone */
 	arg = -1;
 	ASSERT_EQ(0, xioctl(r->fd, HSMCARD_IOC_RING_EVENTFD, &arg));
-	ASSERT_EQ(0, run_jobs(r, jobs, 2, cqes));
+	ASSERT_EQ(0, tring_run(r, jobs, 2, cqes));
 	EXPECT_EQ(0, poll(&pfd, 1, 0));
 
 	/* the ring keeps its own reference: closing ours changes nothing */
 	arg = efd;
 	ASSERT_EQ(0, xioctl(r->fd, HSMCARD_IOC_RING_EVENTFD, &arg));
 	close(efd);
-	ASSERT_EQ(0, run_jobs(r, jobs, 2, cqes));
+	ASSERT_EQ(0, tring_run(r, jobs, 2, cqes));
 	EXPECT_EQ(0, cqes[0].status);
 	EXPECT_EQ(0, cqes[1].status);
 }
@@ -1230,7 +1080,7 @@ TEST_F_TIMEOUT(watchdog, cancels_held_jobs, 300)
 	ASSERT_EQ(0, write_str(tparam, "1"));
 	end = now_ms() + 30000;
 	while (!canceled && !other && !ret && now_ms() < end) {
-		ret = run_jobs(&r, jobs, N, cqes);
+		ret = tring_run(&r, jobs, N, cqes);
 		for (i = 0; !ret && i < N; i++) {
 			if (!cqes[i].status)
 				ok++;
@@ -1264,7 +1114,7 @@ TEST_F_TIMEOUT(watchdog, cancels_held_jobs, 300)
 	 */
 	ASSERT_EQ(0, read_str(resets, after, sizeof(after)));
 	EXPECT_LT(atoi(before), atoi(after));
-	ASSERT_EQ(0, run_jobs(&r, jobs, 8, cqes));
+	ASSERT_EQ(0, tring_run(&r, jobs, 8, cqes));
 	for (i = 0; i < 8; i++)
 		EXPECT_EQ(0, cqes[i].status);
 	tring_close(&r);
@@ -1355,7 +1205,7 @@ TEST_F(removal, unbind_with_jobs_in_flight)
 	for (i = 0; i < 4; i++)
 		jobs[i] = job(HSMCARD_RING_OP_RANDOM, 0, 0, 0, 0, 0, i * 64, 64,
 			      i);
-	ASSERT_EQ(0, run_jobs(&r, jobs, 4, cqes));
+	ASSERT_EQ(0, tring_run(&r, jobs, 4, cqes));
 	for (i = 0; i < 4; i++)
 		EXPECT_EQ(0, cqes[i].status);
 	tring_close(&r);

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -681,5 +683,214 @@ static inline int ossl_verify(EVP_PKEY *pk, const EVP_MD *md, int pad, int salt,
 	EVP_MD_CTX_free(ctx);
 	return ok;
 }
+
+/* ---- one-shot operations ---- */
+
+/* Run a struct hsmcard_op ioctl; returns 0 or -errno, *out_len updated. */
+static inline int run_op(int fd, unsigned long req, uint64_t handle,
+			 uint16_t mech, uint16_t mparam, uint32_t flags,
+			 const void *in, uint32_t in_len, void *out,
+			 uint32_t *out_len)
+{
+	struct hsmcard_op op;
+	int ret;
+
+	memset(&op, 0, sizeof(op));
+	op.handle = handle;
+	op.mech = mech;
+	op.mparam = mparam;
+	op.flags = flags;
+	op.in = (uintptr_t)in;
+	op.in_len = in_len;
+	op.out = (uintptr_t)out;
+	op.out_len = *out_len;
+	ret = xioctl(fd, req, &op);
+	*out_len = op.out_len;
+	return ret;
+}
+
+/* ---- command rings without the library ---- */
+
+/* The cookie tring_run() expects of job i. */
+#define TRING_COOKIE(i)		(0xc0de000000000000ULL | (i))
+
+/**
+ * struct tring - a command ring set up by hand (tring_open())
+ * @dev: the card's fd
+ * @fd: the ring's fd
+ * @map: the ring mapping
+ * @map_len: its length
+ * @hdr: ring header in @map
+ * @sq: submission entries in @map
+ * @cq: completion entries in @map
+ * @entries: ring size
+ * @sq_tail: local copy of what was published
+ * @arena: the registered arena (anonymous memory)
+ * @arena_len: its length
+ * @max_job_len: the driver's per-job length limit
+ */
+struct tring {
+	int dev;
+	int fd;
+	void *map;
+	size_t map_len;
+	struct hsmcard_ring_hdr *hdr;
+	struct hsmcard_ring_sqe *sq;
+	struct hsmcard_ring_cqe *cq;
+	uint32_t entries;
+	uint32_t sq_tail;	/* local copy of what we published */
+	uint8_t *arena;
+	size_t arena_len;
+	uint32_t max_job_len;
+};
+
+static inline int ring_setup_raw(int dev, uint32_t entries, void *arena,
+			  size_t arena_len, struct hsmcard_ring_setup *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	rs->entries = entries;
+	rs->arena = (uintptr_t)arena;
+	rs->arena_len = arena_len;
+	return xioctl(dev, HSMCARD_IOC_RING_SETUP, rs);
+}
+
+static inline int tring_open(int dev, struct tring *r, uint32_t entries,
+			     size_t arena_len)
+{
+	struct hsmcard_ring_setup rs;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->dev = dev;
+	r->fd = -1;
+	r->arena = mmap(NULL, arena_len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->arena == MAP_FAILED)
+		return -errno;
+	r->arena_len = arena_len;
+	ret = ring_setup_raw(dev, entries, r->arena, arena_len, &rs);
+	if (ret)
+		return ret;
+	r->fd = rs.fd;
+	r->entries = entries;
+	r->max_job_len = rs.max_job_len;
+	r->map_len = rs.mmap_len;
+	r->map = mmap(NULL, rs.mmap_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      r->fd, 0);
+	if (r->map == MAP_FAILED)
+		return -errno;
+	r->hdr = r->map;
+	r->sq = (void *)((char *)r->map + rs.sq_off);
+	r->cq = (void *)((char *)r->map + rs.cq_off);
+	if (r->hdr->sq_entries != entries || r->hdr->cq_entries != entries)
+		return -EPROTO;
+	return 0;
+}
+
+static inline void tring_close(struct tring *r)
+{
+	if (r->map && r->map != MAP_FAILED)
+		munmap(r->map, r->map_len);
+	if (r->fd >= 0)
+		close(r->fd);
+	if (r->arena && r->arena != MAP_FAILED)
+		munmap(r->arena, r->arena_len);
+	r->fd = -1;
+	r->map = NULL;
+	r->arena = NULL;
+}
+
+static inline uint32_t load_acq(uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void store_rel(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/*
+ * tring_run() - run @n jobs through the ring, as many at a time as fit
+ * @r: the ring
+ * @jobs: the entries; the copies in the ring get TRING_COOKIE(i) as cookie
+ * @n: how many
+ * @out: completion i lands in @out[i]
+ *
+ * Submission is retried while it fails with EAGAIN (a controller reset
+ * runs).
+ *
+ * Return: 0, -ETIMEDOUT, -EPROTO (bad or duplicate cookie) or the submit
+ * errno.
+ */
+static inline int tring_run(struct tring *r,
+			    const struct hsmcard_ring_sqe *jobs, unsigned int n,
+			    struct hsmcard_ring_cqe *out)
+{
+	unsigned int pushed = 0, got = 0, i;
+	long deadline = now_ms() + 120000;
+	uint8_t *seen = calloc(n, 1);
+	int ret = 0;
+
+	if (!seen)
+		return -ENOMEM;
+	while (got < n) {
+		uint32_t head = load_acq(&r->hdr->sq_head);
+		uint32_t cqh, cqt;
+		struct pollfd pfd;
+		long s;
+
+		while (pushed < n && r->sq_tail - head < r->entries) {
+			struct hsmcard_ring_sqe *e;
+
+			e = &r->sq[r->sq_tail & (r->entries - 1)];
+			*e = jobs[pushed];
+			e->cookie = TRING_COOKIE(pushed);
+			pushed++;
+			r->sq_tail++;
+		}
+		store_rel(&r->hdr->sq_tail, r->sq_tail);
+		s = ioctl(r->fd, HSMCARD_IOC_RING_SUBMIT, r->sq_tail - head);
+		if (s < 0 && errno == EAGAIN && now_ms() < deadline) {
+			/* a controller reset is running: try again */
+			usleep(10000);
+			continue;
+		}
+		if (s < 0) {
+			ret = -errno;
+			break;
+		}
+		cqh = r->hdr->cq_head;
+		cqt = load_acq(&r->hdr->cq_tail);
+		if (cqh == cqt) {
+			if (now_ms() > deadline) {
+				ret = -ETIMEDOUT;
+				break;
+			}
+			pfd.fd = r->fd;
+			pfd.events = POLLIN;
+			poll(&pfd, 1, 100);
+			continue;
+		}
+		for (; cqh != cqt; cqh++) {
+			struct hsmcard_ring_cqe c = r->cq[cqh & (r->entries - 1)];
+
+			i = (unsigned int)(c.cookie & 0xffffffff);
+			if ((c.cookie & ~0xffffffffULL) != TRING_COOKIE(0) || i >= n ||
+			    seen[i]) {
+				ret = -EPROTO;
+				goto out;
+			}
+			seen[i] = 1;
+			out[i] = c;
+			got++;
+		}
+		store_rel(&r->hdr->cq_head, cqh);
+	}
+out:
+	free(seen);
+	return ret;
+}
+
 
 #endif /* HSMCARD_UTIL_H */

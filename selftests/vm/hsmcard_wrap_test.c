@@ -166,32 +166,11 @@ static int ossl_ecb(const uint8_t *key, size_t key_len, const uint8_t *in,
 	return ok ? 0 : -1;
 }
 
-/* An ioctl operation with one input and one output. */
-static int card_op(int fd, unsigned long req, uint64_t h, uint16_t mech,
-		   uint16_t mparam, const void *in, uint32_t in_len,
-		   void *out, uint32_t *out_len)
-{
-	struct hsmcard_op op;
-	int ret;
-
-	memset(&op, 0, sizeof(op));
-	op.handle = h;
-	op.mech = mech;
-	op.mparam = mparam;
-	op.in = (uintptr_t)in;
-	op.in_len = in_len;
-	op.out = (uintptr_t)out;
-	op.out_len = *out_len;
-	ret = xioctl(fd, req, &op);
-	*out_len = op.out_len;
-	return ret;
-}
-
 static int card_ecb(int fd, uint64_t h, const uint8_t *in, uint8_t *out)
 {
 	uint32_t len = 16;
 
-	return card_op(fd, HSMCARD_IOC_ENCRYPT, h, HSMCARD_MECH_AES_ECB, 0,
+	return run_op(fd, HSMCARD_IOC_ENCRYPT, h, HSMCARD_MECH_AES_ECB, 0, 0,
 		       in, 16, out, &len);
 }
 
@@ -204,7 +183,7 @@ static int card_sign(int fd, uint64_t h, uint16_t type, const uint8_t *msg,
 						      HSMCARD_MECH_ECDSA;
 	uint16_t hash = type == HSMCARD_KEY_ED25519 ? 0 : HSMCARD_MECH_SHA256;
 
-	return card_op(fd, HSMCARD_IOC_SIGN, h, mech, hash, msg, msg_len, sig,
+	return run_op(fd, HSMCARD_IOC_SIGN, h, mech, hash, 0, msg, msg_len, sig,
 		       sig_len);
 }
 
@@ -213,7 +192,7 @@ static int card_hmac(int fd, uint64_t h, const uint8_t *msg, uint32_t len,
 {
 	uint32_t n = 32;
 
-	return card_op(fd, HSMCARD_IOC_MAC, h, HSMCARD_MECH_HMAC_SHA256, 0,
+	return run_op(fd, HSMCARD_IOC_MAC, h, HSMCARD_MECH_HMAC_SHA256, 0, 0,
 		       msg, len, mac, &n);
 }
 
