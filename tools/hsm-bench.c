@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <sys/stat.h>
@@ -731,6 +732,7 @@ static unsigned int read_io_depth(const char *path)
 
 static void make_keys(struct hsm_ctx *ctx)
 {
+	char label[HSMCARD_LABEL_LEN];
 	uint8_t der[2048];
 	unsigned int i, j;
 	int ret;
@@ -749,9 +751,11 @@ static void make_keys(struct hsm_ctx *ctx)
 				op->handle = ops[j].handle;
 		if (op->handle)
 			continue;
+		/* a label names one key per partition: make it ours */
+		snprintf(label, sizeof(label), "hsm-bench-%d-%s", (int)getpid(),
+			 op->name);
 		ret = hsm_keygen(ctx, op->key_type, op->bits, op->uses,
-				 HSMCARD_KEYF_SESSION, "hsm-bench",
-				 &op->handle);
+				 HSMCARD_KEYF_SESSION, label, &op->handle);
 		if (ret)
 			die("hsm_keygen failed", ret);
 		if (op->kind != K_SIGN)
