@@ -36,6 +36,7 @@
 #include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
 #include "qom/object.h"
+#include "sysemu/runstate.h"
 
 #include "fw/hsm_fw.h"
 
@@ -115,6 +116,7 @@ struct HsmCardState {
     HsmQueue *ioq;          /* index = qid (0 unused) */
     uint32_t rr;            /* round-robin start for I/O workers */
     bool stopping;
+    VMChangeStateEntry *vmstate_entry; /* seals the audit head on stop */
     QemuThread *workers;
     QemuThread admin_worker;
 
@@ -976,6 +978,41 @@ static bool hsm_check_props(HsmCardState *s, Error **errp)
     return true;
 }
 
+/* Stop the worker threads; each finishes the command it is running. */
+static void hsm_join_workers(HsmCardState *s)
+{
+    uint32_t i;
+
+    qemu_mutex_lock(&s->lock);
+    s->stopping = true;
+    qemu_cond_broadcast(&s->work_cond);
+    qemu_cond_broadcast(&s->admin_cond);
+    qemu_mutex_unlock(&s->lock);
+    qemu_thread_join(&s->admin_worker);
+    for (i = 0; i < s->nr_workers; i++) {
+        qemu_thread_join(&s->workers[i]);
+    }
+}
+
+/*
+ * The VM stops: the guest powered off, QEMU quits, or the VM is paused.
+ * QEMU does not unrealize devices when it exits, so this is where the card
+ * gets its orderly stop: seal the audit log's head into the key store, so
+ * that records written since the last checkpoint cannot be cut off
+ * unnoticed (only a killed QEMU gets no such chance).  Not later, from an
+ * exit notifier: OpenSSL has cleaned up by then.  The card keeps working,
+ * for a paused VM that resumes; the seal is the same store write that key
+ * creation does, safe beside commands still finishing.
+ */
+static void hsm_vm_state_change(void *opaque, bool running, RunState state)
+{
+    HsmCardState *s = opaque;
+
+    if (!running) {
+        hsm_fw_stop(s->fw);
+    }
+}
+
 static void hsm_realize(PCIDevice *pdev, Error **errp)
 {
     HsmCardState *s = HSMCARD(pdev);
@@ -1059,6 +1096,8 @@ static void hsm_realize(PCIDevice *pdev, Error **errp)
     }
     qemu_thread_create(&s->admin_worker, "hsmcard-admin",
                        hsm_admin_worker_fn, s, QEMU_THREAD_JOINABLE);
+    s->vmstate_entry = qemu_add_vm_change_state_handler(hsm_vm_state_change,
+                                                        s);
     return;
 
 err_msix:
@@ -1072,19 +1111,10 @@ err_fw:
 static void hsm_exit(PCIDevice *pdev)
 {
     HsmCardState *s = HSMCARD(pdev);
-    uint32_t i;
 
+    qemu_del_vm_change_state_handler(s->vmstate_entry);
     hsm_ctrl_reset(s);
-
-    qemu_mutex_lock(&s->lock);
-    s->stopping = true;
-    qemu_cond_broadcast(&s->work_cond);
-    qemu_cond_broadcast(&s->admin_cond);
-    qemu_mutex_unlock(&s->lock);
-    qemu_thread_join(&s->admin_worker);
-    for (i = 0; i < s->nr_workers; i++) {
-        qemu_thread_join(&s->workers[i]);
-    }
+    hsm_join_workers(s);
     g_free(s->workers);
 
     timer_free(s->coal_timer);

@@ -191,13 +191,18 @@ err:
 	return NULL;
 }
 
+void hsm_fw_stop(struct hsm_fw *fw)
+{
+	/* seal the audit log's head: a clean stop covers every record */
+	if (fw && fw->started && fw->ks_path && !hsm_fw_is_tampered(fw))
+		hsm_store_save(fw);
+}
+
 void hsm_fw_free(struct hsm_fw *fw)
 {
 	if (!fw)
 		return;
-	/* seal the audit log's head: a clean stop covers every record */
-	if (fw->started && fw->ks_path && !hsm_fw_is_tampered(fw))
-		hsm_store_save(fw);
+	hsm_fw_stop(fw);
 	hsm_fw_keys_fini(fw);
 	hsm_store_close(fw);
 	hsm_audit_close(fw);

@@ -297,6 +297,13 @@ struct hsm_fw_host {
 /* Create a card; NULL on failure with a message in *errp (free() it). */
 struct hsm_fw *hsm_fw_new(const struct hsm_fw_config *cfg, char **errp);
 void hsm_fw_free(struct hsm_fw *fw);
+/*
+ * A clean stop: seal the audit log's head into the key store, so that the
+ * next start finds every record written so far (records appended later
+ * are covered by the next seal or checkpoint).  Safe beside running
+ * commands; hsm_fw_free() does it too.
+ */
+void hsm_fw_stop(struct hsm_fw *fw);
 
 /*
  * Execute one admin-queue or I/O-queue command.  The entry has already been
