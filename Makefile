@@ -17,7 +17,7 @@ KSRC		:= $(BUILD)/linux-src
 
 export TOP BUILD KDIR_61 KDIR_612 KSRC
 
-.PHONY: all module modules-all user install qemu check check-debug check-host check-vm check-crash check-tamper \
+.PHONY: all module modules-all user install qemu check check-debug check-host check-vm check-crash check-store check-tamper \
 	check-backup debug-kernel demo \
 	checkpatch bench-engine clean help ksrc-files deps vm-tests
 
@@ -35,6 +35,7 @@ help:
 	@echo "make check-host    firmware-core unit tests on the host"
 	@echo "make check-vm      VM tests only (KERNELS=\"6.1 6.12 6.12-debug\" T=<test>)"
 	@echo "make check-crash   kill QEMU while keys are created; all acknowledged keys must survive"
+	@echo "make check-store   edit, cut, reorder or roll back the key store and audit log"
 	@echo "make check-tamper  tamper the card while dm-crypt writes through it"
 	@echo "make check-backup  backup on one card, restore on another; guest memory scan"
 	@echo "make demo          boot a guest with the card and show it working"
@@ -154,6 +155,11 @@ check-vm: ksrc-files qemu vm-tests
 check-crash: ksrc-files qemu user
 	$(TOP)/selftests/vm/build-modules.sh --kernels 6.12
 	$(TOP)/selftests/vm/crash-keys.sh
+
+# Edited, torn, reordered or rolled-back key store and audit log files.
+check-store: ksrc-files qemu user
+	$(TOP)/selftests/vm/build-modules.sh --kernels 6.12
+	$(TOP)/selftests/vm/store-attack.sh
 
 # Tamper raised from the QEMU monitor while dm-crypt writes through the card.
 check-tamper: ksrc-files qemu user

@@ -4,7 +4,8 @@
 # What `make check` runs: host unit tests, then QEMU with the card, the module
 # for each kernel, the guest tests and the VM runs on Debian's 6.1 and 6.12
 # (KERNELS="6.1 6.12"), then the card's crash-consistency test (QEMU killed
-# while it creates keys, selftests/vm/crash-keys.sh), the tamper test
+# while it creates keys, selftests/vm/crash-keys.sh), the attacks on the key
+# store and audit log files (selftests/vm/store-attack.sh), the tamper test
 # (selftests/vm/tamper-io.sh) and the two-card backup/restore with the
 # guest memory scan (selftests/vm/backup-restore.sh).  `make check-debug`
 # passes KERNELS="6.1 6.12 6.12-debug": the debug kernel is then built (or
@@ -111,6 +112,19 @@ if [ $qemu_ok -eq 0 ]; then
 		note "crash consistency" "$p" "$f"
 	else
 		note "crash consistency" 0 1
+	fi
+
+	stage "key store and audit log attacks (selftests/vm/store-attack.sh)"
+	log=$BUILD/check-store.log
+	"$TOP/selftests/vm/store-attack.sh" 2>&1 | tee "$log"
+	rc=$?
+	counts=$(last_counts "$log")
+	if [ -n "$counts" ]; then
+		read -r p f <<<"$counts"
+		[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+		note "store attacks" "$p" "$f"
+	else
+		note "store attacks" 0 1
 	fi
 
 	stage "tamper under load (selftests/vm/tamper-io.sh)"

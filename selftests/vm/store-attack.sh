@@ -1,0 +1,374 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Attacks on the card's files (issue 6 item 8): edit, truncate, reorder or
+# roll back the sealed key store, and edit, truncate, reorder or cut the
+# audit log; the card must notice.
+#
+# Two boots on a fresh key store (HSMVM_KEYSTORE) create persistent signing
+# keys sa-1, sa-2 (first boot) and sa-3 (second boot), with audited
+# actions around them, and export their public keys; the files after the
+# second boot are the pristine copy.  Then, each time starting from the
+# pristine copy, one file is damaged and QEMU started on it:
+#
+# key store (store, its .mk and .audit otherwise untouched):
+#   flip a byte in the middle; cut it to half; cut its last byte; swap two
+#   16-byte blocks of the sealed part: QEMU must refuse to start, with a
+#   message that names the store and says why, without running the guest
+#   (so no key of the store can be used) and without touching the files;
+#   roll it back to the copy from before sa-3 was made: documented in
+#   hw.rst as NOT detected (the older store's head vouches for less); the
+#   test asserts that nothing is half-loaded (sa-1 and sa-2 sign, sa-3 is
+#   gone as a whole) and reports what the audit log shows;
+# audit log (store untouched):
+#   flip a byte of a middle record (reason 4, chain broken); cut the last
+#   record by a few bytes (2, torn); swap two middle records (3, reorder);
+#   delete a middle record (3, gap): the card must start with every key,
+#   the log must hold the untouched prefix and then one LOG_DAMAGED record
+#   with that reason and the first lost seq, `hsmctl audit` must report
+#   exactly that record and the DAMAGED flag, the damaged file must be kept
+#   byte for byte as <keystore>.audit.damaged.<seq>, and the log after the
+#   LOG_DAMAGED record must carry a verified checkpoint;
+# control: the pristine files boot, every key signs (verified with OpenSSL
+#   against the public key exported at creation) and `hsmctl audit` exits 0;
+# drop-tail: the log's records after its last checkpoint cut off after a
+#   clean stop must show as reason 6 (the card sealed the log's head into
+#   the key store when QEMU exited).
+#
+# Usage: store-attack.sh [--kernel K]
+# Environment: BUILD, QEMU (as for run-vm.sh).
+# Prints one TAP-like line per check and, last,
+# "store-attack: N passed, N failed".
+
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+BUILD=${BUILD:-$TOP/build}
+KERNEL=6.12
+export TOP BUILD
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) KERNEL=$2; shift ;;
+	-h|--help) sed -n '3,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "store-attack: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+dir=$BUILD/store-attack
+ks=$dir/card.keystore
+pristine=$dir/pristine
+REC=256			# audit record size (hw.rst, "Audit log")
+KS_HDR=44		# key store header before the sealed part
+KS_TAG=16		# GCM tag after it
+EV_CHECKPOINT=3
+EV_LOG_DAMAGED=4
+pass=0
+fail=0
+rm -rf "$dir"
+mkdir -p "$dir" "$pristine" || exit 2
+export HSMVM_KEYSTORE=$ks
+
+result() {
+	if [ "$1" = ok ]; then
+		pass=$((pass + 1))
+		echo "ok $((pass + fail)) $2"
+	else
+		fail=$((fail + 1))
+		echo "not ok $((pass + fail)) $2"
+	fi
+}
+
+# boot NAME MODE...: write the guest's mode, boot, leave the console (and
+# QEMU's messages) without CRs in $dir/NAME.log; sets brc (run-vm.sh's
+# status) and bsecs.
+boot() {
+	local name=$1 t0=$SECONDS
+
+	shift
+	echo "$*" >"$dir/mode"
+	"$TOP/selftests/vm/run-vm.sh" --kernels "$KERNEL" --timeout 300 \
+		--run selftests/vm/store-attack/guest.sh >"$dir/$name.out" 2>&1
+	brc=$?
+	bsecs=$((SECONDS - t0))
+	tr -d '\r' <"$dir/$name.out" >"$dir/$name.log"
+}
+
+# files to the pristine copy (FILE... are the variants to use instead)
+restore() {
+	rm -f "$ks.audit".damaged.*
+	cp "$pristine/keystore" "$ks"
+	cp "$pristine/keystore.mk" "$ks.mk"
+	cp "$pristine/keystore.audit" "$ks.audit"
+}
+
+u64() { od -An -t u8 -j "$2" -N 8 "$1" | tr -d ' '; }
+u16() { od -An -t u2 -j "$2" -N 2 "$1" | tr -d ' '; }
+
+# flip FILE OFFSET: invert every bit of one byte
+flip() {
+	local b
+
+	b=$(od -An -t u1 -j "$2" -N 1 "$1" | tr -d ' ')
+	# shellcheck disable=SC2059 # the format is the byte
+	printf "\\x$(printf %02x $((b ^ 0xff)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# swap FILE OFF1 OFF2 LEN: exchange two non-overlapping blocks
+swap() {
+	dd if="$1" of="$dir/blk1" bs=1 skip="$2" count="$4" status=none
+	dd if="$1" of="$dir/blk2" bs=1 skip="$3" count="$4" status=none
+	dd if="$dir/blk2" of="$1" bs=1 seek="$2" conv=notrunc status=none
+	dd if="$dir/blk1" of="$1" bs=1 seek="$3" conv=notrunc status=none
+}
+
+# json_num LINE KEY: a number or "0x..." string field of a JSON line
+json_field() {
+	sed -n "s/.*\"$2\": *\"\{0,1\}\([0-9a-fx]*\)\"\{0,1\}[,}].*/\1/p" <<<"$1"
+}
+
+# ---- 1. the keys ----
+: >"$dir/keys"
+# record_keys LOG: public keys and handles of the SA-KEY lines
+record_keys() {
+	local label h b64
+
+	while read -r _ label h b64; do
+		echo "$b64" | base64 -d >"$dir/$label.pem"
+		echo "$label $h $label.pem" >>"$dir/keys"
+	done < <(grep '^SA-KEY ' "$1")
+}
+
+boot create1 create sa-1 sa-2
+record_keys "$dir/create1.log"
+if [ $brc -ne 0 ] || ! grep -q '^SA-CREATED' "$dir/create1.log" ||
+   [ "$(wc -l <"$dir/keys")" -ne 2 ]; then
+	result fail "first boot: keys sa-1, sa-2 not created (see $dir/create1.log)"
+	echo "store-attack: $pass passed, $fail failed"
+	exit 1
+fi
+cp "$ks" "$dir/keystore.before-sa-3"
+boot create2 create sa-3
+record_keys "$dir/create2.log"
+if [ $brc -ne 0 ] || ! grep -q '^SA-CREATED' "$dir/create2.log" ||
+   [ "$(wc -l <"$dir/keys")" -ne 3 ]; then
+	result fail "second boot: key sa-3 not created (see $dir/create2.log)"
+	echo "store-attack: $pass passed, $fail failed"
+	exit 1
+fi
+cp "$ks" "$pristine/keystore"
+cp "$ks.mk" "$pristine/keystore.mk"
+cp "$ks.audit" "$pristine/keystore.audit"
+nrec=$(( $(stat -c %s "$ks.audit") / REC ))
+result ok "two boots made sa-1, sa-2, sa-3 ($(stat -c %s "$ks")-byte store, $nrec audit records; second boot ${bsecs}s)"
+
+# keys_ok LOG WANT: every key of $dir/keys checked "ok" in LOG except the
+# labels in WANT, which must be "FAIL"; the card holds exactly the ok ones
+keys_ok() {
+	local label state n=0 bad=
+
+	while read -r label _; do
+		state=$(grep "^SA-CHECK [a-zA-Z]* $label " "$1" | cut -d' ' -f2)
+		if [[ " $2 " == *" $label "* ]]; then
+			[ "$state" = FAIL ] || bad="$bad $label:${state:-no-line}(wanted FAIL)"
+		else
+			n=$((n + 1))
+			[ "$state" = ok ] || bad="$bad $label:${state:-no-line}"
+		fi
+	done <"$dir/keys"
+	grep -qx "SA-KEYS $n" "$1" ||
+		bad="$bad keys-in-card:$(grep '^SA-KEYS' "$1" | cut -d' ' -f2)(wanted $n)"
+	grep -q '^SA-CHECKED' "$1" || bad="$bad guest-check-did-not-finish"
+	[ -z "$bad" ] || echo "$bad"
+}
+
+# ---- 2. control ----
+restore
+boot control check
+why=$(keys_ok "$dir/control.log" "")
+arc=$(sed -n 's/^SA-AUDIT-RC //p' "$dir/control.log")
+if [ $brc -eq 0 ] && [ -z "$why" ] && [ "$arc" = 0 ] &&
+   ! grep -q '^SA-AUDIT-DMG' "$dir/control.log" &&
+   grep -q '^SA-AUDIT-VERDICT .*"card_damaged": *false' "$dir/control.log"; then
+	result ok "control: pristine files boot, sa-1..3 sign (OpenSSL verifies), hsmctl audit exits 0 (${bsecs}s)"
+else
+	result fail "control: run-vm $brc,$why, audit exit ${arc:-none} (see $dir/control.log)"
+fi
+
+# ---- 3. the key store ----
+# store_refused NAME MESSAGE: QEMU refused to start on the damaged store
+store_refused() {
+	local name=$1 want="hsmcard: key store $ks: $2" sum_ks sum_au
+
+	sum_ks=$(sha256sum <"$ks")
+	sum_au=$(sha256sum <"$ks.audit")
+	boot "$name" check
+	if [ $brc -ne 0 ] && grep -qF "$want" "$dir/$name.log" &&
+	   ! grep -q '^SA-' "$dir/$name.log" &&
+	   [ "$(sha256sum <"$ks")" = "$sum_ks" ] &&
+	   [ "$(sha256sum <"$ks.audit")" = "$sum_au" ] &&
+	   ! ls "$ks.audit".damaged.* >/dev/null 2>&1; then
+		result ok "key store $name: QEMU refuses to start: \"$(grep -oF "key store $ks: $2" "$dir/$name.log" | head -n1 | sed "s|$dir/||")\"; guest never ran, files untouched (${bsecs}s)"
+	else
+		grep -i 'hsmcard\|qemu' "$dir/$name.log" | head -n 5
+		result fail "key store $name: wanted QEMU to refuse with \"$want\" and leave the files alone (run-vm $brc; see $dir/$name.log)"
+	fi
+}
+
+size=$(stat -c %s "$pristine/keystore")
+restore
+flip "$ks" $((size / 2))
+store_refused flip-middle "authentication failed (edited, torn or wrong master key)"
+
+restore
+truncate -s $((size / 2)) "$ks"
+store_refused truncate-half "bad version or length (torn file?)"
+
+restore
+truncate -s $((size - 1)) "$ks"
+store_refused truncate-1 "bad version or length (torn file?)"
+
+# two blocks of the sealed part (after the header, before the tag)
+restore
+b1=$((KS_HDR + 16))
+b2=$((KS_HDR + ((size - KS_HDR - KS_TAG) / 32) * 16))
+swap "$ks" $b1 $b2 16
+if cmp -s "$ks" "$pristine/keystore"; then
+	result fail "key store swap: blocks at $b1 and $b2 are equal, nothing swapped"
+else
+	store_refused swap-blocks "authentication failed (edited, torn or wrong master key)"
+fi
+
+# Rollback: the store from before sa-3 with today's log.  hw.rst says the
+# card cannot see it; assert that at least nothing is half-loaded.
+restore
+cp "$dir/keystore.before-sa-3" "$ks"
+boot rollback check
+arc=$(sed -n 's/^SA-AUDIT-RC //p' "$dir/rollback.log")
+h3=$(awk '$1 == "sa-3" { print $2 }' "$dir/keys")
+if grep -qF "hsmcard: key store $ks:" "$dir/rollback.log" &&
+   ! grep -q '^SA-' "$dir/rollback.log"; then
+	result ok "key store rollback: detected, QEMU refuses to start (${bsecs}s)"
+else
+	why=$(keys_ok "$dir/rollback.log" "sa-3")
+	gen=$(grep -c "^SA-AUDIT-GEN .*\"$h3\"" "$dir/rollback.log")
+	if [ $brc -eq 0 ] && [ -z "$why" ]; then
+		result ok "key store rollback: NOT detected by the card (documented): it starts on the older store, sa-1, sa-2 sign, sa-3 is gone as a whole; hsmctl audit exits ${arc:-none}$(grep -q '^SA-AUDIT-DMG' "$dir/rollback.log" && echo ' and reports LOG_DAMAGED' || echo ', no LOG_DAMAGED'); the log still holds sa-3's key_generate record ($gen) for a handle the card no longer has (${bsecs}s)"
+	else
+		result fail "key store rollback: half-loaded or broken state: run-vm $brc,$why (see $dir/rollback.log)"
+	fi
+fi
+
+# ---- 4. the audit log ----
+# middle: the first record from the middle on that is not a checkpoint
+# and has one after it
+mid=$((nrec / 2))
+while [ $((mid + 2)) -lt "$nrec" ] &&
+      [ "$(u16 "$pristine/keystore.audit" $((mid * REC + 16)))" = $EV_CHECKPOINT ]; do
+	mid=$((mid + 1))
+done
+
+# log_damaged NAME REASON INDEX RECORDS: the log was damaged so that the
+# record at INDEX is the first one lost; RECORDS whole records are left in
+# the file; REASON is the LOG_DAMAGED detail wanted
+log_damaged() {
+	local name=$1 reason=$2 idx=$3 total=$4 lost dmg dseq why="" arc n v w
+	local errs
+
+	lost=$(u64 "$pristine/keystore.audit" $((idx * REC)))
+	cp "$ks.audit" "$dir/$name.attacked"
+	boot "$name" check
+	arc=$(sed -n 's/^SA-AUDIT-RC //p' "$dir/$name.log")
+	dmg=$(grep '^SA-AUDIT-DMG ' "$dir/$name.log")
+	[ $brc -eq 0 ] || why="$why run-vm:$brc"
+	w=$(keys_ok "$dir/$name.log" "")
+	[ -z "$w" ] || why="$why keys:$w"
+	[ "$arc" = 1 ] || why="$why audit-exit:${arc:-none}(wanted 1)"
+	if [ "$(wc -l <<<"$dmg")" -ne 1 ] || [ -z "$dmg" ]; then
+		why="$why log_damaged-records:$(grep -c . <<<"$dmg")(wanted 1)"
+	else
+		dseq=$(json_field "$dmg" seq)
+		[ "$(json_field "$dmg" detail)" = "$reason" ] ||
+			why="$why reason:$(json_field "$dmg" detail)(wanted $reason)"
+		[ "$(json_field "$dmg" handle)" = "$(printf '0x%016x' "$lost")" ] ||
+			why="$why first-lost:$(json_field "$dmg" handle)(wanted seq $lost)"
+		[ "$(json_field "$dmg" handle2)" = "$(printf '0x%016x' "$total")" ] ||
+			why="$why records:$(json_field "$dmg" handle2)(wanted $total)"
+		# the evidence, byte for byte
+		cmp -s "$ks.audit.damaged.$dseq" "$dir/$name.attacked" ||
+			why="$why no-identical-copy:$(cd "$dir" && echo card.keystore.audit.damaged.*)"
+		# the log: the untouched prefix, then LOG_DAMAGED
+		cmp -s -n $((idx * REC)) "$ks.audit" "$pristine/keystore.audit" ||
+			why="$why prefix-changed"
+		[ "$(u16 "$ks.audit" $((idx * REC + 16)))" = $EV_LOG_DAMAGED ] &&
+		[ "$(u64 "$ks.audit" $((idx * REC)))" = "$dseq" ] ||
+			why="$why record-$idx-is-not-the-log_damaged"
+		[ $(( $(stat -c %s "$ks.audit") % REC )) -eq 0 ] ||
+			why="$why log-size"
+	fi
+	# hsmctl audit: exactly two problems, the record and the flag
+	errs=$(grep -E '^SA-AUDIT-ERR .*: audit: seq [0-9]+: ' "$dir/$name.log")
+	if [ "$(grep -c . <<<"$errs")" -ne 2 ] ||
+	   ! grep -q 'found its log damaged at start' <<<"$errs" ||
+	   ! grep -q 'the card reports that its start-up check found the log damaged' <<<"$errs"; then
+		why="$why hsmctl-problems:[$(tr '\n' '|' <<<"$errs")]"
+	fi
+	grep -q '^SA-AUDIT-VERDICT .*"card_damaged": *true' "$dir/$name.log" ||
+		why="$why no-DAMAGED-flag"
+	read -r n v < <(sed -n 's/^SA-AUDIT-AFTER //p' "$dir/$name.log")
+	[ "${v:-0}" -ge 1 ] || why="$why no-verified-checkpoint-after-damage"
+	if [ -z "$why" ]; then
+		result ok "audit log $name: card starts with all keys, LOG_DAMAGED seq $dseq reason $reason from seq $lost ($total records), hsmctl audit exits 1 naming it and the DAMAGED flag, copy .audit.damaged.$dseq identical, $n records after it with $v verified checkpoint(s) (${bsecs}s)"
+	else
+		grep '^SA-AUDIT-ERR' "$dir/$name.log" | head -n 5
+		result fail "audit log $name:$why (see $dir/$name.log)"
+	fi
+}
+
+restore
+flip "$ks.audit" $((mid * REC + 8))	# time_ns of a non-checkpoint record
+log_damaged flip-record 4 "$mid" "$nrec"
+
+restore
+truncate -s $((nrec * REC - 5)) "$ks.audit"
+log_damaged truncate-last 2 $((nrec - 1)) $((nrec - 1))
+
+restore
+swap "$ks.audit" $((mid * REC)) $(((mid + 1) * REC)) $REC
+log_damaged swap-records 3 "$mid" "$nrec"
+
+restore
+{ head -c $((mid * REC)) "$pristine/keystore.audit"
+  tail -c +$(((mid + 1) * REC + 1)) "$pristine/keystore.audit"; } >"$ks.audit"
+log_damaged delete-record 3 "$mid" $((nrec - 1))
+
+# The records after the last checkpoint, cut off at a record boundary
+# after a clean shutdown.  The card seals the log's head into the key store
+# when QEMU exits (hw.rst), so the cut must show as reason 6 (shorter than
+# the sealed head).
+restore
+keep=$nrec
+for i in $(seq $((nrec - 1)) -1 0); do
+	if [ "$(u16 "$pristine/keystore.audit" $((i * REC + 16)))" = $EV_CHECKPOINT ]; then
+		keep=$((i + 1))
+		break
+	fi
+done
+[ "$keep" -lt "$nrec" ] || keep=$((nrec - 1))
+head -c $((keep * REC)) "$pristine/keystore.audit" >"$ks.audit"
+first=$(u64 "$pristine/keystore.audit" $((keep * REC)))
+last=$(u64 "$pristine/keystore.audit" $(((nrec - 1) * REC)))
+boot drop-tail check
+arc=$(sed -n 's/^SA-AUDIT-RC //p' "$dir/drop-tail.log")
+dmg=$(grep '^SA-AUDIT-DMG ' "$dir/drop-tail.log")
+why=$(keys_ok "$dir/drop-tail.log" "")
+if [ $brc -eq 0 ] && [ -z "$why" ] && [ "$arc" = 1 ] &&
+   [ "$(json_field "$dmg" detail)" = 6 ]; then
+	result ok "audit log drop-tail: seq $first..$last removed after a clean stop: LOG_DAMAGED reason 6 (${bsecs}s)"
+else
+	result fail "audit log drop-tail: run-vm $brc,$why, audit exit ${arc:-none} (see $dir/drop-tail.log)"
+fi
+
+echo "store-attack: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
