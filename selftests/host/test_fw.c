@@ -190,7 +190,7 @@ static uint16_t import_pkey(EVP_PKEY *pk, uint16_t type, uint32_t uses,
 	return st;
 }
 
-static uint16_t destroy(struct hsm_fw *f, uint64_t h)
+uint16_t destroy(struct hsm_fw *f, uint64_t h)
 {
 	struct hsm_sqe s;
 

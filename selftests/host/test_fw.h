@@ -26,6 +26,8 @@ void sqe_init(struct hsm_sqe *s, uint8_t opcode);
 uint16_t adm(struct hsm_fw *f, const struct hsm_sqe *s, uint64_t *res);
 /* test_fw.c: KEY_GENERATE with @a; the handle in *@h */
 uint16_t gen_attrs(struct hsm_fw *f, const struct hsm_key_attrs *a, uint64_t *h);
+/* test_fw.c: KEY_DESTROY of @h */
+uint16_t destroy(struct hsm_fw *f, uint64_t h);
 
 /* test_fw_audit.c: the audit log, on cards configured like @base */
 void test_audit(const struct hsm_fw_config *base);

@@ -87,15 +87,6 @@ static uint16_t au_wrap(struct hsm_fw *f, uint64_t h, uint64_t kek,
 	return st;
 }
 
-static uint16_t au_destroy(struct hsm_fw *f, uint64_t h)
-{
-	struct hsm_sqe s;
-
-	sqe_init(&s, HSM_ADM_KEY_DESTROY);
-	s.handle = htole64(h);
-	return adm(f, &s, NULL);
-}
-
 static uint16_t au_checkpoint(struct hsm_fw *f, uint64_t *seq)
 {
 	struct hsm_sqe s;
@@ -513,12 +504,12 @@ static void test_audit_volatile(void)
 		"failed unwrap logged");
 
 	/* destroy: the record still knows what the key was */
-	check_st(au_destroy(f, hu), HSM_SC_SUCCESS, "destroy");
+	check_st(destroy(f, hu), HSM_SC_SUCCESS, "destroy");
 	last_is(f, HSM_AUDIT_EV_KEY_DESTROY, 0, hu, &r, "destroy logged");
 	check(!strcmp(r.label, "au-unwrapped") &&
 	      le32toh(r.detail) == ((uint32_t)HSM_KEY_AES << 16 | 128),
 	      "destroy record: label and type of the destroyed key");
-	check_st(au_destroy(f, hu), HSM_SC_INVALID_HANDLE, "destroy again");
+	check_st(destroy(f, hu), HSM_SC_INVALID_HANDLE, "destroy again");
 	last_is(f, HSM_AUDIT_EV_KEY_DESTROY, HSM_SC_INVALID_HANDLE, hu, NULL,
 		"destroy of an unknown handle logged");
 
@@ -877,7 +868,7 @@ static void test_audit_store(void)
 	last_is(f, HSM_AUDIT_EV_TOKEN_CREATE, 0, hp, NULL,
 		"token create logged");
 	for (i = 0; i < 70; i++)	/* pass a periodic checkpoint */
-		au_destroy(f, 0x100000001ull + i);
+		destroy(f, 0x100000001ull + i);
 	n = au_fetch(f, 0, &recs, &hdr);
 	buf = slurp(p.log, &len);
 	check(n > 0 && len == (size_t)n * AU_REC &&
@@ -916,7 +907,7 @@ static void test_audit_store(void)
 	free(recs);
 	free(recs2);
 	/* so the last record (the sealed head at stop) is not a checkpoint */
-	check_st(au_destroy(f, 0x100000001ull), HSM_SC_INVALID_HANDLE,
+	check_st(destroy(f, 0x100000001ull), HSM_SC_INVALID_HANDLE,
 		 "one more denial before the stop");
 	hsm_fw_free(f);
 	fh_reset(&fh);
@@ -938,7 +929,7 @@ static void test_audit_store(void)
 		a = au_attrs(HSM_KEY_AES, 128, 0, HSM_KEYF_PERSISTENT, 0,
 			     "au-unlogged");
 		st1 = gen_attrs(f, &a, &hx);
-		st2 = au_destroy(f, hp);
+		st2 = destroy(f, hp);
 		setrlimit(RLIMIT_FSIZE, &old_lim);
 		signal(SIGXFSZ, SIG_DFL);
 		check(st1 == HSM_SC_INTERNAL && !hx,
@@ -957,7 +948,7 @@ static void test_audit_store(void)
 		      "after a restart: the unlogged key is not in the store "
 		      "(%llu keys)", (unsigned long long)(res >> 32));
 		/* again: the last record at the stop is not a checkpoint */
-		au_destroy(f, 0x100000001ull);
+		destroy(f, 0x100000001ull);
 		hsm_fw_free(f);
 		fh_reset(&fh);
 	}
@@ -1144,7 +1135,7 @@ static void test_audit_kernel_session(void)
 		     HSM_KERNEL_PARTITION, "");
 	check_st(au_put(f, HSM_ADM_KEY_IMPORT, 0, &a, key, sizeof(key), &h),
 		 HSM_SC_SUCCESS, "kernel partition: session key imported");
-	check_st(au_destroy(f, h), HSM_SC_SUCCESS,
+	check_st(destroy(f, h), HSM_SC_SUCCESS,
 		 "kernel partition: session key destroyed");
 	check(last_seq(f) == seq,
 	      "no record for a kernel session key's import and destruction (last seq %llu, was %llu)",
@@ -1156,7 +1147,7 @@ static void test_audit_kernel_session(void)
 	check(au_last(f, &r) && le16toh(r.event) == HSM_AUDIT_EV_KEY_IMPORT &&
 	      le64toh(r.handle) == hu,
 	      "the same import in the user partition is recorded");
-	check_st(au_destroy(f, hu), HSM_SC_SUCCESS, "user key destroyed");
+	check_st(destroy(f, hu), HSM_SC_SUCCESS, "user key destroyed");
 	check(au_last(f, &r) && le16toh(r.event) == HSM_AUDIT_EV_KEY_DESTROY &&
 	      le64toh(r.handle) == hu, "and its destruction is recorded");
 
@@ -1190,7 +1181,7 @@ static bool au_gen_n(struct hsm_fw *f, int n)
 	int i;
 
 	for (i = 0; i < n; i++)
-		if (gen_attrs(f, &a, &h) || au_destroy(f, h))
+		if (gen_attrs(f, &a, &h) || destroy(f, h))
 			return false;
 	return true;
 }

@@ -173,15 +173,6 @@ static uint16_t lf_get_attrs(struct hsm_fw *f, uint64_t h,
 	return st;
 }
 
-static uint16_t lf_destroy(struct hsm_fw *f, uint64_t h)
-{
-	struct hsm_sqe s;
-
-	sqe_init(&s, HSM_ADM_KEY_DESTROY);
-	s.handle = htole64(h);
-	return adm(f, &s, NULL);
-}
-
 /* KEY_WRAP of @h under @kek; *len = blob length. */
 static uint16_t lf_wrap(struct hsm_fw *f, uint64_t h, uint64_t kek,
 			uint8_t *out, size_t cap, size_t *len)
@@ -395,7 +386,7 @@ static void lf_uses(struct hsm_fw *f, struct lf_keys *k, uint32_t state)
 		ssl_ecb(k->ext, 1, in, want);
 		if (!st && memcmp(out, want, 16))
 			st = HSM_SC_INTERNAL;
-		lf_destroy(f, h);
+		destroy(f, h);
 	}
 	check(st == e, "%s: KEY_UNWRAP with it as the KEK: %s", sn,
 	      hsm_fw_status_str(st));
@@ -570,14 +561,14 @@ static void test_life_uses(struct hsm_fw *f)
 	check(!lf_get_attrs(f, h, &a) && !a.activated && a.deactivated &&
 	      le16toh(a.state) == HSM_KEY_STATE_COMPROMISED,
 	      "compromised before use: never activated, deactivated set");
-	lf_destroy(f, h);
+	destroy(f, h);
 
-	lf_destroy(f, k.h_aes);
-	lf_destroy(f, k.h_hmac);
-	lf_destroy(f, k.h_ec);
-	lf_destroy(f, k.h_rsa);
-	lf_destroy(f, k.h_ext);
-	lf_destroy(f, k.h_kek);
+	destroy(f, k.h_aes);
+	destroy(f, k.h_hmac);
+	destroy(f, k.h_ec);
+	destroy(f, k.h_rsa);
+	destroy(f, k.h_ext);
+	destroy(f, k.h_kek);
 	EVP_PKEY_free(k.ec);
 	EVP_PKEY_free(k.rsa);
 	fh_reset(&fh);
@@ -629,7 +620,7 @@ static void test_life_transitions(struct hsm_fw *f)
 		      (!st || !memcmp(&a, &b, sizeof(a))),
 		      "%s -> %s: %s", lf_state_names[tr[i].from],
 		      lf_state_names[tr[i].to], hsm_fw_status_str(st));
-		lf_destroy(f, h);
+		destroy(f, h);
 	}
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, NULL);
 	gen_attrs(f, &a, &h);
@@ -649,7 +640,7 @@ static void test_life_transitions(struct hsm_fw *f)
 	      le16toh(a.state) == HSM_KEY_STATE_ACTIVE &&
 	      le64toh(a.activated) == le64toh(a.created),
 	      "state 0 on input: ACTIVE, activated = created");
-	lf_destroy(f, h);
+	destroy(f, h);
 
 	/* input fields the card owns */
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, HSM_KEY_STATE_DEACTIVATED, NULL);
@@ -738,17 +729,17 @@ static void test_life_labels(struct hsm_fw *f)
 	check_st(adm(f, &s, &r), HSM_SC_INVALID_LENGTH, "short label");
 
 	/* a label is free again once its family is destroyed */
-	check_st(lf_destroy(f, h1), HSM_SC_SUCCESS, "destroy family-A");
+	check_st(destroy(f, h1), HSM_SC_SUCCESS, "destroy family-A");
 	check_st(lf_find(f, 0, 0, "family-A", &r), HSM_SC_INVALID_HANDLE,
 		 "gone from the index");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, "family-A");
 	check_st(gen_attrs(f, &a, &h1), HSM_SC_SUCCESS,
 		 "the label can be used again");
 	check(!lf_find(f, 0, 0, "family-A", &r) && r == h1, "and is found");
-	lf_destroy(f, h1);
-	lf_destroy(f, h2);
-	lf_destroy(f, h3);
-	lf_destroy(f, hk);
+	destroy(f, h1);
+	destroy(f, h2);
+	destroy(f, h3);
+	destroy(f, hk);
 	fh_reset(&fh);
 }
 
@@ -821,11 +812,11 @@ static void test_life_rotate(struct hsm_fw *f)
 	check(!lf_get_attrs(f, h3, &a) && le32toh(a.version) == 3 &&
 	      !lf_find(f, 0, 0, "signing-key", &r) && r == h3,
 	      "v3 is the newest");
-	lf_destroy(f, h3);
+	destroy(f, h3);
 	check(!lf_find(f, 0, 0, "signing-key", &r) && r == h2,
 	      "destroy v3: v2 is the newest again");
-	lf_destroy(f, h2);
-	lf_destroy(f, h1);
+	destroy(f, h2);
+	destroy(f, h1);
 	EVP_PKEY_free(pub);
 
 	/* AES: v2 encrypts, v1 only decrypts what it encrypted before */
@@ -851,15 +842,15 @@ static void test_life_rotate(struct hsm_fw *f)
 	      "v2 compromised");
 	check_st(lf_rotate(f, h2, &r), HSM_SC_KEY_COMPROMISED,
 		 "a compromised key cannot be rotated");
-	lf_destroy(f, h1);
-	lf_destroy(f, h2);
+	destroy(f, h1);
+	destroy(f, h2);
 
 	/* what cannot be rotated */
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, HSM_KEY_STATE_PRE_ACTIVE, NULL);
 	gen_attrs(f, &a, &h1);
 	check_st(lf_rotate(f, h1, &r), HSM_SC_KEY_STATE,
 		 "a PRE_ACTIVE key cannot be rotated");
-	lf_destroy(f, h1);
+	destroy(f, h1);
 	{
 		static const uint8_t hk[10] = "80-bit key";
 
@@ -867,7 +858,7 @@ static void test_life_rotate(struct hsm_fw *f)
 		lf_put(f, HSM_ADM_KEY_IMPORT, 0, &a, hk, sizeof(hk), &h1);
 		check_st(lf_rotate(f, h1, &r), HSM_SC_KEY_TYPE,
 			 "an imported key of a size the card does not make");
-		lf_destroy(f, h1);
+		destroy(f, h1);
 	}
 	check_st(lf_rotate(f, 0x1234ull << 32, &r), HSM_SC_INVALID_HANDLE,
 		 "rotate a handle that does not exist");
@@ -882,8 +873,8 @@ static void test_life_rotate(struct hsm_fw *f)
 	check(!lf_rotate(f, h1, &h2) && !lf_get_attrs(f, h2, &a) &&
 	      le32toh(a.version) == 2 && !a.label[0],
 	      "a key without a label rotates to version 2");
-	lf_destroy(f, h1);
-	lf_destroy(f, h2);
+	destroy(f, h1);
+	destroy(f, h2);
 	fh_reset(&fh);
 }
 
