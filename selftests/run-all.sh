@@ -4,7 +4,8 @@
 # What `make check` runs: host unit tests, then QEMU with the card, the module
 # for each kernel, the guest tests and the VM runs on Debian's 6.1 and 6.12
 # (KERNELS="6.1 6.12"), then the card's crash-consistency test (QEMU killed
-# while it creates keys, selftests/vm/crash-keys.sh), the attacks on the key
+# while it creates keys, selftests/vm/crash-keys.sh, its rounds alternating
+# between the kernels) and, for each release kernel, the attacks on the key
 # store and audit log files (selftests/vm/store-attack.sh), the tamper test
 # (selftests/vm/tamper-io.sh) and the two-card backup/restore with the
 # guest memory scan (selftests/vm/backup-restore.sh).  `make check-debug`
@@ -20,6 +21,12 @@ set -o pipefail
 TOP=${TOP:-$(cd "$(dirname "$0")/.." && pwd)}
 BUILD=${BUILD:-$TOP/build}
 KERNELS=${KERNELS:-"6.1 6.12"}
+# the release kernels of KERNELS: the host-driven scripts run on these
+HOST_KERNELS=
+for k in $KERNELS; do
+	case $k in *-debug) ;; *) HOST_KERNELS="$HOST_KERNELS $k" ;; esac
+done
+HOST_KERNELS=${HOST_KERNELS# }
 export TOP BUILD
 
 pass=0
@@ -44,6 +51,27 @@ last_counts() {
 		sed -E 's/([0-9]+) passed, ([0-9]+) failed/\1 \2/'
 }
 
+# run_counted NAME LOG CMD...: run CMD with its output also in LOG and add
+# the last "N passed, N failed" it printed to the totals; a command that
+# fails without a failure count, or prints no count at all, counts as one
+# failure
+run_counted() {
+	local name=$1 log=$2 rc counts p f
+
+	shift 2
+	"$@" 2>&1 | tee "$log"
+	rc=$?
+	counts=$(last_counts "$log")
+	if [ -z "$counts" ]; then
+		echo "run-all: $name gave no counts (status $rc)"
+		note "$name" 0 1
+		return
+	fi
+	read -r p f <<<"$counts"
+	[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+	note "$name" "$p" "$f"
+}
+
 # One compound command, parsed whole before it runs (safe to edit meanwhile).
 {
 mkdir -p "$BUILD" || exit 2
@@ -51,18 +79,7 @@ cd "$TOP" || exit 2
 start=$(date +%s)
 
 stage "host unit tests (make check-host)"
-log=$BUILD/check-host.log
-make -C "$TOP" check-host 2>&1 | tee "$log"
-rc=$?
-counts=$(last_counts "$log")
-if [ -n "$counts" ]; then
-	read -r p f <<<"$counts"
-	[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
-	note "host" "$p" "$f"
-else
-	echo "run-all: make check-host gave no counts (status $rc)"
-	note "host" 0 1
-fi
+run_counted "host" "$BUILD/check-host.log" make -C "$TOP" check-host
 
 stage "QEMU with the card (make qemu)"
 make -C "$TOP" qemu
@@ -89,69 +106,30 @@ make -C "$TOP/selftests/vm" TOP="$TOP" BUILD="$BUILD" || note "selftest build" 0
 
 if [ $qemu_ok -eq 0 ]; then
 	stage "VM tests on $KERNELS"
-	log=$BUILD/check-vm.log
-	"$TOP/selftests/vm/run-vm.sh" --kernels "$KERNELS" 2>&1 | tee "$log"
-	rc=$?
-	counts=$(last_counts "$log")
-	if [ -n "$counts" ]; then
-		read -r p f <<<"$counts"
-		[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
-		note "vm" "$p" "$f"
-	else
-		note "vm" 0 1
-	fi
+	run_counted "vm" "$BUILD/check-vm.log" \
+		"$TOP/selftests/vm/run-vm.sh" --kernels "$KERNELS"
 
+	# The host-driven scripts run on every release kernel; the crash
+	# test alternates them between its rounds (a key store written under
+	# one kernel is checked under the other).
 	stage "card crash consistency (selftests/vm/crash-keys.sh)"
-	log=$BUILD/check-crash.log
-	"$TOP/selftests/vm/crash-keys.sh" --rounds 2 2>&1 | tee "$log"
-	rc=$?
-	counts=$(last_counts "$log")
-	if [ -n "$counts" ]; then
-		read -r p f <<<"$counts"
-		[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
-		note "crash consistency" "$p" "$f"
-	else
-		note "crash consistency" 0 1
-	fi
+	run_counted "crash consistency" "$BUILD/check-crash.log" \
+		"$TOP/selftests/vm/crash-keys.sh" --rounds 2 \
+		--kernel "$HOST_KERNELS"
 
-	stage "key store and audit log attacks (selftests/vm/store-attack.sh)"
-	log=$BUILD/check-store.log
-	"$TOP/selftests/vm/store-attack.sh" 2>&1 | tee "$log"
-	rc=$?
-	counts=$(last_counts "$log")
-	if [ -n "$counts" ]; then
-		read -r p f <<<"$counts"
-		[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
-		note "store attacks" "$p" "$f"
-	else
-		note "store attacks" 0 1
-	fi
+	for k in $HOST_KERNELS; do
+		stage "key store and audit log attacks on $k (selftests/vm/store-attack.sh)"
+		run_counted "store attacks $k" "$BUILD/check-store-$k.log" \
+			"$TOP/selftests/vm/store-attack.sh" --kernel "$k"
 
-	stage "tamper under load (selftests/vm/tamper-io.sh)"
-	log=$BUILD/check-tamper.log
-	"$TOP/selftests/vm/tamper-io.sh" 2>&1 | tee "$log"
-	rc=$?
-	counts=$(last_counts "$log")
-	if [ -n "$counts" ]; then
-		read -r p f <<<"$counts"
-		[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
-		note "tamper" "$p" "$f"
-	else
-		note "tamper" 0 1
-	fi
+		stage "tamper under load on $k (selftests/vm/tamper-io.sh)"
+		run_counted "tamper $k" "$BUILD/check-tamper-$k.log" \
+			"$TOP/selftests/vm/tamper-io.sh" --kernel "$k"
 
-	stage "backup, two-card restore, memory scan (selftests/vm/backup-restore.sh)"
-	log=$BUILD/check-backup.log
-	"$TOP/selftests/vm/backup-restore.sh" 2>&1 | tee "$log"
-	rc=$?
-	counts=$(last_counts "$log")
-	if [ -n "$counts" ]; then
-		read -r p f <<<"$counts"
-		[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
-		note "backup/restore" "$p" "$f"
-	else
-		note "backup/restore" 0 1
-	fi
+		stage "backup, two-card restore, memory scan on $k (selftests/vm/backup-restore.sh)"
+		run_counted "backup/restore $k" "$BUILD/check-backup-$k.log" \
+			"$TOP/selftests/vm/backup-restore.sh" --kernel "$k"
+	done
 else
 	echo "run-all: no QEMU, VM tests not run"
 fi

@@ -11,7 +11,12 @@
 # card refuses to load fails the round (the module's probe or the check
 # then fails).
 #
-# Usage: crash-keys.sh [--kernel K] [--rounds N] [--keys N]
+# With several kernels (--kernel "6.1 6.12") the rounds take them in turn
+# and each round checks under the next kernel of the list what it created
+# under its own: round 1 creates on 6.1 and checks on 6.12, round 2 the
+# other way round.
+#
+# Usage: crash-keys.sh [--kernel "K..."] [--rounds N] [--keys N]
 # Environment: BUILD, QEMU (as for run-vm.sh).
 # Prints one TAP-like line per phase and, last, "N passed, N failed".
 
@@ -28,7 +33,7 @@ while [ $# -gt 0 ]; do
 	--kernel) KERNEL=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--keys) KEYS=$2; shift ;;
-	-h|--help) sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "crash-keys: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -53,17 +58,23 @@ result() {
 	fi
 }
 
-# start_guest SCRIPT OUT: boot a guest running SCRIPT in the background,
-# its console (run-vm.sh's standard output) going to OUT; sets rpid.
+read -r -a kernels <<<"$KERNEL"
+[ ${#kernels[@]} -gt 0 ] || { echo "crash-keys: no kernel" >&2; exit 2; }
+
+# start_guest KERNEL SCRIPT OUT: boot a guest of KERNEL running SCRIPT in
+# the background, its console (run-vm.sh's standard output) going to OUT;
+# sets rpid.
 start_guest() {
-	"$TOP/selftests/vm/run-vm.sh" --kernels "$KERNEL" --timeout 600 \
-		--run "$1" >"$2" 2>&1 &
+	"$TOP/selftests/vm/run-vm.sh" --kernels "$1" --timeout 600 \
+		--run "$2" >"$3" 2>&1 &
 	rpid=$!
 }
 
 for round in $(seq 1 "$ROUNDS"); do
 	echo "$round" >"$dir/round"
-	start_guest selftests/vm/crash/create.sh "$dir/create-$round.out"
+	kc=${kernels[$(((round - 1) % ${#kernels[@]}))]}
+	kv=${kernels[$((round % ${#kernels[@]}))]}
+	start_guest "$kc" selftests/vm/crash/create.sh "$dir/create-$round.out"
 	acked=0
 	end=$((SECONDS + 300))
 	while [ $SECONDS -lt $end ] && kill -0 "$rpid" 2>/dev/null; do
@@ -104,22 +115,22 @@ for round in $(seq 1 "$ROUNDS"); do
 	done < <(grep '^CRASH-ACK ' "$dir/create-$round.log")
 	if [ -z "$qpid" ] || [ "$n_round" -lt "$KEYS" ] ||
 	   grep -q '^CRASH-ERROR' "$dir/create-$round.log"; then
-		result fail "round $round: QEMU killed after $n_round acknowledged keys (wanted $KEYS; see $dir/create-$round.log)"
+		result fail "round $round ($kc): QEMU killed after $n_round acknowledged keys (wanted $KEYS; see $dir/create-$round.log)"
 		break
 	fi
-	result ok "round $round: QEMU killed after $n_round acknowledged keys"
+	result ok "round $round ($kc): QEMU killed after $n_round acknowledged keys"
 
-	start_guest selftests/vm/crash/check.sh "$dir/check-$round.out"
+	start_guest "$kv" selftests/vm/crash/check.sh "$dir/check-$round.out"
 	wait "$rpid"
 	rc=$?
 	tr -d '\r' <"$dir/check-$round.out" >"$dir/check-$round.log"
 	summary=$(grep '^CRASH-SUMMARY' "$dir/check-$round.log" | tail -n1)
 	if [ $rc -eq 0 ] && [ -n "$summary" ]; then
-		result ok "round $round: all $(wc -l <"$dir/acks") acknowledged keys present and usable (ok, failed, keys in the card: ${summary#CRASH-SUMMARY })"
+		result ok "round $round ($kv): all $(wc -l <"$dir/acks") acknowledged keys present and usable (ok, failed, keys in the card: ${summary#CRASH-SUMMARY })"
 	else
 		grep -E 'CRASH-CHECK FAIL|hsmcard|key store' "$dir/check-$round.log" | head -n 20
 		tail -n 5 "$dir/check-$round.out"
-		result fail "round $round: acknowledged keys missing or unusable after the crash (see $dir/check-$round.log)"
+		result fail "round $round ($kv): acknowledged keys missing or unusable after the crash (see $dir/check-$round.log)"
 		break
 	fi
 done

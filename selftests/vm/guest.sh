@@ -105,7 +105,7 @@ load_module() {
 }
 
 run_tests() {
-	local t name rc list
+	local t name rc list t0
 
 	if [ "$TESTS" = all ]; then
 		list=$(ls "$BUILD"/selftests/*_test 2>/dev/null)
@@ -121,6 +121,7 @@ run_tests() {
 		name=$(basename "$t")
 		res "TEST $name BEGIN"
 		echo "hsmvm: running $name"
+		t0=$(date +%s)
 		if [ -x "$t" ]; then
 			(cd /tmp && timeout -k 10 "$TIMEOUT" "$t") 2>&1 | tee /dev/fd/3
 			rc=${PIPESTATUS[0]}
@@ -129,6 +130,7 @@ run_tests() {
 			rc=127
 		fi
 		[ "$rc" -ne 124 ] || echo "hsmvm: $name timed out after ${TIMEOUT}s" | tee /dev/fd/3
+		echo "hsmvm: $name exited $rc after $(($(date +%s) - t0))s"
 		res "TEST $name END rc=$rc"
 	done
 }
