@@ -573,16 +573,28 @@ out:
 
 /* ---- key attributes ---- */
 
-static int hsm_check_attrs_in(struct hsmcard_key_attrs *a, u32 part)
+/*
+ * @restore: an unwrap with HSMCARD_WRAP_ATTRS, whose attributes come from
+ * the blob: type 0 and any state a blob can hold are fine, the card
+ * checks them against the blob.
+ */
+static int hsm_check_attrs_in(struct hsmcard_key_attrs *a, u32 part,
+			      bool restore)
 {
 	if (a->handle || a->created || a->rsvd0 || a->version ||
 	    a->activated || a->deactivated || a->rsvd)
 		return -EINVAL;
-	if (a->state && a->state != HSMCARD_KEY_STATE_ACTIVE &&
-	    a->state != HSMCARD_KEY_STATE_PRE_ACTIVE)
-		return -EINVAL;
-	if (!a->type || a->type >= HSMCARD_KEY_TYPE_MAX)
-		return -EINVAL;
+	if (restore) {
+		if (a->state > HSMCARD_KEY_STATE_DEACTIVATED ||
+		    a->type >= HSMCARD_KEY_TYPE_MAX)
+			return -EINVAL;
+	} else {
+		if (a->state && a->state != HSMCARD_KEY_STATE_ACTIVE &&
+		    a->state != HSMCARD_KEY_STATE_PRE_ACTIVE)
+			return -EINVAL;
+		if (!a->type || a->type >= HSMCARD_KEY_TYPE_MAX)
+			return -EINVAL;
+	}
 	if ((a->uses & ~HSMCARD_USE_ALL) || (a->flags & ~HSMCARD_KEYF_ALL))
 		return -EINVAL;
 	if (a->partition == HSMCARD_PARTITION_KERNEL)
@@ -722,7 +734,7 @@ static int hsm_ioc_key_generate(struct hsm_dev *hdev, void __user *argp,
 
 	if (copy_from_user(&a, argp, sizeof(a)))
 		return -EFAULT;
-	ret = hsm_check_attrs_in(&a, part);
+	ret = hsm_check_attrs_in(&a, part, false);
 	if (ret)
 		return ret;
 	sqe.opcode = HSM_ADM_KEY_GENERATE;
@@ -743,7 +755,7 @@ static int hsm_ioc_key_import(struct hsm_dev *hdev, void __user *argp,
 		return -EFAULT;
 	if (imp.flags)
 		return -EINVAL;
-	ret = hsm_check_attrs_in(&imp.attrs, part);
+	ret = hsm_check_attrs_in(&imp.attrs, part, false);
 	if (ret)
 		return ret;
 	if (!imp.key_len)
@@ -791,8 +803,8 @@ static int hsm_ioc_key_wrap(struct hsm_dev *hdev, void __user *argp,
 
 	if (copy_from_user(&wr, argp, sizeof(wr)))
 		return -EFAULT;
-	if (wr.flags || wr.rsvd0 || wr.rsvd1 || wr.rsvd[0] || wr.rsvd[1] ||
-	    !hsm_kwp_mech_ok(wr.mech) || !wr.len)
+	if ((wr.flags & ~HSMCARD_WRAP_FLAGS_ALL) || wr.rsvd0 || wr.rsvd1 ||
+	    wr.rsvd[0] || wr.rsvd[1] || !hsm_kwp_mech_ok(wr.mech) || !wr.len)
 		return -EINVAL;
 	if (!wr.blob)
 		return -EFAULT;
@@ -807,6 +819,8 @@ static int hsm_ioc_key_wrap(struct hsm_dev *hdev, void __user *argp,
 	sqe.mech = cpu_to_le16(wr.mech);
 	sqe.handle = cpu_to_le64(wr.handle);
 	sqe.qw[0] = cpu_to_le64(wr.kek);
+	if (wr.flags & HSMCARD_WRAP_ATTRS)
+		sqe.cdw[2] = cpu_to_le32(HSM_WRAP_F_ATTRS);
 	ret = hsm_exec(&hdev->adminq, &sqe, NULL, &dst, &result);
 	if (ret == HSM_SC_BUFFER_TOO_SMALL) {
 		if (result <= cap) {
@@ -845,9 +859,12 @@ out:
  * @part: the file's partition
  *
  * The new key lands in @part, which must also hold the KEK.  Sends the
- * KEY_CREATED event like generation and import.
+ * KEY_CREATED event like generation and import.  With HSMCARD_WRAP_ATTRS
+ * the card takes the attributes from the blob and @attrs may only narrow
+ * them.
  *
- * Return: 0 or a negative errno (-EBADMSG: the blob does not unwrap).
+ * Return: 0 or a negative errno (-EBADMSG: the blob does not unwrap;
+ * -EACCES: @attrs ask for more than an attribute blob holds).
  */
 static int hsm_ioc_key_unwrap(struct hsm_dev *hdev, void __user *argp,
 			      u32 part)
@@ -858,10 +875,11 @@ static int hsm_ioc_key_unwrap(struct hsm_dev *hdev, void __user *argp,
 
 	if (copy_from_user(&uw, argp, sizeof(uw)))
 		return -EFAULT;
-	if (uw.flags || uw.rsvd0 || uw.rsvd1 || uw.rsvd[0] || uw.rsvd[1] ||
-	    !hsm_kwp_mech_ok(uw.mech))
+	if ((uw.flags & ~HSMCARD_WRAP_FLAGS_ALL) || uw.rsvd0 || uw.rsvd1 ||
+	    uw.rsvd[0] || uw.rsvd[1] || !hsm_kwp_mech_ok(uw.mech))
 		return -EINVAL;
-	ret = hsm_check_attrs_in(&uw.attrs, part);
+	ret = hsm_check_attrs_in(&uw.attrs, part,
+				 uw.flags & HSMCARD_WRAP_ATTRS);
 	if (ret)
 		return ret;
 	if (uw.len < HSM_KWP_MIN || uw.len % HSM_KWP_ALIGN)
@@ -875,6 +893,8 @@ static int hsm_ioc_key_unwrap(struct hsm_dev *hdev, void __user *argp,
 	sqe.opcode = HSM_ADM_KEY_UNWRAP;
 	sqe.mech = cpu_to_le16(uw.mech);
 	sqe.handle = cpu_to_le64(uw.kek);
+	if (uw.flags & HSMCARD_WRAP_ATTRS)
+		sqe.cdw[2] = cpu_to_le32(HSM_WRAP_F_ATTRS);
 	ret = hsm_key_create(hdev, &sqe, &uw.attrs, u64_to_user_ptr(uw.blob),
 			     uw.len);
 	if (ret)

@@ -175,8 +175,8 @@ enum hsm_admin_opcode {
 	HSM_ADM_GET_RANDOM	= 0x04,	/* dst: dst_len random bytes */
 	HSM_ADM_KEY_GENERATE	= 0x10,	/* src: attrs; result: handle */
 	HSM_ADM_KEY_IMPORT	= 0x11,	/* src: attrs + clear key (session/KEK) */
-	HSM_ADM_KEY_UNWRAP	= 0x12,	/* src: attrs + RFC 5649 blob */
-	HSM_ADM_KEY_WRAP	= 0x13,	/* export wrapped; dst: blob */
+	HSM_ADM_KEY_UNWRAP	= 0x12,	/* src: attrs + blob; cdw[2]: flags */
+	HSM_ADM_KEY_WRAP	= 0x13,	/* export wrapped; dst: blob; cdw[2] */
 	HSM_ADM_KEY_EXPORT_PUB	= 0x14,	/* dst: DER SubjectPublicKeyInfo */
 	HSM_ADM_KEY_DESTROY	= 0x15,
 	HSM_ADM_KEY_LIST	= 0x16,	/* dst: __le64 handles from aux */
@@ -445,6 +445,39 @@ struct hsm_key_attrs {
 	__le32	rsvd[2];	/* must be zero */
 	char	label[HSM_LABEL_LEN];	/* NUL padded */
 };
+
+/*
+ * KEY_WRAP and KEY_UNWRAP: cdw[2] holds wrap flags (0: a plain RFC 5649
+ * blob of the key material only, as external tools make it; any bit not
+ * defined here: HSM_SC_INVALID_FIELD).  KEY_UNWRAP's cdw[0] and cdw[1]
+ * must be zero.
+ *
+ * HSM_WRAP_F_ATTRS: the RFC 5649 payload is the key's attributes followed
+ * by its material, so the key wrap's integrity check covers both:
+ *   HSM_WRAP_ATTRS_MAGIC (8 bytes) || __le16 attrs_len ||
+ *   struct hsm_key_attrs (attrs_len bytes, as KEY_GET_ATTRS reports it,
+ *   with handle 0) || material (as without the flag).
+ * A plain payload (raw key of at most 128 bytes, or DER beginning with
+ * 0x30) can never be taken for one of these, nor the other way round.
+ * KEY_WRAP exports the same keys with and without the flag (EXTRACTABLE,
+ * not COMPROMISED, ...).  KEY_UNWRAP with the flag takes type, bits, uses,
+ * flags, label, state, version and the created, activated and deactivated
+ * times from the blob (partition: see below); attrs_len must be
+ * sizeof(struct hsm_key_attrs) (else INVALID_FIELD), a payload without
+ * the magic is DECRYPT_FAILED.  The caller's attrs (in src, as without
+ * the flag) choose the partition, which must be the KEK's, and may only
+ * narrow: type, bits and state 0 or equal to the blob's; label empty or
+ * equal; uses 0 (the blob's) or a subset; flags 0 (the blob's) or exactly
+ * the flags wanted, where EXTRACTABLE and PERSISTENT may be dropped,
+ * SENSITIVE added, and SESSION must be the blob's.  Anything that widens
+ * or contradicts the blob fails with HSM_SC_USE_DENIED (an audited
+ * denial).  handle, created, version, activated, deactivated and the
+ * reserved fields must be zero (INVALID_FIELD).
+ */
+#define HSM_WRAP_F_ATTRS	0x1u
+#define HSM_WRAP_F_ALL		0x1u
+#define HSM_WRAP_ATTRS_MAGIC	"HSMKATT1"	/* 8 bytes, no NUL */
+#define HSM_WRAP_ATTRS_HDR	10		/* magic + attrs_len */
 
 /* ---- Audit log ---- */
 /*

@@ -63,6 +63,11 @@ int hsm_key_wrap(struct hsm_ctx *ctx, uint64_t handle, uint64_t kek,
 int hsm_key_unwrap(struct hsm_ctx *ctx, uint64_t kek,
 		   struct hsmcard_key_attrs *attrs, const void *blob,
 		   size_t blob_len);
+int hsm_key_wrap_attrs(struct hsm_ctx *ctx, uint64_t handle, uint64_t kek,
+		       void *blob, size_t *blob_len);
+int hsm_key_unwrap_attrs(struct hsm_ctx *ctx, uint64_t kek,
+			 struct hsmcard_key_attrs *attrs, const void *blob,
+			 size_t blob_len);
 
 /* ---- one-shot operations ---- */
 int hsm_sign(struct hsm_ctx *ctx, uint64_t handle, uint16_t mech,

@@ -462,6 +462,26 @@ HSM_EXPORT int hsm_key_export_public(struct hsm_ctx *ctx, uint64_t handle,
 	return ret;
 }
 
+static int hsm_key_wrap_flags(struct hsm_ctx *ctx, uint64_t handle,
+			      uint64_t kek, uint32_t flags, void *blob,
+			      size_t *blob_len)
+{
+	struct hsmcard_key_wrap wr;
+	int ret;
+
+	memset(&wr, 0, sizeof(wr));
+	wr.handle = handle;
+	wr.kek = kek;
+	wr.flags = flags;
+	wr.mech = HSMCARD_MECH_AES_KWP;
+	wr.blob = (uintptr_t)blob;
+	wr.len = *blob_len > UINT32_MAX ? UINT32_MAX : *blob_len;
+	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_WRAP, &wr);
+	if (!ret || ret == -ENOSPC)
+		*blob_len = wr.len;
+	return ret;
+}
+
 /**
  * hsm_key_wrap() - export a key wrapped under a key-encryption key
  * @ctx:      context
@@ -478,18 +498,51 @@ HSM_EXPORT int hsm_key_export_public(struct hsm_ctx *ctx, uint64_t handle,
 HSM_EXPORT int hsm_key_wrap(struct hsm_ctx *ctx, uint64_t handle,
 			    uint64_t kek, void *blob, size_t *blob_len)
 {
-	struct hsmcard_key_wrap wr;
+	return hsm_key_wrap_flags(ctx, handle, kek, 0, blob, blob_len);
+}
+
+/**
+ * hsm_key_wrap_attrs() - export a key with its attributes, wrapped
+ * @ctx:      context
+ * @handle:   the key to export (the same keys as hsm_key_wrap() exports)
+ * @kek:      AES key with the wrap use, in the same partition
+ * @blob:     receives the RFC 5649 blob of "HSMKATT1", the attributes'
+ *            length, the key's attributes and its material, so that the
+ *            key wrap authenticates the attributes too
+ * @blob_len: in: capacity of @blob; out: bytes written (or needed with
+ *            -ENOSPC)
+ *
+ * Only hsm_key_unwrap_attrs() takes such a blob back.
+ *
+ * Return: 0 or a negative errno, as hsm_key_wrap().
+ */
+HSM_EXPORT int hsm_key_wrap_attrs(struct hsm_ctx *ctx, uint64_t handle,
+				  uint64_t kek, void *blob, size_t *blob_len)
+{
+	return hsm_key_wrap_flags(ctx, handle, kek, HSMCARD_WRAP_ATTRS, blob,
+				  blob_len);
+}
+
+static int hsm_key_unwrap_flags(struct hsm_ctx *ctx, uint64_t kek,
+				uint32_t flags,
+				struct hsmcard_key_attrs *attrs,
+				const void *blob, size_t blob_len)
+{
+	struct hsmcard_key_unwrap uw;
 	int ret;
 
-	memset(&wr, 0, sizeof(wr));
-	wr.handle = handle;
-	wr.kek = kek;
-	wr.mech = HSMCARD_MECH_AES_KWP;
-	wr.blob = (uintptr_t)blob;
-	wr.len = *blob_len > UINT32_MAX ? UINT32_MAX : *blob_len;
-	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_WRAP, &wr);
-	if (!ret || ret == -ENOSPC)
-		*blob_len = wr.len;
+	if (blob_len > UINT32_MAX)
+		return -E2BIG;
+	memset(&uw, 0, sizeof(uw));
+	uw.attrs = *attrs;
+	uw.kek = kek;
+	uw.flags = flags;
+	uw.mech = HSMCARD_MECH_AES_KWP;
+	uw.blob = (uintptr_t)blob;
+	uw.len = blob_len;
+	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_UNWRAP, &uw);
+	if (!ret)
+		*attrs = uw.attrs;
 	return ret;
 }
 
@@ -510,21 +563,32 @@ HSM_EXPORT int hsm_key_unwrap(struct hsm_ctx *ctx, uint64_t kek,
 			      struct hsmcard_key_attrs *attrs,
 			      const void *blob, size_t blob_len)
 {
-	struct hsmcard_key_unwrap uw;
-	int ret;
+	return hsm_key_unwrap_flags(ctx, kek, 0, attrs, blob, blob_len);
+}
 
-	if (blob_len > UINT32_MAX)
-		return -E2BIG;
-	memset(&uw, 0, sizeof(uw));
-	uw.attrs = *attrs;
-	uw.kek = kek;
-	uw.mech = HSMCARD_MECH_AES_KWP;
-	uw.blob = (uintptr_t)blob;
-	uw.len = blob_len;
-	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_UNWRAP, &uw);
-	if (!ret)
-		*attrs = uw.attrs;
-	return ret;
+/**
+ * hsm_key_unwrap_attrs() - re-create a key from hsm_key_wrap_attrs()
+ * @ctx:      context
+ * @kek:      AES key with the unwrap use, in the partition of the new key
+ * @attrs:    in: all zero (partition 0: the context's) to take every
+ *            attribute from the blob, or a narrowing of them (type, bits,
+ *            state 0 or the blob's, label empty or the blob's, uses a
+ *            subset, flags exact: EXTRACTABLE and PERSISTENT may be
+ *            dropped, SENSITIVE added); out: the attributes the card
+ *            recorded, with the new handle
+ * @blob:     the blob
+ * @blob_len: bytes at @blob
+ *
+ * Return: 0 or a negative errno (-EBADMSG: the blob does not unwrap under
+ * @kek or is not an attribute blob; -EACCES: @attrs ask for more than the
+ * blob holds).
+ */
+HSM_EXPORT int hsm_key_unwrap_attrs(struct hsm_ctx *ctx, uint64_t kek,
+				    struct hsmcard_key_attrs *attrs,
+				    const void *blob, size_t blob_len)
+{
+	return hsm_key_unwrap_flags(ctx, kek, HSMCARD_WRAP_ATTRS, attrs, blob,
+				    blob_len);
 }
 
 /* ---- one-shot operations ---- */

@@ -495,13 +495,17 @@ static int hsmdev_export_pub(struct hsmdev *d, uint64_t handle, uint8_t *buf,
 	return ret;
 }
 
-/* RFC 5649 blob of key @handle under @kek; *len: capacity in, bytes out. */
+/*
+ * RFC 5649 blob of key @handle under @kek, with HSMCARD_WRAP_ATTRS in
+ * @flags also of its attributes; *len: capacity in, bytes out.
+ */
 static int hsmdev_wrap(struct hsmdev *d, uint64_t handle, uint64_t kek,
-		       uint8_t *buf, size_t *len)
+		       uint32_t flags, uint8_t *buf, size_t *len)
 {
 	struct hsmcard_key_wrap kw = {
 		.handle = handle,
 		.kek = kek,
+		.flags = flags,
 		.mech = HSMCARD_MECH_AES_KWP,
 		.blob = (uintptr_t)buf,
 		.len = *len > UINT32_MAX ? UINT32_MAX : (__u32)*len,
@@ -515,10 +519,14 @@ static int hsmdev_wrap(struct hsmdev *d, uint64_t handle, uint64_t kek,
 	return ret;
 }
 
-/* A new key with attributes @a from a blob wrapped under @kek. */
+/*
+ * A new key with attributes @a from a blob wrapped under @kek; with
+ * HSMCARD_WRAP_ATTRS in @flags the blob's attributes, which @a may only
+ * narrow.
+ */
 static int hsmdev_unwrap(struct hsmdev *d, const struct hsmdev_key_attrs *a,
-			 uint64_t kek, const uint8_t *blob, size_t len,
-			 uint64_t *handle)
+			 uint64_t kek, uint32_t flags, const uint8_t *blob,
+			 size_t len, uint64_t *handle)
 {
 	struct hsmcard_key_unwrap ku = { };
 	int ret;
@@ -527,6 +535,7 @@ static int hsmdev_unwrap(struct hsmdev *d, const struct hsmdev_key_attrs *a,
 		return -E2BIG;
 	attrs_to_uapi(&ku.attrs, a);
 	ku.kek = kek;
+	ku.flags = flags;
 	ku.mech = HSMCARD_MECH_AES_KWP;
 	ku.blob = (uintptr_t)blob;
 	ku.len = (__u32)len;
@@ -2725,15 +2734,19 @@ out:
  * Backup file (Documentation/hsmcard/hsmctl.rst, "Backup file format"),
  * all integers little endian:
  *
- *   header:  magic "HSMCBKP\0" (8), version (le32, 1), count (le32)
+ *   header:  magic "HSMCBKP\0" (8), version (le32, 2), count (le32)
  *   count records, each a 96-byte header and the blob:
  *     0 handle on the source card (le64)   8 created (le64)
  *    16 type (le16)  18 bits (le16)  20 uses (le32)  24 flags (le32)
  *    28 blob length (le32)  32 label (64 bytes, NUL padded)
- *    96 the RFC 5649 blob
+ *    96 the RFC 5649 blob: version 2 with HSMCARD_WRAP_ATTRS (the
+ *       attributes inside are the ones restore gives the key; the header
+ *       may only narrow them), version 1 of the material only (the
+ *       header's attributes are used as they are: not authenticated)
  */
 #define BACKUP_MAGIC		"HSMCBKP"	/* 8 bytes with the NUL */
-#define BACKUP_VERSION		1
+#define BACKUP_VERSION		2
+#define BACKUP_VERSION_PLAIN	1
 #define BACKUP_HDR_LEN		16
 #define BACKUP_REC_LEN		96
 #define BACKUP_BLOB_MAX		16384
@@ -2763,9 +2776,9 @@ static int key_type_by_name(const char *name, uint32_t *type)
 	return 0;
 }
 
-/* Wrap @h under @kek into a new buffer. */
+/* Wrap @h under @kek (HSMCARD_WRAP_* @flags) into a new buffer. */
 static int wrap_alloc(struct hsmdev *d, uint64_t h, uint64_t kek,
-		      uint8_t **blobp, size_t *lenp)
+		      uint32_t flags, uint8_t **blobp, size_t *lenp)
 {
 	size_t len = 4096;
 	uint8_t *blob = malloc(len);
@@ -2773,7 +2786,7 @@ static int wrap_alloc(struct hsmdev *d, uint64_t h, uint64_t kek,
 
 	if (!blob)
 		return -ENOMEM;
-	ret = hsmdev_wrap(d, h, kek, blob, &len);
+	ret = hsmdev_wrap(d, h, kek, flags, blob, &len);
 	if (ret == -ENOSPC && len > 4096 && len <= BACKUP_BLOB_MAX) {
 		uint8_t *nb = realloc(blob, len);
 
@@ -2782,7 +2795,7 @@ static int wrap_alloc(struct hsmdev *d, uint64_t h, uint64_t kek,
 			return -ENOMEM;
 		}
 		blob = nb;
-		ret = hsmdev_wrap(d, h, kek, blob, &len);
+		ret = hsmdev_wrap(d, h, kek, flags, blob, &len);
 	}
 	if (ret) {
 		free(blob);
@@ -2810,7 +2823,7 @@ static int cmd_key_wrap(const struct opts *o)
 	ret = open_dev(o, &d);
 	if (ret)
 		return ret;
-	ret = wrap_alloc(&d, h, kek, &blob, &len);
+	ret = wrap_alloc(&d, h, kek, 0, &blob, &len);
 	hsmdev_close(&d);
 	if (ret)
 		return dev_error("key wrap", ret);
@@ -2859,7 +2872,7 @@ static int cmd_key_unwrap(const struct opts *o)
 	ret = open_dev(o, &d);
 	if (ret)
 		goto out;
-	ret = hsmdev_unwrap(&d, &a, kek, blob, len, &a.handle);
+	ret = hsmdev_unwrap(&d, &a, kek, 0, blob, len, &a.handle);
 	hsmdev_close(&d);
 	if (ret) {
 		ret = dev_error("key unwrap", ret);
@@ -3001,7 +3014,8 @@ static int cmd_backup(const struct opts *o)
 			skipped++;
 			continue;
 		}
-		ret = wrap_alloc(&d, a.handle, kek, &blob, &blen);
+		ret = wrap_alloc(&d, a.handle, kek, HSMCARD_WRAP_ATTRS, &blob,
+				 &blen);
 		if (ret == -EKEYREJECTED || ret == -EINVAL) {
 			/* kernel-only or odd-sized imported keys */
 			fprintf(stderr,
@@ -3061,7 +3075,7 @@ static int cmd_restore(const struct opts *o)
 	struct json j = { .f = stdout };
 	uint8_t *file = NULL;
 	size_t flen, off, restored = 0;
-	uint32_t count, i;
+	uint32_t count, i, version, wflags;
 	struct hsmdev d;
 	uint64_t kek;
 	int ret, status = EX_OK;
@@ -3076,12 +3090,18 @@ static int cmd_restore(const struct opts *o)
 		free(file);
 		return EX_FILE;
 	}
-	if (get_le32(file + 8) != BACKUP_VERSION) {
+	version = get_le32(file + 8);
+	if (version != BACKUP_VERSION && version != BACKUP_VERSION_PLAIN) {
 		err_msg("%s: backup format version %u not supported",
-			o->argv[0], get_le32(file + 8));
+			o->argv[0], version);
 		free(file);
 		return EX_FILE;
 	}
+	wflags = version == BACKUP_VERSION ? HSMCARD_WRAP_ATTRS : 0;
+	if (!wflags)
+		fprintf(stderr,
+			"%s: %s: format version 1: the key attributes in the file are not authenticated\n",
+			progname, o->argv[0]);
 	count = get_le32(file + 12);
 	/* check the whole file before the first key goes in */
 	for (i = 0, off = BACKUP_HDR_LEN; i < count; i++) {
@@ -3117,21 +3137,35 @@ static int cmd_restore(const struct opts *o)
 		a.type = get_le16(rec + 16);
 		a.bits = get_le16(rec + 18);
 		a.uses = get_le32(rec + 20);
-		/* the card sets SESSION itself; the rest is the key's */
-		a.flags = get_le32(rec + 24) & (HSMCARD_KEYF_EXTRACTABLE |
-						 HSMCARD_KEYF_PERSISTENT |
-						 HSMCARD_KEYF_SENSITIVE);
+		/*
+		 * Version 2: the card takes the attributes from the blob and
+		 * refuses (EACCES) header values that ask for more, SESSION
+		 * included.  Version 1: the card sets SESSION itself.
+		 */
+		a.flags = get_le32(rec + 24);
+		if (!wflags)
+			a.flags &= HSMCARD_KEYF_EXTRACTABLE |
+				   HSMCARD_KEYF_PERSISTENT |
+				   HSMCARD_KEYF_SENSITIVE;
 		memcpy(a.label, rec + 32, HSMDEV_LABEL_LEN);
 		off += BACKUP_REC_LEN + blen;
-		ret = hsmdev_unwrap(&d, &a, kek, rec + BACKUP_REC_LEN, blen,
-				    &h);
+		ret = hsmdev_unwrap(&d, &a, kek, wflags, rec + BACKUP_REC_LEN,
+				    blen, &h);
 		if (ret) {
 			char what[96];
 			int st;
 
 			snprintf(what, sizeof(what), "restore 0x%016" PRIx64,
 				 old);
-			st = dev_error(what, ret);
+			if (wflags && ret == -EACCES) {
+				/* a "no" from the card, as an altered blob */
+				fprintf(stderr,
+					"%s: %s: the file's attributes ask for more than the key's authenticated ones (edited file?)\n",
+					progname, what);
+				st = EX_FAIL;
+			} else {
+				st = dev_error(what, ret);
+			}
 			if (st > status)
 				status = st;
 			continue;
@@ -4572,18 +4606,22 @@ static const struct command commands[] = {
 	  "\n"
 	  "Backs up the keys of the partition the command uses (see --partition\n"
 	  "and --role).  Non-extractable keys, and keys the card cannot wrap, are\n"
-	  "skipped and named on stderr.  Exit status: 0 every key saved, 1 the\n"
-	  "file was written but some keys were skipped, 3 device or card error,\n"
-	  "4 file error.\n",
+	  "skipped and named on stderr.  Each key's attributes (uses, flags,\n"
+	  "label, state, times) are wrapped with it.  Exit status: 0 every key\n"
+	  "saved, 1 the file was written but some keys were skipped, 3 device\n"
+	  "or card error, 4 file error.\n",
 	  "o:", 0, 0, L(O_KEK) },
 	{ "restore", cmd_restore, "FILE",
 	  "re-create the keys of a backup file under a KEK",
 	  "      --kek HANDLE     key-encryption key with the unwrap use\n"
 	  "                       (required; the same key as the backup's KEK)\n"
 	  "\n"
-	  "Prints \"OLD -> NEW TYPE LABEL\" per key (--json: an array of\n"
-	  "{old, new, type, label}).  Exit status: 0 every key restored, 1 a\n"
-	  "blob did not unwrap (wrong KEK or altered file), 3 another card\n"
+	  "Each key gets the attributes wrapped with it; the file's clear ones\n"
+	  "may only narrow them (a version 1 file: its clear attributes, not\n"
+	  "authenticated).  Prints \"OLD -> NEW TYPE LABEL\" per key (--json:\n"
+	  "an array of {old, new, type, label}).  Exit status: 0 every key\n"
+	  "restored, 1 a blob did not unwrap or the file's attributes ask for\n"
+	  "more than the blob's (wrong KEK or altered file), 3 another card\n"
 	  "error (the other keys are still restored), 4 unreadable or malformed\n"
 	  "file (nothing restored).\n",
 	  "", 1, 1, L(O_KEK) },

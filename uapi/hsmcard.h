@@ -258,7 +258,8 @@ struct hsmcard_key_import {
  *          partition
  * @mech:   in: 0 or HSMCARD_MECH_AES_KWP (RFC 5649, the only one)
  * @rsvd0:  must be zero
- * @flags:  in: must be 0
+ * @flags:  in: 0 or HSMCARD_WRAP_ATTRS (the blob also carries the key's
+ *          attributes, see below)
  * @blob:   in: user pointer receiving the RFC 5649 blob of the raw key
  *          (AES, HMAC) or of its DER PKCS#8 PrivateKeyInfo (RSA, EC,
  *          Ed25519)
@@ -267,6 +268,16 @@ struct hsmcard_key_import {
  * @rsvd1:  must be zero
  * @rsvd:   must be zero
  */
+/*
+ * HSMCARD_IOC_KEY_WRAP / HSMCARD_IOC_KEY_UNWRAP flags.  HSMCARD_WRAP_ATTRS:
+ * the RFC 5649 payload is "HSMKATT1" || le16 length || the key's
+ * attributes as the card reports them || the key material
+ * (Documentation/hsmcard/hw.rst), so that they cannot be changed without
+ * the KEK.  The same keys can be exported with and without it.
+ */
+#define HSMCARD_WRAP_ATTRS		0x1U
+#define HSMCARD_WRAP_FLAGS_ALL		0x1U
+
 struct hsmcard_key_wrap {
 	__u64	handle;
 	__u64	kek;
@@ -291,9 +302,18 @@ struct hsmcard_key_wrap {
  * @len:   in: bytes at @blob: a multiple of 8, 16..max_xfer - 128
  * @mech:  in: 0 or HSMCARD_MECH_AES_KWP
  * @rsvd0: must be zero
- * @flags: in: must be 0
+ * @flags: in: 0 or HSMCARD_WRAP_ATTRS (a blob made with that flag)
  * @rsvd1: must be zero
  * @rsvd:  must be zero
+ *
+ * With HSMCARD_WRAP_ATTRS the attributes inside the blob are the key's
+ * (type, bits, uses, flags, label, state, version, times); @attrs may
+ * only narrow them: @type, @bits and @state 0 or the blob's, @label empty
+ * or the blob's, @uses 0 (the blob's) or a subset, @flags 0 (the blob's)
+ * or the exact flags wanted: EXTRACTABLE and PERSISTENT may be dropped,
+ * SENSITIVE added, SESSION must be the blob's.  Asking for more than the
+ * blob holds fails with -EACCES (the card's audit log records it).
+ * @attrs.partition chooses the partition as without the flag.
  */
 struct hsmcard_key_unwrap {
 	struct hsmcard_key_attrs attrs;

@@ -699,6 +699,116 @@ void hsm_attrs_fill(const struct hsm_key *k, struct hsm_key_attrs *a)
 	memcpy(a->label, k->label, sizeof(a->label));
 }
 
+/* A NUL terminated, NUL padded label. */
+static bool hsm_label_ok(const char *label)
+{
+	const char *nul = memchr(label, 0, HSM_LABEL_LEN);
+	size_t i;
+
+	if (!nul)
+		return false;
+	for (i = nul - label; i < HSM_LABEL_LEN; i++)
+		if (label[i])
+			return false;
+	return true;
+}
+
+static bool hsm_attrs_rsvd_zero(const struct hsm_key_attrs *a)
+{
+	size_t i;
+
+	if (a->rsvd0)
+		return false;
+	for (i = 0; i < sizeof(a->rsvd) / sizeof(a->rsvd[0]); i++)
+		if (a->rsvd[i])
+			return false;
+	return true;
+}
+
+/**
+ * hsm_attrs_restore() - attributes of a key unwrapped with HSM_WRAP_F_ATTRS
+ * @fw: the card
+ * @a:  what the caller asked for (host memory): the partition, and
+ *      optionally a narrowing of the blob's attributes
+ * @b:  the attributes inside the blob, authenticated by the key wrap
+ * @k:  key being built
+ *
+ * The blob's attributes are authoritative (hsmcard_hw.h, HSM_WRAP_F_ATTRS):
+ * the caller may only choose the partition and narrow.
+ *
+ * Return: HSM_SC_SUCCESS, HSM_SC_INVALID_FIELD (malformed) or
+ * HSM_SC_USE_DENIED (the caller asked for more than the blob holds, or
+ * something else).
+ */
+static uint16_t hsm_attrs_restore(struct hsm_fw *fw,
+				  const struct hsm_key_attrs *a,
+				  const struct hsm_key_attrs *b,
+				  struct hsm_key *k)
+{
+	const uint32_t keep = HSM_KEYF_EXTRACTABLE | HSM_KEYF_PERSISTENT;
+	uint32_t ctype, cbits, cuses, cflags, cstate;
+
+	/* the caller's side: the same rules as without the flag */
+	if (a->handle || a->created || a->version || a->activated ||
+	    a->deactivated || !hsm_attrs_rsvd_zero(a) || !hsm_label_ok(a->label))
+		return HSM_SC_INVALID_FIELD;
+	ctype = le16toh(a->type);
+	cbits = le16toh(a->bits);
+	cuses = le32toh(a->uses);
+	cflags = le32toh(a->flags);
+	cstate = le16toh(a->state);
+	if (ctype >= HSM_KEY_TYPE_MAX || (cflags & ~HSM_KEYF_ALL) ||
+	    (cuses & ~HSM_USE_ALL) || cstate >= HSM_KEY_STATE_MAX)
+		return HSM_SC_INVALID_FIELD;
+	k->partition = le32toh(a->partition);
+	if (!hsm_part_exists(fw, k->partition))
+		return HSM_SC_INVALID_FIELD;
+
+	/* the blob's side: as the card that wrapped it had the key */
+	if (b->handle || !hsm_attrs_rsvd_zero(b) || !hsm_label_ok(b->label))
+		return HSM_SC_INVALID_FIELD;
+	k->type = le16toh(b->type);
+	k->bits = le16toh(b->bits);
+	k->uses = le32toh(b->uses);
+	k->flags = le32toh(b->flags);
+	k->state = le16toh(b->state);
+	k->version = le32toh(b->version);
+	k->created = le64toh(b->created);
+	k->activated = le64toh(b->activated);
+	k->deactivated = le64toh(b->deactivated);
+	memcpy(k->label, b->label, sizeof(k->label));
+	if (k->type < HSM_KEY_AES || k->type >= HSM_KEY_TYPE_MAX ||
+	    !k->uses || (k->uses & ~hsm_type_uses[k->type]) ||
+	    (k->flags & ~HSM_KEYF_ALL) || !k->version ||
+	    ((k->flags & HSM_KEYF_PERSISTENT) &&
+	     (k->flags & HSM_KEYF_SESSION)))
+		return HSM_SC_INVALID_FIELD;
+	/* a compromised key is never exported, so no blob holds one */
+	if (k->state < HSM_KEY_STATE_PRE_ACTIVE ||
+	    k->state > HSM_KEY_STATE_DEACTIVATED)
+		return HSM_SC_INVALID_FIELD;
+
+	/* the caller may narrow, never widen or contradict */
+	if ((ctype && ctype != k->type) || (cbits && cbits != k->bits) ||
+	    (cstate && cstate != k->state) ||
+	    (a->label[0] && strcmp(a->label, k->label)) ||
+	    (cuses & ~k->uses))
+		return HSM_SC_USE_DENIED;
+	if (cuses)
+		k->uses = cuses;
+	if (cflags) {
+		if ((cflags & keep & ~k->flags) ||
+		    ((cflags ^ k->flags) & HSM_KEYF_SESSION) ||
+		    ((k->flags & HSM_KEYF_SENSITIVE) &&
+		     !(cflags & HSM_KEYF_SENSITIVE)))
+			return HSM_SC_USE_DENIED;
+		k->flags = cflags;
+	}
+	if ((k->flags & HSM_KEYF_PERSISTENT) && !fw->ks_path)
+		return HSM_SC_INVALID_FIELD;
+	return HSM_SC_SUCCESS;
+}
+
 /* ---- key material ---- */
 
 /*
@@ -949,6 +1059,41 @@ uint16_t hsm_key_get_material(const struct hsm_key *k, unsigned char **outp,
 	return HSM_SC_SUCCESS;
 }
 
+/*
+ * The HSM_WRAP_F_ATTRS payload of @k (hsmcard_hw.h): magic, attributes
+ * length, attributes with handle 0, material.  *outp is freed by caller.
+ */
+static uint16_t hsm_key_get_attrs_material(const struct hsm_key *k,
+					   unsigned char **outp,
+					   size_t *lenp)
+{
+	const size_t hdr = HSM_WRAP_ATTRS_HDR + HSM_ATTRS_SIZE;
+	struct hsm_key_attrs a;
+	unsigned char *mat, *buf;
+	uint16_t alen = htole16(HSM_ATTRS_SIZE);
+	size_t matlen;
+	uint16_t st;
+
+	st = hsm_key_get_material(k, &mat, &matlen);
+	if (st)
+		return st;
+	buf = OPENSSL_malloc(hdr + matlen);
+	if (!buf) {
+		OPENSSL_clear_free(mat, matlen);
+		return HSM_SC_INTERNAL;
+	}
+	hsm_attrs_fill(k, &a);
+	a.handle = 0;
+	memcpy(buf, HSM_WRAP_ATTRS_MAGIC, HSM_WRAP_ATTRS_HDR - 2);
+	memcpy(buf + HSM_WRAP_ATTRS_HDR - 2, &alen, sizeof(alen));
+	memcpy(buf + HSM_WRAP_ATTRS_HDR, &a, sizeof(a));
+	memcpy(buf + hdr, mat, matlen);
+	OPENSSL_clear_free(mat, matlen);
+	*outp = buf;
+	*lenp = hdr + matlen;
+	return HSM_SC_SUCCESS;
+}
+
 /* ---- helpers for commands ---- */
 
 /* Read the whole source buffer into a new allocation. */
@@ -1018,6 +1163,7 @@ static bool hsm_kek_ceremony_ok(const struct hsm_key *k)
 /* Build a key from attrs and material (or generate it) and store it. */
 static uint16_t hsm_key_create(struct hsm_cmd *c,
 			       const struct hsm_key_attrs *a,
+			       const struct hsm_key_attrs *blob_attrs,
 			       const uint8_t *material, size_t len,
 			       bool session, const struct hsm_key *kek)
 {
@@ -1028,7 +1174,10 @@ static uint16_t hsm_key_create(struct hsm_cmd *c,
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return HSM_SC_INTERNAL;
-	st = hsm_attrs_parse(c->fw, a, k);
+	if (blob_attrs)
+		st = hsm_attrs_restore(c->fw, a, blob_attrs, k);
+	else
+		st = hsm_attrs_parse(c->fw, a, k);
 	if (st)
 		goto err;
 	if (session && (k->flags & HSM_KEYF_PERSISTENT)) {
@@ -1103,8 +1252,8 @@ uint16_t hsm_adm_key_generate(struct hsm_cmd *c)
 	st = hsm_read_src(c, &buf);
 	if (st)
 		return st;
-	st = hsm_key_create(c, (const struct hsm_key_attrs *)buf, NULL, 0,
-			    false, NULL);
+	st = hsm_key_create(c, (const struct hsm_key_attrs *)buf, NULL, NULL,
+			    0, false, NULL);
 	OPENSSL_free(buf);
 	return st;
 }
@@ -1128,7 +1277,7 @@ uint16_t hsm_adm_key_import(struct hsm_cmd *c)
 	st = hsm_read_src(c, &buf);
 	if (st)
 		return st;
-	st = hsm_key_create(c, (const struct hsm_key_attrs *)buf,
+	st = hsm_key_create(c, (const struct hsm_key_attrs *)buf, NULL,
 			    buf + HSM_ATTRS_SIZE, c->src_len - HSM_ATTRS_SIZE,
 			    true, NULL);
 	OPENSSL_clear_free(buf, c->src_len);
@@ -1203,21 +1352,49 @@ out:
 }
 
 /*
+ * Split an HSM_WRAP_F_ATTRS payload (hsmcard_hw.h) into the attributes
+ * and the material.
+ */
+static uint16_t hsm_attrs_payload(const unsigned char *p, size_t len,
+				  struct hsm_key_attrs *b, size_t *mat_off)
+{
+	uint16_t alen;
+
+	if (len < HSM_WRAP_ATTRS_HDR ||
+	    memcmp(p, HSM_WRAP_ATTRS_MAGIC, HSM_WRAP_ATTRS_HDR - 2))
+		return HSM_SC_DECRYPT_FAILED;
+	memcpy(&alen, p + HSM_WRAP_ATTRS_HDR - 2, sizeof(alen));
+	if (le16toh(alen) != HSM_ATTRS_SIZE ||
+	    len <= HSM_WRAP_ATTRS_HDR + HSM_ATTRS_SIZE)
+		return HSM_SC_INVALID_FIELD;
+	memcpy(b, p + HSM_WRAP_ATTRS_HDR, HSM_ATTRS_SIZE);
+	*mat_off = HSM_WRAP_ATTRS_HDR + HSM_ATTRS_SIZE;
+	return HSM_SC_SUCCESS;
+}
+
+/*
  * KEY_UNWRAP: handle = AES key with USE_UNWRAP, mech = 0 or AES_KWP,
- * src = attrs || RFC 5649 blob; the new key lands in the unwrapping key's
- * partition, which attrs.partition must name.  result = handle.
+ * cdw[2] = 0 or HSM_WRAP_F_ATTRS, src = attrs || RFC 5649 blob; the new
+ * key lands in the unwrapping key's partition, which attrs.partition must
+ * name.  result = handle.
  */
 uint16_t hsm_adm_key_unwrap(struct hsm_cmd *c)
 {
 	unsigned char *buf = NULL, *key = NULL;
+	struct hsm_key_attrs battrs;
 	struct hsm_key *kek;
 	EVP_CIPHER *cipher = NULL;
-	size_t keylen = 0, bloblen = 0;
+	size_t keylen = 0, bloblen = 0, off = 0;
+	uint32_t wflags;
 	uint16_t st;
 
-	st = hsm_cmd_check_fields(c, HSM_F_SRC | HSM_F_HANDLE | HSM_F_MECH);
+	st = hsm_cmd_check_fields(c, HSM_F_SRC | HSM_F_HANDLE | HSM_F_MECH |
+				  HSM_F_CDW(2));
 	if (st)
 		return st;
+	wflags = le32toh(c->cdw[2]);
+	if (wflags & ~HSM_WRAP_F_ALL)
+		return HSM_SC_INVALID_FIELD;
 	if (c->mech && c->mech != HSM_MECH_AES_KWP)
 		return HSM_SC_INVALID_MECH;
 	st = hsm_kek_get(c, c->handle, HSM_USE_UNWRAP, &kek, &cipher);
@@ -1234,10 +1411,14 @@ uint16_t hsm_adm_key_unwrap(struct hsm_cmd *c)
 		goto out;
 	st = hsm_kwp(kek, cipher, false, buf + HSM_ATTRS_SIZE, bloblen, &key,
 		     &keylen);
+	if (!st && (wflags & HSM_WRAP_F_ATTRS))
+		st = hsm_attrs_payload(key, keylen, &battrs, &off);
 	if (!st)
-		st = hsm_key_create(c, (const struct hsm_key_attrs *)buf, key,
-				    keylen, false, kek);
+		st = hsm_key_create(c, (const struct hsm_key_attrs *)buf,
+				    (wflags & HSM_WRAP_F_ATTRS) ? &battrs : NULL,
+				    key + off, keylen - off, false, kek);
 out:
+	OPENSSL_cleanse(&battrs, sizeof(battrs));
 	OPENSSL_clear_free(key, bloblen + 16);
 	OPENSSL_free(buf);
 	hsm_key_put(kek);
@@ -1246,8 +1427,9 @@ out:
 
 /*
  * KEY_WRAP: handle = key to export (EXTRACTABLE), qw[0] = AES key with
- * USE_WRAP in the same partition, mech = 0 or AES_KWP, dst = RFC 5649
- * blob of the raw key (AES, HMAC) or its DER PKCS#8 PrivateKeyInfo.
+ * USE_WRAP in the same partition, mech = 0 or AES_KWP, cdw[2] = 0 or
+ * HSM_WRAP_F_ATTRS, dst = RFC 5649 blob of the raw key (AES, HMAC) or its
+ * DER PKCS#8 PrivateKeyInfo, with the flag preceded by the attributes.
  * result = blob length.
  */
 uint16_t hsm_adm_key_wrap(struct hsm_cmd *c)
@@ -1256,12 +1438,16 @@ uint16_t hsm_adm_key_wrap(struct hsm_cmd *c)
 	struct hsm_key *k, *kek = NULL;
 	size_t matlen = 0, bloblen = 0;
 	EVP_CIPHER *cipher = NULL;
+	uint32_t wflags;
 	uint16_t st;
 
 	st = hsm_cmd_check_fields(c, HSM_F_DST | HSM_F_HANDLE | HSM_F_MECH |
-				  HSM_F_CDW(0) | HSM_F_CDW(1));
+				  HSM_F_CDW(0) | HSM_F_CDW(1) | HSM_F_CDW(2));
 	if (st)
 		return st;
+	wflags = le32toh(c->cdw[2]);
+	if (wflags & ~HSM_WRAP_F_ALL)
+		return HSM_SC_INVALID_FIELD;
 	if (c->mech && c->mech != HSM_MECH_AES_KWP)
 		return HSM_SC_INVALID_MECH;
 	st = hsm_key_get(c->fw, c->handle, &k);
@@ -1293,7 +1479,10 @@ uint16_t hsm_adm_key_wrap(struct hsm_cmd *c)
 		st = HSM_SC_KEY_COMPROMISED;
 		goto out;
 	}
-	st = hsm_key_get_material(k, &mat, &matlen);
+	if (wflags & HSM_WRAP_F_ATTRS)
+		st = hsm_key_get_attrs_material(k, &mat, &matlen);
+	else
+		st = hsm_key_get_material(k, &mat, &matlen);
 	if (st)
 		goto out;
 	/* RFC 5649: payload padded to 8 bytes plus the 8-byte AIV block */

@@ -2099,9 +2099,13 @@ static void test_wrap(void)
 		s.mech = htole16(HSM_MECH_AES_KWP);
 		check_st(adm(fw, &s, NULL), HSM_SC_SUCCESS,
 			 "wrap with mechanism AES-KWP");
-		s.cdw[2] = htole32(1);
+		s.cdw[2] = htole32(HSM_WRAP_F_ALL + 1);
 		check_st(adm(fw, &s, NULL), HSM_SC_INVALID_FIELD,
-			 "wrap with reserved cdw[2]");
+			 "wrap with an undefined wrap flag in cdw[2]");
+		s.cdw[2] = 0;
+		s.cdw[3] = htole32(1);
+		check_st(adm(fw, &s, NULL), HSM_SC_INVALID_FIELD,
+			 "wrap with reserved cdw[3]");
 	}
 
 	/* imports */
@@ -4247,6 +4251,8 @@ int main(void)
 	test_auth(&cfg);
 	fh_reset(&fh);
 	test_life(&cfg);
+	fh_reset(&fh);
+	test_bkattr(&cfg);
 	fh_reset(&fh);
 	test_concurrency();
 	hsm_fw_free(fw);

@@ -35,6 +35,8 @@ void test_audit(const struct hsm_fw_config *base);
 void test_auth(const struct hsm_fw_config *base);
 /* test_fw_life.c: key states, rotation, the label index */
 void test_life(const struct hsm_fw_config *base);
+/* test_fw_bkattr.c: key wrap with the attributes inside the blob */
+void test_bkattr(const struct hsm_fw_config *base);
 
 /* test_fw_audit.c: checkpoint, read and verify @f's whole audit log */
 long test_audit_verify(struct hsm_fw *f, struct hsm_audit_rec **out,

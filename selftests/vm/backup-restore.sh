@@ -7,6 +7,9 @@
 # selftests/vm/backup/guest.sh, which restores on card 1 a backup of card
 # 0 made under a KEK both hold, and checks the restored keys against card
 # 0's (signatures verified with OpenSSL, same ciphertext, same HMAC).
+# It also edits the backup file's clear attributes (wider uses, SENSITIVE
+# dropped, another label or size): card 1 must refuse the key, because
+# the attributes that count are inside its RFC 5649 blob (format 2).
 #
 # Memory scan: the host makes the test keys and a KEK (hsm-memscan gen);
 # the guest gets only the KEK and the keys wrapped under it, unwraps them

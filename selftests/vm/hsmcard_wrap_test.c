@@ -13,6 +13,11 @@
  *   of another partition, an altered blob, bad lengths, pointers and
  *   reserved fields: each refused with its errno, nothing written, no key
  *   created;
+ * - HSMCARD_WRAP_ATTRS: OpenSSL unwraps the blob and finds the magic,
+ *   the key's attributes (hw.rst layout) and its material; the card
+ *   restores every attribute, refuses attributes that widen the blob's
+ *   (EACCES) and altered blobs (EBADMSG), and does not take plain and
+ *   attribute blobs for each other;
  * - hsmctl backup of three keys (two extractable) and restore on the same
  *   card: the restored keys give the same results.
  *
@@ -529,7 +534,7 @@ TEST_F(wrap, attacks)
 	u.rsvd0 = 1;
 	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_KEY_UNWRAP, &u));
 	unwrap_init(&u, kek_u, HSMCARD_KEY_AES, 0, 0, blob, blen);
-	u.flags = 1;
+	u.flags = HSMCARD_WRAP_FLAGS_ALL + 1;
 	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_KEY_UNWRAP, &u));
 	unwrap_init(&u, kek_u, HSMCARD_KEY_AES, 0, 0, blob, blen);
 	u.mech = HSMCARD_MECH_AES_GCM;
@@ -554,7 +559,7 @@ TEST_F(wrap, attacks)
 	w.rsvd[0] = 1;
 	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_KEY_WRAP, &w));
 	w.rsvd[0] = 0;
-	w.flags = 1;
+	w.flags = HSMCARD_WRAP_FLAGS_ALL + 1;
 	EXPECT_EQ(-EINVAL, xioctl(self->fd, HSMCARD_IOC_KEY_WRAP, &w));
 	w.flags = 0;
 	w.mech = HSMCARD_MECH_AES_CBC;
@@ -586,6 +591,192 @@ TEST_F(wrap, attacks)
 	destroy_key(self->fd, hx);
 	destroy_key(self->fd, kek_w);
 	destroy_key(self->fd, kek_u);
+}
+
+static int wrap_flags(int fd, uint64_t h, uint64_t kek, uint32_t flags,
+		      uint8_t *blob, uint32_t *len)
+{
+	struct hsmcard_key_wrap w;
+	int ret;
+
+	memset(&w, 0, sizeof(w));
+	w.handle = h;
+	w.kek = kek;
+	w.flags = flags;
+	w.mech = HSMCARD_MECH_AES_KWP;
+	w.blob = (uintptr_t)blob;
+	w.len = *len;
+	ret = xioctl(fd, HSMCARD_IOC_KEY_WRAP, &w);
+	*len = w.len;
+	return ret;
+}
+
+static int get_attrs(int fd, uint64_t h, struct hsmcard_key_attrs *a)
+{
+	struct hsmcard_key_get_attrs ga;
+	int ret;
+
+	memset(&ga, 0, sizeof(ga));
+	ga.handle = h;
+	ret = xioctl(fd, HSMCARD_IOC_KEY_ATTRS, &ga);
+	*a = ga.attrs;
+	return ret;
+}
+
+static uint16_t le16_at(const uint8_t *p)
+{
+	return p[0] | p[1] << 8;
+}
+
+static uint32_t le32_at(const uint8_t *p)
+{
+	return le16_at(p) | (uint32_t)le16_at(p + 2) << 16;
+}
+
+static uint64_t le64_at(const uint8_t *p)
+{
+	return le32_at(p) | (uint64_t)le32_at(p + 4) << 32;
+}
+
+/*
+ * HSMCARD_WRAP_ATTRS: the payload (hw.rst) is "HSMKATT1", le16 length, the
+ * card's struct hsm_key_attrs (type at 8, bits 10, uses 12, flags 16,
+ * created 24, state 32, version 36, activated 40, deactivated 48, label
+ * 64..127), the material.  Edited attributes never widen the key.
+ */
+TEST_F(wrap, attrs_blob)
+{
+	uint8_t blob[BLOB_MAX], plain[BLOB_MAX], pt[BLOB_MAX], blk[16], ct[16];
+	uint8_t out[16];
+	struct hsmcard_key_attrs o, r;
+	struct hsmcard_key_set_state ks;
+	struct hsmcard_key_unwrap u;
+	uint32_t len, plen, alen, olen = 16;
+	uint64_t h, h2;
+	const uint8_t *at;
+	int n, count;
+
+	ASSERT_EQ(0, gen_flags(self->fd, HSMCARD_KEY_AES, 256,
+			       HSMCARD_USE_ENCRYPT | HSMCARD_USE_DECRYPT,
+			       HSMCARD_KEYF_EXTRACTABLE |
+			       HSMCARD_KEYF_SENSITIVE, &h));
+	memset(&ks, 0, sizeof(ks));
+	ks.handle = h;
+	ks.state = HSMCARD_KEY_STATE_DEACTIVATED;
+	ASSERT_EQ(0, xioctl(self->fd, HSMCARD_IOC_KEY_SET_STATE, &ks));
+	ASSERT_EQ(0, get_attrs(self->fd, h, &o));
+	len = sizeof(blob);
+	ASSERT_EQ(0, wrap_flags(self->fd, h, self->kek_h, HSMCARD_WRAP_ATTRS,
+				blob, &len));
+	plen = sizeof(plain);
+	ASSERT_EQ(0, wrap(self->fd, h, self->kek_h, plain, &plen));
+	EXPECT_EQ(40U, plen);	/* the plain form is unchanged */
+
+	/* OpenSSL reads the payload */
+	n = ossl_kwp(false, self->kek, sizeof(self->kek), blob, len, pt);
+	ASSERT_LT(10 + 128 + 32 - 1, n);
+	EXPECT_EQ(0, memcmp(pt, "HSMKATT1", 8));
+	alen = le16_at(pt + 8);
+	ASSERT_GE(alen, 128U);
+	ASSERT_EQ((uint32_t)n, 10 + alen + 32);
+	at = pt + 10;
+	EXPECT_EQ(0ULL, le64_at(at));		/* no handle */
+	EXPECT_EQ(o.type, le16_at(at + 8));
+	EXPECT_EQ(o.bits, le16_at(at + 10));
+	EXPECT_EQ(o.uses, le32_at(at + 12));
+	EXPECT_EQ(o.flags, le32_at(at + 16));
+	EXPECT_EQ(o.created, le64_at(at + 24));
+	EXPECT_EQ(HSMCARD_KEY_STATE_DEACTIVATED, le16_at(at + 32));
+	EXPECT_EQ(o.version, le32_at(at + 36));
+	EXPECT_EQ(o.activated, le64_at(at + 40));
+	EXPECT_EQ(o.deactivated, le64_at(at + 48));
+	EXPECT_NE(0ULL, o.deactivated);
+	/* the material: OpenSSL encrypts, the (deactivated) key decrypts */
+	RAND_bytes(blk, sizeof(blk));
+	ASSERT_EQ(0, ossl_ecb(pt + 10 + alen, 32, blk, ct));
+	ASSERT_EQ(0, run_op(self->fd, HSMCARD_IOC_DECRYPT, h,
+			    HSMCARD_MECH_AES_ECB, 0, 0, ct, 16, out, &olen));
+	EXPECT_EQ(0, memcmp(out, blk, 16));
+	destroy_key(self->fd, h);
+	count = key_count(self->fd);
+
+	/* widening: EACCES and no key */
+	unwrap_init(&u, self->kek_h, 0, o.uses | HSMCARD_USE_WRAP, 0, blob,
+		    len);
+	u.flags = HSMCARD_WRAP_ATTRS;
+	memset(u.attrs.label, 0, sizeof(u.attrs.label));
+	EXPECT_EQ(-EACCES, xioctl(self->fd, HSMCARD_IOC_KEY_UNWRAP, &u));
+	unwrap_init(&u, self->kek_h, 0, 0, HSMCARD_KEYF_EXTRACTABLE, blob,
+		    len);
+	u.flags = HSMCARD_WRAP_ATTRS;
+	memset(u.attrs.label, 0, sizeof(u.attrs.label));
+	EXPECT_EQ(-EACCES, xioctl(self->fd, HSMCARD_IOC_KEY_UNWRAP, &u));
+	unwrap_init(&u, self->kek_h, HSMCARD_KEY_AES, 0, 0, blob, len);
+	u.flags = HSMCARD_WRAP_ATTRS;	/* label "wrap-test": not the key's */
+	EXPECT_EQ(-EACCES, xioctl(self->fd, HSMCARD_IOC_KEY_UNWRAP, &u));
+	unwrap_init(&u, self->kek_h, 0, 0, 0, blob, len);
+	u.flags = HSMCARD_WRAP_ATTRS;
+	memset(u.attrs.label, 0, sizeof(u.attrs.label));
+	u.attrs.state = HSMCARD_KEY_STATE_ACTIVE;
+	EXPECT_EQ(-EACCES, xioctl(self->fd, HSMCARD_IOC_KEY_UNWRAP, &u));
+	/* altered blob; plain and attribute blobs mixed up */
+	for (n = 0; n < (int)len; n += 11) {
+		blob[n] ^= 0x04;
+		unwrap_init(&u, self->kek_h, 0, 0, 0, blob, len);
+		u.flags = HSMCARD_WRAP_ATTRS;
+		memset(u.attrs.label, 0, sizeof(u.attrs.label));
+		EXPECT_EQ(-EBADMSG, xioctl(self->fd, HSMCARD_IOC_KEY_UNWRAP,
+					   &u));
+		blob[n] ^= 0x04;
+	}
+	unwrap_init(&u, self->kek_h, 0, 0, 0, plain, plen);
+	u.flags = HSMCARD_WRAP_ATTRS;
+	memset(u.attrs.label, 0, sizeof(u.attrs.label));
+	EXPECT_EQ(-EBADMSG, xioctl(self->fd, HSMCARD_IOC_KEY_UNWRAP, &u));
+	EXPECT_NE(0, unwrap(self->fd, self->kek_h, HSMCARD_KEY_AES, 0, blob,
+			    len, &h2));
+	EXPECT_EQ(count, key_count(self->fd));
+
+	/* all zero: every attribute from the blob */
+	unwrap_init(&u, self->kek_h, 0, 0, 0, blob, len);
+	u.flags = HSMCARD_WRAP_ATTRS;
+	memset(u.attrs.label, 0, sizeof(u.attrs.label));
+	ASSERT_EQ(0, xioctl(self->fd, HSMCARD_IOC_KEY_UNWRAP, &u));
+	h2 = u.attrs.handle;
+	ASSERT_EQ(0, get_attrs(self->fd, h2, &r));
+	EXPECT_EQ(o.type, r.type);
+	EXPECT_EQ(o.bits, r.bits);
+	EXPECT_EQ(o.uses, r.uses);
+	EXPECT_EQ(o.flags, r.flags);
+	EXPECT_EQ(o.created, r.created);
+	EXPECT_EQ(o.state, r.state);
+	EXPECT_EQ(o.version, r.version);
+	EXPECT_EQ(o.activated, r.activated);
+	EXPECT_EQ(o.deactivated, r.deactivated);
+	EXPECT_EQ(0, strcmp(o.label, r.label));
+	olen = 16;
+	ASSERT_EQ(0, run_op(self->fd, HSMCARD_IOC_DECRYPT, h2,
+			    HSMCARD_MECH_AES_ECB, 0, 0, ct, 16, out, &olen));
+	EXPECT_EQ(0, memcmp(out, blk, 16));
+	/* still deactivated: no encryption */
+	olen = 16;
+	EXPECT_NE(0, run_op(self->fd, HSMCARD_IOC_ENCRYPT, h2,
+			    HSMCARD_MECH_AES_ECB, 0, 0, blk, 16, out, &olen));
+	destroy_key(self->fd, h2);
+
+	/* narrowing: decrypt only, not extractable: it stays in the card */
+	unwrap_init(&u, self->kek_h, HSMCARD_KEY_AES, HSMCARD_USE_DECRYPT,
+		    HSMCARD_KEYF_SENSITIVE, blob, len);
+	u.flags = HSMCARD_WRAP_ATTRS;
+	memset(u.attrs.label, 0, sizeof(u.attrs.label));
+	ASSERT_EQ(0, xioctl(self->fd, HSMCARD_IOC_KEY_UNWRAP, &u));
+	h2 = u.attrs.handle;
+	EXPECT_EQ(HSMCARD_USE_DECRYPT, u.attrs.uses);
+	EXPECT_EQ(HSMCARD_KEYF_SENSITIVE, u.attrs.flags);
+	len = sizeof(blob);
+	EXPECT_EQ(-EACCES, wrap_flags(self->fd, h2, self->kek_h,
+				      HSMCARD_WRAP_ATTRS, blob, &len));
+	destroy_key(self->fd, h2);
 }
 
 /* A KEK of another partition, named by a file of either partition. */

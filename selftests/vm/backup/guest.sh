@@ -9,6 +9,13 @@
 #    on card 0 are backed up with hsmctl, restored on card 1, and card 1's
 #    restored keys must give what card 0's give: signatures that verify
 #    (OpenSSL) with card 0's public keys, the same AES ciphertext and HMAC.
+#    Then attacks on the backup file (format version 2): its clear header
+#    edited to widen a key's uses, drop SENSITIVE, change its label or
+#    size: card 1 refuses that key (restore exit status 1), the others come
+#    back; the intact file restores the key with card 0's exact attributes
+#    (deactivated state and times included); a narrowed header (extractable
+#    dropped) gives a non-extractable key; a version 1 file (plain blobs,
+#    unauthenticated attributes) still restores, with a warning.
 # 2. Memory scan: the keys the host made (only the KEK and RFC 5649 blobs
 #    are in $HSMCARD_BUILD/backup/mem/guest) are unwrapped into card 0 and
 #    used; a process holds the positive-control marker; the guest prints
@@ -132,6 +139,125 @@ for pair in "ec $ec $r_ec" "ed $ed $r_ed" "rsa $rsa $r_rsa"; do
 	fails "$t: and not for another message" \
 		$verify "$tmp/$t.pub" "$tmp/msg2" "$tmp/$t.sig"
 done
+
+# ---- 1b. an edited backup file never widens a key ----
+# Format version 2: the attributes restore gives a key come from inside
+# its RFC 5649 blob (HSMCARD_WRAP_ATTRS); the clear header may only narrow
+# them, and a header that asks for more is refused by card 1 (EACCES,
+# restore exit status 1), the key is not created.
+for h in $r_aes $r_hmac $r_ec $r_ed $r_rsa; do h1 destroy "$h"; done
+narrow=$(h0 keygen -t aes -b 256 -u encrypt,decrypt --extractable \
+	--sensitive -l bk-narrow)
+h0 key state "$narrow" deactivated >/dev/null
+h0 backup --kek "$k0" -o "$tmp/bk2" >/dev/null 2>&1
+check "backup 2: format version 2" \
+	test "$(od -An -tu4 -j8 -N4 "$tmp/bk2" | tr -d ' ')" = 2
+# offset of the record of handle $1 in backup file $2
+rec_off() {
+	local off=16 cnt i h bl
+
+	cnt=$(od -An -tu4 -j12 -N4 "$2" | tr -d ' ')
+	for ((i = 0; i < cnt; i++)); do
+		h=$(od -An -tx8 -j$off -N8 "$2" | tr -d ' ')
+		if [ "0x$h" = "$1" ]; then
+			echo $off
+			return 0
+		fi
+		bl=$(od -An -tu4 -j$((off + 28)) -N4 "$2" | tr -d ' ')
+		off=$((off + 96 + bl))
+	done
+	return 1
+}
+# put_le32 FILE OFFSET VALUE
+# shellcheck disable=SC2059 # the format holds \x escapes only
+put_le32() {
+	printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($3 & 255)) \
+		$((($3 >> 8) & 255)) $((($3 >> 16) & 255)) $((($3 >> 24) & 255)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+off=$(rec_off "$narrow" "$tmp/bk2")
+check "backup 2 holds bk-narrow" test -n "$off"
+off=${off:-16}
+flags=$(od -An -tu4 -j$((off + 24)) -N4 "$tmp/bk2" | tr -d ' ')
+check "its clear header says extractable, sensitive (0x9)" test "$flags" = 9
+# attack_restore DESCRIPTION FILE: card 1 must refuse bk-narrow
+attack_restore() {
+	h1 restore --kek "$k1" "$2" >"$tmp/amap" 2>"$tmp/aerr"
+	check "$1: restore exit status 1" test $? -eq 1
+	check "$1: card 1 refused the widened attributes" \
+		grep -q "0x.*ask for more than the key's authenticated ones" \
+		"$tmp/aerr"
+	fails "$1: no bk-narrow on card 1" h1 key find --label bk-narrow
+	check "$1: the untouched keys were restored" \
+		test "$(grep -c -- '->' "$tmp/amap")" -eq 5
+	awk '$2 == "->" { print $3 }' "$tmp/amap" | xargs -r "$HSMCTL" -d "$C1" destroy
+}
+cp "$tmp/bk2" "$tmp/bkA"
+put_le32 "$tmp/bkA" $((off + 20)) $((0x33))	# + wrap, unwrap
+attack_restore "uses widened in the file" "$tmp/bkA"
+cp "$tmp/bk2" "$tmp/bkB"
+put_le32 "$tmp/bkB" $((off + 24)) 1		# sensitive dropped
+attack_restore "sensitive dropped in the file" "$tmp/bkB"
+cp "$tmp/bk2" "$tmp/bkC"
+printf 'bk-evil' | dd of="$tmp/bkC" bs=1 seek=$((off + 32)) conv=notrunc status=none
+attack_restore "label changed in the file" "$tmp/bkC"
+cp "$tmp/bk2" "$tmp/bkD"
+put_le32 "$tmp/bkD" $((off + 16)) $((512 << 16 | 1))	# AES-512 (XTS)
+attack_restore "size changed in the file" "$tmp/bkD"
+
+# the intact file: bk-narrow with exactly card 0's attributes
+h1 restore --kek "$k1" "$tmp/bk2" >"$tmp/map2" 2>/dev/null
+check "intact backup 2 restores (exit status 0)" test $? -eq 0
+rn=$(awk -v h="$narrow" '$1 == h && $2 == "->" { print $3 }' "$tmp/map2")
+check "bk-narrow restored" test -n "$rn"
+h0 attrs "$narrow" | grep -v '^Handle' >"$tmp/a0"
+h1 attrs "${rn:-0x0}" | grep -v '^Handle' >"$tmp/a1"
+check "bk-narrow on card 1: the same attributes, state and times as on card 0" \
+	cmp -s "$tmp/a0" "$tmp/a1"
+check "bk-narrow on card 1 is deactivated" grep -q '^State: *deactivated' "$tmp/a1"
+fails "bk-narrow on card 1 does not encrypt (deactivated)" \
+	h1 encrypt "${rn:-0x0}" -m aes-cbc --iv $iv -i "$tmp/msg" -o "$tmp/ctn"
+awk '$2 == "->" { print $3 }' "$tmp/map2" | xargs -r "$HSMCTL" -d "$C1" destroy
+
+# narrowing in the file is honoured: extractable dropped
+cp "$tmp/bk2" "$tmp/bkE"
+put_le32 "$tmp/bkE" $((off + 24)) 8		# sensitive only
+h1 restore --kek "$k1" "$tmp/bkE" >"$tmp/map3" 2>/dev/null
+check "a narrowed header restores (exit status 0)" test $? -eq 0
+rn=$(awk -v h="$narrow" '$1 == h && $2 == "->" { print $3 }' "$tmp/map3")
+check "narrowed bk-narrow is not extractable on card 1" \
+	bash -c "'$HSMCTL' -d $C1 attrs ${rn:-0x0} | grep -q '^Flags: *sensitive$'"
+awk '$2 == "->" { print $3 }' "$tmp/map3" | xargs -r "$HSMCTL" -d "$C1" destroy
+
+h0 destroy "$narrow"
+
+# a version 1 file (plain blobs) still restores, with a warning
+h0 key wrap "$aes" --kek "$k0" -o "$tmp/aes.kwp"
+bl=$(stat -c %s "$tmp/aes.kwp")
+{
+	printf 'HSMCBKP\0'
+	printf '\x01\0\0\0\x01\0\0\0'
+	head -c 96 /dev/zero
+	cat "$tmp/aes.kwp"
+} >"$tmp/bkv1"
+h=$((aes))
+put_le32 "$tmp/bkv1" 16 $((h & 0xffffffff))
+put_le32 "$tmp/bkv1" 20 $(((h >> 32) & 0xffffffff))
+put_le32 "$tmp/bkv1" 32 $((256 << 16 | 1))		# AES-256
+put_le32 "$tmp/bkv1" 36 3				# encrypt, decrypt
+put_le32 "$tmp/bkv1" 40 1				# extractable
+put_le32 "$tmp/bkv1" 44 "$bl"
+printf 'bk-v1' | dd of="$tmp/bkv1" bs=1 seek=48 conv=notrunc status=none
+h1 restore --kek "$k1" "$tmp/bkv1" >"$tmp/map4" 2>"$tmp/err4"
+check "a version 1 file restores (exit status 0)" test $? -eq 0
+check "with the warning that its attributes are not authenticated" \
+	grep -q 'format version 1: the key attributes in the file are not authenticated' \
+	"$tmp/err4"
+rv=$(awk -v h="$aes" '$1 == h && $2 == "->" { print $3 }' "$tmp/map4")
+h0 encrypt "$aes" -m aes-cbc --iv $iv -i "$tmp/msg" -o "$tmp/ctv0"
+h1 encrypt "${rv:-0x0}" -m aes-cbc --iv $iv -i "$tmp/msg" -o "$tmp/ctv1"
+check "the version 1 key encrypts as card 0's" cmp -s "$tmp/ctv0" "$tmp/ctv1"
+[ -n "$rv" ] && h1 destroy "$rv"
 
 # ---- 2. memory scan: keys from the host, used, then dumped ----
 MEM=$DIR/mem/guest
