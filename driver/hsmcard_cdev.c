@@ -573,6 +573,14 @@ out:
 
 /* ---- key attributes ---- */
 
+/* A key ID is @len (0..HSM_KEY_ID_LEN) bytes, zero past them. */
+static bool hsm_key_id_ok(const u8 *id, unsigned int len)
+{
+	if (len > HSM_KEY_ID_LEN)
+		return false;
+	return !memchr_inv(id + len, 0, HSM_KEY_ID_LEN - len);
+}
+
 /*
  * @restore: an unwrap with HSMCARD_WRAP_ATTRS, whose attributes come from
  * the blob: type 0 and any state a blob can hold are fine, the card
@@ -581,8 +589,10 @@ out:
 static int hsm_check_attrs_in(struct hsmcard_key_attrs *a, u32 part,
 			      bool restore)
 {
-	if (a->handle || a->created || a->rsvd0 || a->version ||
+	if (a->handle || a->created || a->version ||
 	    a->activated || a->deactivated || a->rsvd)
+		return -EINVAL;
+	if (!hsm_key_id_ok(a->id, a->id_len))
 		return -EINVAL;
 	if (restore) {
 		if (a->state > HSMCARD_KEY_STATE_DEACTIVATED ||
@@ -618,6 +628,8 @@ static void hsm_attrs_to_hw(const struct hsmcard_key_attrs *a,
 	h->partition = cpu_to_le32(a->partition);
 	h->state = cpu_to_le16(a->state);
 	memcpy(h->label, a->label, sizeof(h->label));
+	h->id_len = cpu_to_le16(a->id_len);
+	memcpy(h->id, a->id, sizeof(h->id));
 }
 
 static void hsm_attrs_from_hw(const struct hsm_key_attrs *h,
@@ -637,13 +649,19 @@ static void hsm_attrs_from_hw(const struct hsm_key_attrs *h,
 	a->deactivated = le64_to_cpu(h->deactivated);
 	/* Never trust the card's string to be terminated. */
 	strscpy_pad(a->label, h->label, sizeof(a->label));
+	a->id_len = le16_to_cpu(h->id_len);
+	memcpy(a->id, h->id, sizeof(a->id));
 }
 
-/* What the card reports must be a state it can be in. */
+/*
+ * What the card reports must be a state it can be in, and a key ID of a
+ * valid length with nothing past it.
+ */
 static bool hsm_attrs_sane(const struct hsmcard_key_attrs *a)
 {
 	return a->state >= HSMCARD_KEY_STATE_PRE_ACTIVE &&
-	       a->state <= HSMCARD_KEY_STATE_COMPROMISED && a->version;
+	       a->state <= HSMCARD_KEY_STATE_COMPROMISED && a->version &&
+	       hsm_key_id_ok(a->id, a->id_len);
 }
 
 static int hsm_get_attrs(struct hsm_dev *hdev, u64 handle,
@@ -667,8 +685,9 @@ static int hsm_get_attrs(struct hsm_dev *hdev, u64 handle,
 		hsm_attrs_from_hw(&h, out);
 		if (!hsm_attrs_sane(out) || out->handle != handle) {
 			dev_err_ratelimited(&hdev->pdev->dev,
-					    "key %#llx: card reported state %u version %u\n",
-					    handle, out->state, out->version);
+					    "key %#llx: card reported state %u version %u id_len %u\n",
+					    handle, out->state, out->version,
+					    out->id_len);
 			ret = -EIO;
 		}
 	}
@@ -1090,18 +1109,34 @@ static int hsm_ioc_key_rotate(struct hsm_dev *hdev, void __user *argp,
 {
 	struct hsmcard_key_rotate kr;
 	struct hsm_sqe sqe = {};
+	struct hsm_buf src;
 	u64 handle = 0;
 	int ret;
 
 	if (copy_from_user(&kr, argp, sizeof(kr)))
 		return -EFAULT;
-	if (kr.flags || kr.rsvd)
+	if (kr.flags || kr.rsvd || !hsm_key_id_ok(kr.id, kr.id_len))
 		return -EINVAL;
 	if (hsm_check_user_handle(kr.handle, part))
 		return -ENOKEY;
 	sqe.opcode = HSM_ADM_KEY_ROTATE;
 	sqe.handle = cpu_to_le64(kr.handle);
-	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, NULL, &handle));
+	if (kr.id_len) {
+		/* the new version's ID: HSM_KEY_ID_LEN bytes, zero padded */
+		ret = hsm_buf_alloc(&src, &hdev->pdev->dev, HSM_KEY_ID_LEN,
+				    DMA_TO_DEVICE);
+		if (ret)
+			return ret;
+		hsm_buf_copy_from_kernel(&src, 0, kr.id, HSM_KEY_ID_LEN);
+		sqe.cdw[0] = cpu_to_le32(HSM_ROTATE_F_ID);
+		sqe.cdw[1] = cpu_to_le32(kr.id_len);
+		ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, &src, NULL,
+					 &handle));
+		hsm_buf_free(&src);
+	} else {
+		ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, NULL, NULL,
+					 &handle));
+	}
 	if (ret)
 		return ret;
 	hsm_genl_event(hdev, HSMCARD_EVENT_KEY_CREATED, handle);
@@ -1130,21 +1165,37 @@ static int hsm_ioc_key_find(struct hsm_dev *hdev, void __user *argp,
 
 	if (copy_from_user(&kf, argp, sizeof(kf)))
 		return -EFAULT;
-	if (kf.flags)
+	if ((kf.flags & ~HSMCARD_FIND_F_ALL) || kf.rsvd0 || kf.rsvd)
 		return -EINVAL;
-	ret = hsm_check_label(kf.label);
-	if (ret)
-		return ret;
-	if (!kf.label[0])
-		return -EINVAL;
-	ret = hsm_buf_alloc(&src, &hdev->pdev->dev, HSM_LABEL_LEN,
+	if (kf.flags & HSMCARD_FIND_F_ID) {
+		/* by key ID: the label fields stay empty */
+		if (!kf.id_len || !hsm_key_id_ok(kf.id, kf.id_len) ||
+		    kf.version || memchr_inv(kf.label, 0, sizeof(kf.label)))
+			return -EINVAL;
+	} else {
+		if (kf.id_len || memchr_inv(kf.id, 0, sizeof(kf.id)))
+			return -EINVAL;
+		ret = hsm_check_label(kf.label);
+		if (ret)
+			return ret;
+		if (!kf.label[0])
+			return -EINVAL;
+	}
+	ret = hsm_buf_alloc(&src, &hdev->pdev->dev,
+			    kf.id_len ? HSM_KEY_ID_LEN : HSM_LABEL_LEN,
 			    DMA_TO_DEVICE);
 	if (ret)
 		return ret;
-	hsm_buf_copy_from_kernel(&src, 0, kf.label, HSM_LABEL_LEN);
 	sqe.opcode = HSM_ADM_KEY_FIND;
 	sqe.cdw[0] = cpu_to_le32(part);
-	sqe.cdw[1] = cpu_to_le32(kf.version);
+	if (kf.id_len) {
+		hsm_buf_copy_from_kernel(&src, 0, kf.id, HSM_KEY_ID_LEN);
+		sqe.cdw[1] = cpu_to_le32(kf.id_len);
+		sqe.cdw[2] = cpu_to_le32(HSM_FIND_BY_ID);
+	} else {
+		hsm_buf_copy_from_kernel(&src, 0, kf.label, HSM_LABEL_LEN);
+		sqe.cdw[1] = cpu_to_le32(kf.version);
+	}
 	ret = hsm_errno(hsm_exec(&hdev->adminq, &sqe, &src, NULL, &handle));
 	hsm_buf_free(&src);
 	if (ret)
@@ -1211,6 +1262,8 @@ static int hsm_ioc_token_info(struct hsm_dev *hdev, void __user *argp)
 	if (ret)
 		return ret;
 	hsm_attrs_from_hw(&h, &tk.attrs);
+	if (!hsm_key_id_ok(tk.attrs.id, tk.attrs.id_len))
+		return -EIO;
 	return copy_to_user(argp, &tk, sizeof(tk)) ? -EFAULT : 0;
 }
 

@@ -368,6 +368,7 @@ struct hsm_authenc_key_hdr {
 #define HSM_HANDLE_TAG(h)	((__u32)((h) >> 32))		/* 63:32 */
 
 #define HSM_LABEL_LEN		64
+#define HSM_KEY_ID_LEN		32	/* application key ID (CKA_ID) */
 #define HSM_DEFAULT_PARTITION	0
 #define HSM_KERNEL_PARTITION	1	/* crypto API session keys */
 #define HSM_NR_PARTITIONS	16	/* 0 and 1 always exist */
@@ -400,7 +401,12 @@ struct hsm_authenc_key_hdr {
  * new key with the same type, size, uses, flags, partition and label,
  * version = the family's newest version + 1, ACTIVE, and moves the old key
  * to DEACTIVATED in the same step (one key store write for both).  result
- * = the new key's handle.
+ * = the new key's handle.  The new version has no key ID unless the
+ * caller gives one: cdw[0] bit 0 (HSM_ROTATE_F_ID) set = src carries
+ * HSM_KEY_ID_LEN bytes of ID (zero past cdw[1]) and cdw[1] = its length,
+ * 1..HSM_KEY_ID_LEN; the ID must be free in the partition
+ * (HSM_SC_ID_EXISTS).  Without the flag, src, cdw[1] and the other bits
+ * of cdw[0] must be zero.  The old version keeps its ID.
  *
  * Labels: a non-empty label names one key family per partition.  Creating
  * (generate, import, unwrap) a key whose non-empty label is already in use
@@ -409,11 +415,28 @@ struct hsm_authenc_key_hdr {
  * neither are the kernel crypto API's session keys (partition 1,
  * HSM_KEYF_SESSION).
  *
+ * Key IDs: an application-chosen byte string of 1..HSM_KEY_ID_LEN bytes
+ * (id_len 0: none), like PKCS#11 CKA_ID, e.g. a hash of the public key
+ * that pairs a key with its certificate.  A non-empty ID is unique among
+ * all keys of a partition, every version of every family included:
+ * creating a key (generate, import, unwrap, rotate) with an ID already in
+ * use in its partition fails with HSM_SC_ID_EXISTS.  Session keys of the
+ * kernel partition are not indexed (as for labels).
+ *
  * KEY_FIND: cdw[0] = partition, cdw[1] = version (0: the newest), src =
  * HSM_LABEL_LEN bytes of NUL padded, non-empty label; result = handle.
  * No such key: HSM_SC_INVALID_HANDLE.  The lookup is a hash index, its
  * time does not depend on the number of keys.
+ * With cdw[2] = HSM_FIND_BY_ID the key is looked up by ID instead: src =
+ * HSM_KEY_ID_LEN bytes, zero past the ID's length cdw[1] (1..
+ * HSM_KEY_ID_LEN); result = the handle of the one key with that ID in the
+ * partition.  cdw[2] = HSM_FIND_BY_LABEL (0) is the label lookup; any
+ * other value: HSM_SC_INVALID_FIELD.
  */
+#define HSM_FIND_BY_LABEL	0
+#define HSM_FIND_BY_ID		1
+#define HSM_ROTATE_F_ID		0x1u	/* KEY_ROTATE cdw[0]: new ID in src */
+
 enum hsm_key_state {
 	HSM_KEY_STATE_DEFAULT		= 0,	/* input only: ACTIVE */
 	HSM_KEY_STATE_PRE_ACTIVE	= 1,
@@ -424,10 +447,11 @@ enum hsm_key_state {
 };
 
 /*
- * 128 bytes; input of generate/import/unwrap, output of get-attrs.  On
+ * 160 bytes; input of generate/import/unwrap, output of get-attrs.  On
  * input state may be DEFAULT (0), ACTIVE or PRE_ACTIVE, and version,
  * activated and deactivated must be zero (the card sets them: version 1,
- * activated = created for an ACTIVE key).
+ * activated = created for an ACTIVE key).  id_len is 0..HSM_KEY_ID_LEN
+ * and the bytes of id past id_len are zero, else HSM_SC_INVALID_FIELD.
  */
 struct hsm_key_attrs {
 	__le64	handle;		/* output only */
@@ -438,12 +462,13 @@ struct hsm_key_attrs {
 	__le32	partition;
 	__le64	created;	/* seconds since the epoch, output only */
 	__le16	state;		/* enum hsm_key_state */
-	__le16	rsvd0;		/* must be zero */
+	__le16	id_len;	/* bytes of id, 0: no key ID */
 	__le32	version;	/* version in its label's family, from 1 */
 	__le64	activated;	/* seconds since the epoch, 0: not yet */
 	__le64	deactivated;	/* deactivated or compromised, 0: not yet */
 	__le32	rsvd[2];	/* must be zero */
 	char	label[HSM_LABEL_LEN];	/* NUL padded */
+	__u8	id[HSM_KEY_ID_LEN];	/* key ID, zero padded */
 };
 
 /*
@@ -461,13 +486,13 @@ struct hsm_key_attrs {
  * 0x30) can never be taken for one of these, nor the other way round.
  * KEY_WRAP exports the same keys with and without the flag (EXTRACTABLE,
  * not COMPROMISED, ...).  KEY_UNWRAP with the flag takes type, bits, uses,
- * flags, label, state, version and the created, activated and deactivated
- * times from the blob (partition: see below); attrs_len must be
+ * flags, label, key ID, state, version and the created, activated and
+ * deactivated times from the blob (partition: see below); attrs_len must be
  * sizeof(struct hsm_key_attrs) (else INVALID_FIELD), a payload without
  * the magic is DECRYPT_FAILED.  The caller's attrs (in src, as without
  * the flag) choose the partition, which must be the KEK's, and may only
- * narrow: type, bits and state 0 or equal to the blob's; label empty or
- * equal; uses 0 (the blob's) or a subset; flags 0 (the blob's) or exactly
+ * narrow: type, bits and state 0 or equal to the blob's; label and key
+ * ID empty or equal; uses 0 (the blob's) or a subset; flags 0 (the blob's) or exactly
  * the flags wanted, where EXTRACTABLE and PERSISTENT may be dropped,
  * SENSITIVE added, and SESSION must be the blob's.  Anything that widens
  * or contradicts the blob fails with HSM_SC_USE_DENIED (an audited
@@ -729,7 +754,8 @@ enum hsm_status {
 	HSM_SC_KEY_STATE	= 0x1c,	/* key state forbids it (see above) */
 	HSM_SC_KEY_COMPROMISED	= 0x1d,	/* the key is marked compromised */
 	HSM_SC_LABEL_EXISTS	= 0x1e,	/* label in use in the partition */
-	HSM_SC_MAX		= 0x1f,
+	HSM_SC_ID_EXISTS	= 0x1f,	/* key ID in use in the partition */
+	HSM_SC_MAX		= 0x20,
 };
 
 #endif /* HSMCARD_HW_H */

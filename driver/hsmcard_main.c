@@ -96,7 +96,9 @@ static_assert(HSMCARD_PARTITION_USER == HSM_DEFAULT_PARTITION);
 static_assert(sizeof(struct hsm_sqe) == HSM_SQE_SIZE);
 static_assert(sizeof(struct hsm_cqe) == HSM_CQE_SIZE);
 static_assert(sizeof(struct hsm_sge) == HSM_SGE_SIZE);
-static_assert(sizeof(struct hsm_key_attrs) == 128);
+static_assert(sizeof(struct hsm_key_attrs) == 160);
+static_assert(sizeof(struct hsmcard_key_attrs) == 160);
+static_assert(HSMCARD_KEY_ID_LEN == HSM_KEY_ID_LEN);
 static_assert(sizeof(struct hsm_identify) == HSM_IDENTIFY_SIZE);
 
 static const char * const hsm_state_names[] = {

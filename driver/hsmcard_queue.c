@@ -556,6 +556,7 @@ int hsm_status_to_errno(u16 status)
 	case HSM_SC_KEY_COMPROMISED:
 		return -EKEYREVOKED;
 	case HSM_SC_LABEL_EXISTS:
+	case HSM_SC_ID_EXISTS:
 		return -EEXIST;
 	case HSMCARD_SC_GONE:
 		return -ENODEV;

@@ -44,6 +44,7 @@ const char *hsm_strerror(int err);
 int hsm_keygen(struct hsm_ctx *ctx, uint16_t type, uint16_t bits,
 	       uint32_t uses, uint32_t flags, const char *label,
 	       uint64_t *handle);
+int hsm_keygen_attrs(struct hsm_ctx *ctx, struct hsmcard_key_attrs *attrs);
 int hsm_key_import(struct hsm_ctx *ctx, uint16_t type, uint16_t bits,
 		   uint32_t uses, const void *key, size_t key_len,
 		   uint64_t *handle);
@@ -56,8 +57,12 @@ int hsm_key_set_state(struct hsm_ctx *ctx, uint64_t handle, uint32_t state,
 		      uint32_t *old_state);
 int hsm_key_rotate(struct hsm_ctx *ctx, uint64_t handle,
 		   struct hsmcard_key_attrs *new_attrs);
+int hsm_key_rotate_id(struct hsm_ctx *ctx, uint64_t handle, const void *id,
+		      size_t id_len, struct hsmcard_key_attrs *new_attrs);
 int hsm_key_find(struct hsm_ctx *ctx, const char *label, uint32_t version,
 		 struct hsmcard_key_attrs *attrs);
+int hsm_key_find_id(struct hsm_ctx *ctx, const void *id, size_t id_len,
+		    struct hsmcard_key_attrs *attrs);
 int hsm_key_wrap(struct hsm_ctx *ctx, uint64_t handle, uint64_t kek,
 		 void *blob, size_t *blob_len);
 int hsm_key_unwrap(struct hsm_ctx *ctx, uint64_t kek,

@@ -274,6 +274,22 @@ HSM_EXPORT int hsm_keygen(struct hsm_ctx *ctx, uint16_t type, uint16_t bits,
 }
 
 /**
+ * hsm_keygen_attrs() - generate a key described by a full attribute set
+ * @ctx:   context
+ * @attrs: in: type, bits, uses, flags, state, label, key ID (id_len, id),
+ *         the output-only fields zero; out: the attributes the card
+ *         recorded, the new handle among them
+ *
+ * Return: 0, -EEXIST if the label or the key ID is in use in the
+ * partition, or another negative errno.
+ */
+HSM_EXPORT int hsm_keygen_attrs(struct hsm_ctx *ctx,
+				struct hsmcard_key_attrs *attrs)
+{
+	return hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_GENERATE, attrs);
+}
+
+/**
  * hsm_key_import() - import a clear key as a session key
  * @ctx:     context
  * @type:    enum hsmcard_key_type
@@ -409,6 +425,37 @@ HSM_EXPORT int hsm_key_rotate(struct hsm_ctx *ctx, uint64_t handle,
 }
 
 /**
+ * hsm_key_rotate_id() - hsm_key_rotate() giving the new version a key ID
+ * @ctx:       context
+ * @handle:    the active key; it becomes DEACTIVATED and keeps its own ID
+ * @id:        the new version's key ID (NULL with @id_len 0: none)
+ * @id_len:    0..HSMCARD_KEY_ID_LEN
+ * @new_attrs: the new version's attributes, or NULL
+ *
+ * Return: 0, -EEXIST if another key of the partition has that ID, or
+ * another negative errno.
+ */
+HSM_EXPORT int hsm_key_rotate_id(struct hsm_ctx *ctx, uint64_t handle,
+				 const void *id, size_t id_len,
+				 struct hsmcard_key_attrs *new_attrs)
+{
+	struct hsmcard_key_rotate kr;
+	int ret;
+
+	if (id_len > sizeof(kr.id) || (id_len && !id))
+		return -EINVAL;
+	memset(&kr, 0, sizeof(kr));
+	kr.handle = handle;
+	kr.id_len = id_len;
+	if (id_len)
+		memcpy(kr.id, id, id_len);
+	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_ROTATE, &kr);
+	if (!ret && new_attrs)
+		*new_attrs = kr.attrs;
+	return ret;
+}
+
+/**
  * hsm_key_find() - look a key up by its label
  * @ctx:     context
  * @label:   non-empty label, shorter than HSMCARD_LABEL_LEN
@@ -430,6 +477,36 @@ HSM_EXPORT int hsm_key_find(struct hsm_ctx *ctx, const char *label,
 	memset(&kf, 0, sizeof(kf));
 	memcpy(kf.label, label, n);
 	kf.version = version;
+	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_FIND, &kf);
+	if (!ret && attrs)
+		*attrs = kf.attrs;
+	return ret;
+}
+
+/**
+ * hsm_key_find_id() - look a key up by its key ID
+ * @ctx:    context
+ * @id:     the key ID (e.g. a hash of the public key)
+ * @id_len: its length, 1..HSMCARD_KEY_ID_LEN
+ * @attrs:  the key's attributes (its handle among them)
+ *
+ * A non-empty key ID names at most one key of the partition.
+ *
+ * Return: 0, -ENOKEY if the partition has no such key, or another
+ * negative errno.
+ */
+HSM_EXPORT int hsm_key_find_id(struct hsm_ctx *ctx, const void *id,
+			       size_t id_len, struct hsmcard_key_attrs *attrs)
+{
+	struct hsmcard_key_find kf;
+	int ret;
+
+	if (!id || !id_len || id_len > sizeof(kf.id))
+		return -EINVAL;
+	memset(&kf, 0, sizeof(kf));
+	kf.flags = HSMCARD_FIND_F_ID;
+	kf.id_len = id_len;
+	memcpy(kf.id, id, id_len);
 	ret = hsm_xioctl(ctx->fd, HSMCARD_IOC_KEY_FIND, &kf);
 	if (!ret && attrs)
 		*attrs = kf.attrs;

@@ -128,6 +128,8 @@ struct hsmdev_key_attrs {
 	uint64_t activated;
 	uint64_t deactivated;
 	char label[HSMDEV_LABEL_LEN + 1];
+	uint32_t id_len;		/* 0: no key ID */
+	uint8_t id[HSMCARD_KEY_ID_LEN];
 };
 
 enum hsmdev_opcode {
@@ -346,6 +348,9 @@ static void attrs_from_uapi(struct hsmdev_key_attrs *a,
 	a->activated = k->activated;
 	a->deactivated = k->deactivated;
 	copy_str(a->label, sizeof(a->label), k->label, sizeof(k->label));
+	/* the driver checked the length; clamp anyway */
+	a->id_len = k->id_len <= sizeof(a->id) ? k->id_len : sizeof(a->id);
+	memcpy(a->id, k->id, a->id_len);
 }
 
 static void attrs_to_uapi(struct hsmcard_key_attrs *k,
@@ -360,6 +365,8 @@ static void attrs_to_uapi(struct hsmcard_key_attrs *k,
 	/* NUL padded (memset above), always NUL terminated */
 	memcpy(k->label, a->label,
 	       strnlen(a->label, sizeof(k->label) - 1));
+	k->id_len = (__u16)a->id_len;
+	memcpy(k->id, a->id, a->id_len);
 }
 
 static int hsmdev_keygen(struct hsmdev *d, const struct hsmdev_key_attrs *a,
@@ -454,14 +461,37 @@ static int hsmdev_key_set_state(struct hsmdev *d, uint64_t handle,
 	return ret;
 }
 
+/* @id_len 0: the new version has no key ID. */
 static int hsmdev_key_rotate(struct hsmdev *d, uint64_t handle,
+			     const uint8_t *id, size_t id_len,
 			     struct hsmdev_key_attrs *a)
 {
 	struct hsmcard_key_rotate kr = { .handle = handle };
-	int ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_ROTATE, &kr);
+	int ret;
 
+	if (id_len > sizeof(kr.id))
+		return -EINVAL;
+	kr.id_len = (__u16)id_len;
+	memcpy(kr.id, id, id_len);
+	ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_ROTATE, &kr);
 	if (!ret)
 		attrs_from_uapi(a, &kr.attrs);
+	return ret;
+}
+
+static int hsmdev_key_find_id(struct hsmdev *d, const uint8_t *id,
+			      size_t id_len, struct hsmdev_key_attrs *a)
+{
+	struct hsmcard_key_find kf = { .flags = HSMCARD_FIND_F_ID };
+	int ret;
+
+	if (!id_len || id_len > sizeof(kf.id))
+		return -EINVAL;
+	kf.id_len = (__u16)id_len;
+	memcpy(kf.id, id, id_len);
+	ret = hsmdev_ioctl(d, HSMCARD_IOC_KEY_FIND, &kf);
+	if (!ret)
+		attrs_from_uapi(a, &kf.attrs);
 	return ret;
 }
 
@@ -867,6 +897,30 @@ static int parse_hex(const char *s, uint8_t **bufp, size_t *lenp)
 	}
 	*bufp = buf;
 	*lenp = n / 2;
+	return 0;
+}
+
+/*
+ * --id HEX: a key ID of 1..HSMCARD_KEY_ID_LEN bytes into @id; *@len 0 if
+ * the option was not given.
+ */
+static int parse_key_id(const char *s, uint8_t *id, uint32_t *len)
+{
+	uint8_t *buf = NULL;
+	size_t n = 0;
+
+	*len = 0;
+	if (!s)
+		return 0;
+	if (parse_hex(s, &buf, &n) || !n || n > HSMCARD_KEY_ID_LEN) {
+		free(buf);
+		err_msg("invalid key ID '%s' (expected 1..%d bytes in hex)", s,
+			HSMCARD_KEY_ID_LEN);
+		return -1;
+	}
+	memcpy(id, buf, n);
+	*len = n;
+	free(buf);
 	return 0;
 }
 
@@ -1296,6 +1350,9 @@ static int dev_error(const char *what, int err)
 	case EDQUOT:
 		why = "key store full";
 		break;
+	case EEXIST:
+		why = "the label or the key ID is already used in the partition";
+		break;
 	case ETIMEDOUT:
 		why = "the card did not answer (it is being reset)";
 		break;
@@ -1363,6 +1420,7 @@ enum opt_id {
 	O_AS,
 	O_VERSION,
 	O_KEK,
+	O_ID,
 };
 
 struct opts {
@@ -1395,6 +1453,7 @@ struct opts {
 	const char *as;
 	const char *version;
 	const char *kek;
+	const char *id;
 	uint32_t keyflags;
 	bool prehashed;
 	bool der;
@@ -1441,6 +1500,7 @@ static const struct option long_opts[] = {
 	{ "max-fail",	required_argument, NULL, O_MAX_FAIL },
 	{ "as",		required_argument, NULL, O_AS },
 	{ "kek",	required_argument, NULL, O_KEK },
+	{ "id",		required_argument, NULL, O_ID },
 	{ }
 };
 
@@ -1819,6 +1879,8 @@ static int cmd_keygen(const struct opts *o)
 		}
 		snprintf(a.label, sizeof(a.label), "%s", o->label);
 	}
+	if (parse_key_id(o->id, a.id, &a.id_len))
+		return EX_USAGE;
 
 	ret = open_dev(o, &d);
 	if (ret)
@@ -1891,7 +1953,24 @@ static void json_key_attrs(struct json *j, const struct hsmdev_key_attrs *a)
 	json_u64(j, "activated", a->activated);
 	json_u64(j, "deactivated", a->deactivated);
 	json_string(j, "label", a->label);
+	json_hex(j, "id", a->id, a->id_len);
 	json_close(j, '}');
+}
+
+/* A key ID in hex, or "-" without one, into @buf (2 * 32 + 1 bytes). */
+static const char *key_id_str(const struct hsmdev_key_attrs *a, char *buf)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint32_t i;
+
+	if (!a->id_len)
+		return "-";
+	for (i = 0; i < a->id_len && i < HSMCARD_KEY_ID_LEN; i++) {
+		buf[2 * i] = hex[a->id[i] >> 4];
+		buf[2 * i + 1] = hex[a->id[i] & 15];
+	}
+	buf[2 * i] = 0;
+	return buf;
 }
 
 static int cmd_keys(const struct opts *o)
@@ -1913,14 +1992,14 @@ static int cmd_keys(const struct opts *o)
 	if (o->json)
 		json_open(&j, NULL, '[');
 	else if (n)
-		printf("%-18s %-8s %5s  %-26s %-20s %-11s %4s %s\n", "HANDLE",
-		       "TYPE", "BITS", "USES", "FLAGS", "STATE", "VER",
-		       "LABEL");
+		printf("%-18s %-8s %5s  %-26s %-20s %-11s %4s %s %s\n",
+		       "HANDLE", "TYPE", "BITS", "USES", "FLAGS", "STATE",
+		       "VER", "ID", "LABEL");
 	else
 		fprintf(stderr, "no keys\n");
 	for (size_t i = 0; i < n; i++) {
 		struct hsmdev_key_attrs a;
-		char uses[96], flags[96];
+		char uses[96], flags[96], id[2 * HSMCARD_KEY_ID_LEN + 1];
 
 		ret = hsmdev_key_attrs(&d, handles[i], &a);
 		if (ret == -ENOKEY)	/* destroyed meanwhile */
@@ -1935,10 +2014,10 @@ static int cmd_keys(const struct opts *o)
 		}
 		mask_names(use_names, a.uses, uses, sizeof(uses));
 		mask_names(flag_names, a.flags, flags, sizeof(flags));
-		printf("0x%016" PRIx64 " %-8s %5u  %-26s %-20s %-11s %4u %s\n",
+		printf("0x%016" PRIx64 " %-8s %5u  %-26s %-20s %-11s %4u %s %s\n",
 		       a.handle, key_type_name(a.type), a.bits, uses,
 		       *flags ? flags : "-", key_state_name(a.state),
-		       a.version, a.label);
+		       a.version, key_id_str(&a, id), a.label);
 	}
 	if (o->json)
 		json_close(&j, ']');
@@ -1954,7 +2033,7 @@ static int cmd_attrs(const struct opts *o)
 	struct hsmdev_key_attrs a;
 	struct hsmdev d;
 	uint64_t h;
-	char uses[96], flags[96], when[32];
+	char uses[96], flags[96], when[32], id[2 * HSMCARD_KEY_ID_LEN + 1];
 	int ret;
 
 	if (parse_handle(o->argv[0], &h))
@@ -1989,6 +2068,7 @@ static int cmd_attrs(const struct opts *o)
 	format_time(a.deactivated, when, sizeof(when));
 	printf("Deactivated: %s\n", a.deactivated ? when : "-");
 	printf("Label:      %s\n", a.label);
+	printf("ID:         %s\n", key_id_str(&a, id));
 	return EX_OK;
 }
 
@@ -2010,7 +2090,8 @@ static int cmd_key_life(const struct opts *o)
 {
 	const char *act = o->argv[0];
 	struct hsmdev_key_attrs a;
-	uint32_t state = 0, old = 0, version = 0;
+	uint32_t state = 0, old = 0, version = 0, id_len = 0;
+	uint8_t id[HSMCARD_KEY_ID_LEN];
 	struct hsmdev d;
 	uint64_t h = 0;
 	char *end;
@@ -2024,8 +2105,10 @@ static int cmd_key_life(const struct opts *o)
 			return EX_USAGE;
 		}
 	}
+	if (parse_key_id(o->id, id, &id_len))
+		return EX_USAGE;
 	if (!strcmp(act, "state")) {
-		if (o->argc != 3 || o->label || o->version) {
+		if (o->argc != 3 || o->label || o->version || o->id) {
 			err_msg("key state HANDLE active|deactivated|compromised");
 			return EX_USAGE;
 		}
@@ -2034,14 +2117,15 @@ static int cmd_key_life(const struct opts *o)
 			return EX_USAGE;
 	} else if (!strcmp(act, "rotate")) {
 		if ((o->argc == 2) == !!o->label || o->version) {
-			err_msg("key rotate HANDLE|--label TEXT");
+			err_msg("key rotate HANDLE|--label TEXT [--id HEX]");
 			return EX_USAGE;
 		}
 		if (o->argc == 2 && parse_handle(o->argv[1], &h))
 			return EX_USAGE;
 	} else if (!strcmp(act, "find")) {
-		if (o->argc != 1 || !o->label) {
-			err_msg("key find --label TEXT [--version N]");
+		if (o->argc != 1 || !o->label == !o->id ||
+		    (o->id && o->version)) {
+			err_msg("key find --label TEXT [--version N] | --id HEX");
 			return EX_USAGE;
 		}
 	} else {
@@ -2062,6 +2146,12 @@ static int cmd_key_life(const struct opts *o)
 			return dev_error(o->label, ret);
 		}
 		h = a.handle;
+	} else if (!strcmp(act, "find")) {
+		ret = hsmdev_key_find_id(&d, id, id_len, &a);
+		hsmdev_close(&d);
+		if (ret)
+			return dev_error(o->id, ret);
+		return key_print(o, &a);
 	}
 	if (!strcmp(act, "state")) {
 		ret = hsmdev_key_set_state(&d, h, state, &old);
@@ -2083,7 +2173,7 @@ static int cmd_key_life(const struct opts *o)
 		return EX_OK;
 	}
 	if (!strcmp(act, "rotate")) {
-		ret = hsmdev_key_rotate(&d, h, &a);
+		ret = hsmdev_key_rotate(&d, h, id, id_len, &a);
 		hsmdev_close(&d);
 		if (ret)
 			return dev_error("key rotate", ret);
@@ -2695,6 +2785,8 @@ static int cmd_import(const struct opts *o)
 		}
 		snprintf(a.label, sizeof(a.label), "%s", o->label);
 	}
+	if (parse_key_id(o->id, a.id, &a.id_len))
+		return EX_USAGE;
 	ret = read_input(o->in, &buf, &len);
 	if (ret)
 		return ret;
@@ -2735,20 +2827,25 @@ out:
  * all integers little endian:
  *
  *   header:  magic "HSMCBKP\0" (8), version (le32, 2), count (le32)
- *   count records, each a 96-byte header and the blob:
+ *   count records, each a 136-byte header and the blob:
  *     0 handle on the source card (le64)   8 created (le64)
  *    16 type (le16)  18 bits (le16)  20 uses (le32)  24 flags (le32)
  *    28 blob length (le32)  32 label (64 bytes, NUL padded)
- *    96 the RFC 5649 blob: version 2 with HSMCARD_WRAP_ATTRS (the
- *       attributes inside are the ones restore gives the key; the header
- *       may only narrow them), version 1 of the material only (the
- *       header's attributes are used as they are: not authenticated)
+ *    96 key ID length (le16, 0..32)  98 zero (6)
+ *   104 key ID (32 bytes, zero padded)
+ *   136 the RFC 5649 blob, made with HSMCARD_WRAP_ATTRS: the attributes
+ *       inside are the ones restore gives the key; the header may only
+ *       narrow them
+ * Version 1 files (96-byte record headers, no key ID, blobs of the
+ * material only, whose header attributes nothing authenticates) are still
+ * restored.
  */
 #define BACKUP_MAGIC		"HSMCBKP"	/* 8 bytes with the NUL */
 #define BACKUP_VERSION		2
-#define BACKUP_VERSION_PLAIN	1
+#define BACKUP_VERSION_V1	1
 #define BACKUP_HDR_LEN		16
-#define BACKUP_REC_LEN		96
+#define BACKUP_REC_LEN		136
+#define BACKUP_REC_LEN_V1	96
 #define BACKUP_BLOB_MAX		16384
 
 static int parse_kek(const struct opts *o, uint64_t *kek)
@@ -2866,6 +2963,8 @@ static int cmd_key_unwrap(const struct opts *o)
 		}
 		snprintf(a.label, sizeof(a.label), "%s", o->label);
 	}
+	if (parse_key_id(o->id, a.id, &a.id_len))
+		return EX_USAGE;
 	ret = read_input(o->argv[1], &blob, &len);
 	if (ret)
 		return ret;
@@ -3037,6 +3136,8 @@ static int cmd_backup(const struct opts *o)
 		put_le32(rec + 24, a.flags);
 		put_le32(rec + 28, (uint32_t)blen);
 		memcpy(rec + 32, a.label, strnlen(a.label, HSMDEV_LABEL_LEN - 1));
+		put_le16(rec + 96, (uint16_t)a.id_len);
+		memcpy(rec + 104, a.id, a.id_len);
 		ret = buf_append(&file, &flen, &fcap, rec, sizeof(rec)) ||
 		      buf_append(&file, &flen, &fcap, blob, blen);
 		free(blob);
@@ -3075,7 +3176,8 @@ static int cmd_restore(const struct opts *o)
 	struct json j = { .f = stdout };
 	uint8_t *file = NULL;
 	size_t flen, off, restored = 0;
-	uint32_t count, i, version, wflags;
+	uint32_t count, i, ver, wflags;
+	size_t rlen;
 	struct hsmdev d;
 	uint64_t kek;
 	int ret, status = EX_OK;
@@ -3090,14 +3192,15 @@ static int cmd_restore(const struct opts *o)
 		free(file);
 		return EX_FILE;
 	}
-	version = get_le32(file + 8);
-	if (version != BACKUP_VERSION && version != BACKUP_VERSION_PLAIN) {
+	ver = get_le32(file + 8);
+	if (ver != BACKUP_VERSION && ver != BACKUP_VERSION_V1) {
 		err_msg("%s: backup format version %u not supported",
-			o->argv[0], version);
+			o->argv[0], ver);
 		free(file);
 		return EX_FILE;
 	}
-	wflags = version == BACKUP_VERSION ? HSMCARD_WRAP_ATTRS : 0;
+	rlen = ver == BACKUP_VERSION_V1 ? BACKUP_REC_LEN_V1 : BACKUP_REC_LEN;
+	wflags = ver == BACKUP_VERSION ? HSMCARD_WRAP_ATTRS : 0;
 	if (!wflags)
 		fprintf(stderr,
 			"%s: %s: format version 1: the key attributes in the file are not authenticated\n",
@@ -3105,15 +3208,24 @@ static int cmd_restore(const struct opts *o)
 	count = get_le32(file + 12);
 	/* check the whole file before the first key goes in */
 	for (i = 0, off = BACKUP_HDR_LEN; i < count; i++) {
-		uint32_t blen;
+		static const uint8_t zero[HSMCARD_KEY_ID_LEN];
+		uint32_t blen, idl;
 
-		if (flen - off < BACKUP_REC_LEN)
+		if (flen - off < rlen)
 			break;
 		blen = get_le32(file + off + 28);
-		if (blen > BACKUP_BLOB_MAX || flen - off - BACKUP_REC_LEN < blen ||
+		if (blen > BACKUP_BLOB_MAX || flen - off - rlen < blen ||
 		    !memchr(file + off + 32, 0, HSMDEV_LABEL_LEN))
 			break;
-		off += BACKUP_REC_LEN + blen;
+		if (rlen == BACKUP_REC_LEN) {
+			idl = get_le16(file + off + 96);
+			if (idl > HSMCARD_KEY_ID_LEN ||
+			    memcmp(file + off + 98, zero, 6) ||
+			    memcmp(file + off + 104 + idl, zero,
+				   HSMCARD_KEY_ID_LEN - idl))
+				break;
+		}
+		off += rlen + blen;
 	}
 	if (i != count || off != flen) {
 		err_msg("%s: truncated or malformed at record %u", o->argv[0],
@@ -3148,9 +3260,12 @@ static int cmd_restore(const struct opts *o)
 				   HSMCARD_KEYF_PERSISTENT |
 				   HSMCARD_KEYF_SENSITIVE;
 		memcpy(a.label, rec + 32, HSMDEV_LABEL_LEN);
-		off += BACKUP_REC_LEN + blen;
-		ret = hsmdev_unwrap(&d, &a, kek, wflags, rec + BACKUP_REC_LEN,
-				    blen, &h);
+		if (rlen == BACKUP_REC_LEN) {
+			a.id_len = get_le16(rec + 96);
+			memcpy(a.id, rec + 104, a.id_len);
+		}
+		off += rlen + blen;
+		ret = hsmdev_unwrap(&d, &a, kek, wflags, rec + rlen, blen, &h);
 		if (ret) {
 			char what[96];
 			int st;
@@ -3177,6 +3292,7 @@ static int cmd_restore(const struct opts *o)
 			json_handle(&j, "new", h);
 			json_string(&j, "type", key_type_name(a.type));
 			json_string(&j, "label", a.label);
+			json_hex(&j, "id", a.id, a.id_len);
 			json_close(&j, '}');
 		} else {
 			printf("0x%016" PRIx64 " -> 0x%016" PRIx64 " %s %s\n",
@@ -4545,6 +4661,8 @@ static const struct command commands[] = {
 	  "                       rsa 2048/3072/4096 (2048)\n"
 	  "  -c, --curve CURVE    ec: p256 (default) or p384\n"
 	  "  -l, --label TEXT     label, up to 63 characters\n"
+	  "      --id HEX         key ID, 1..32 bytes in hex (unique in the\n"
+	  "                       partition), e.g. a hash of the public key\n"
 	  "  -u, --uses LIST      allowed uses: encrypt,decrypt,sign,verify,wrap,\n"
 	  "                       unwrap,derive or all (default: the card's\n"
 	  "                       default for the key type)\n"
@@ -4553,36 +4671,41 @@ static const struct command commands[] = {
 	  "      --persistent     keep the key in the card's sealed key store\n"
 	  "      --sensitive      never exportable in clear\n",
 	  "t:b:c:l:u:", 0, 0,
-	  L(O_EXTRACTABLE) | L(O_SESSION) | L(O_PERSISTENT) | L(O_SENSITIVE) },
+	  L(O_EXTRACTABLE) | L(O_SESSION) | L(O_PERSISTENT) | L(O_SENSITIVE) |
+	  L(O_ID) },
 	{ "import", cmd_import, "",
 	  "import a clear key as a volatile session key; prints its handle",
 	  "  -t, --type TYPE      aes, hmac (raw key bytes), rsa, ec-p256,\n"
 	  "                       ec-p384, ed25519 (private key, PEM or DER)\n"
 	  "  -i, --in FILE        the key (default: stdin)\n"
 	  "  -l, --label TEXT     label, up to 63 characters\n"
+	  "      --id HEX         key ID, 1..32 bytes in hex (see keygen)\n"
 	  "  -u, --uses LIST      allowed uses (see keygen)\n"
 	  "      --extractable, --sensitive  as for keygen\n"
 	  "      --persistent     only for a key-encryption key (key ceremony):\n"
 	  "                       aes with --uses wrap, unwrap or wrap,unwrap,\n"
 	  "                       not extractable; kept in the sealed key store\n",
 	  "t:i:l:u:", 0, 0,
-	  L(O_EXTRACTABLE) | L(O_SENSITIVE) | L(O_PERSISTENT) },
+	  L(O_EXTRACTABLE) | L(O_SENSITIVE) | L(O_PERSISTENT) | L(O_ID) },
 	{ "key", cmd_key, "ACTION ...",
 	  "key lifecycle (state, rotate, find) and export (wrap, unwrap)",
 	  "Actions:\n"
 	  "  state HANDLE active|deactivated|compromised\n"
 	  "                       move a key forward in its lifecycle\n"
-	  "  rotate HANDLE|--label TEXT\n"
+	  "  rotate HANDLE|--label TEXT [--id HEX]\n"
 	  "                       the card makes a new version of an active key\n"
 	  "                       (same type, size, uses, label) and deactivates\n"
-	  "                       the old one; prints the new handle\n"
-	  "  find --label TEXT [--version N]\n"
-	  "                       the key with this label (newest version, or N)\n"
+	  "                       the old one; prints the new handle.  The new\n"
+	  "                       version has no key ID unless --id gives one\n"
+	  "  find --label TEXT [--version N] | --id HEX\n"
+	  "                       the key with this label (newest version, or N),\n"
+	  "                       or the key with this key ID\n"
 	  "  wrap HANDLE --kek KEK [--out FILE]\n"
 	  "                       write the RFC 5649 blob of the (extractable)\n"
 	  "                       key under KEK (an AES key with the wrap use)\n"
 	  "  unwrap FILE --kek KEK --type TYPE [--label TEXT] [--uses LIST]\n"
-	  "         [--bits N] [--extractable] [--persistent] [--sensitive]\n"
+	  "         [--bits N] [--id HEX] [--extractable] [--persistent]\n"
+	  "         [--sensitive]\n"
 	  "                       create a key from the blob in FILE ('-' =\n"
 	  "                       stdin) under KEK (unwrap use); prints its\n"
 	  "                       handle\n"
@@ -4590,6 +4713,9 @@ static const struct command commands[] = {
 	  "  -l, --label TEXT     rotate, find: the key family; unwrap: the label\n"
 	  "                       of the new key, up to 63 characters\n"
 	  "      --version N      find: the version wanted (default: newest)\n"
+	  "      --id HEX         rotate: the new version's key ID; find: the\n"
+	  "                       key ID looked up; unwrap: the new key's ID\n"
+	  "                       (1..32 bytes in hex, unique in the partition)\n"
 	  "      --kek HANDLE     wrap, unwrap: the key-encryption key (required)\n"
 	  "  -o, --out FILE       wrap: the blob (default: stdout)\n"
 	  "  -t, --type TYPE      unwrap: aes, hmac, rsa, ec-p256, ec-p384,\n"
@@ -4598,7 +4724,7 @@ static const struct command commands[] = {
 	  "  -u, --uses LIST      unwrap: allowed uses (see keygen)\n",
 	  "o:t:b:l:u:", 1, 3,
 	  L(O_KEK) | L(O_VERSION) | L(O_EXTRACTABLE) | L(O_PERSISTENT) |
-	  L(O_SENSITIVE) },
+	  L(O_SENSITIVE) | L(O_ID) },
 	{ "backup", cmd_backup, "",
 	  "save every extractable key, wrapped under a KEK, to a file",
 	  "      --kek HANDLE     key-encryption key with the wrap use (required)\n"
@@ -4881,6 +5007,9 @@ static int take_option(const struct command *c, int opt, struct opts *o)
 		break;
 	case O_KEK:
 		o->kek = optarg;
+		break;
+	case O_ID:
+		o->id = optarg;
 		break;
 	case O_JSON:
 		o->json = true;

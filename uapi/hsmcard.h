@@ -78,6 +78,7 @@ enum hsmcard_key_type {
 /* More partitions: HSMCARD_IOC_PART_CREATE and HSMCARD_IOC_LOGIN below. */
 
 #define HSMCARD_LABEL_LEN		64
+#define HSMCARD_KEY_ID_LEN		32	/* application key ID */
 
 /* Driver's view of the card (struct hsmcard_info.state, sysfs "state"). */
 enum hsmcard_state {
@@ -146,12 +147,15 @@ struct hsmcard_info {
  *             one key family per partition (-EEXIST if in use)
  * @state:     enum hsmcard_key_state; in: 0 (ACTIVE) or
  *             HSMCARD_KEY_STATE_PRE_ACTIVE
- * @rsvd0:     must be zero
+ * @id_len:    bytes of @id, 0..HSMCARD_KEY_ID_LEN; 0: no key ID
  * @version:   out: version within the label's family (KEY_ROTATE), from 1
  * @activated: out: when the key became ACTIVE (seconds since the epoch),
  *             0 if never
  * @deactivated: out: when it became DEACTIVATED or COMPROMISED, 0 if not
  * @rsvd:      must be zero
+ * @id:        application-chosen key ID (like PKCS#11 CKA_ID), @id_len
+ *             bytes, zero past them (else -EINVAL); a non-empty ID is
+ *             unique among all keys of the partition (-EEXIST if in use)
  */
 struct hsmcard_key_attrs {
 	__u64	handle;
@@ -163,11 +167,12 @@ struct hsmcard_key_attrs {
 	__u64	created;
 	char	label[HSMCARD_LABEL_LEN];
 	__u16	state;
-	__u16	rsvd0;
+	__u16	id_len;
 	__u32	version;
 	__u64	activated;
 	__u64	deactivated;
 	__u64	rsvd;
+	__u8	id[HSMCARD_KEY_ID_LEN];
 };
 
 /*
@@ -205,23 +210,40 @@ struct hsmcard_key_set_state {
  * struct hsmcard_key_rotate - HSMCARD_IOC_KEY_ROTATE
  * @handle: in: an ACTIVE key the card generated (the file's partition)
  * @flags:  in: must be 0
+ * @id_len: in: 0: the new version has no key ID; 1..HSMCARD_KEY_ID_LEN:
+ *          it gets the ID in @id (-EEXIST if in use in the partition)
  * @rsvd:   must be zero
+ * @id:     in: the new version's key ID, zero past @id_len
  * @attrs:  out: the new version's attributes (same type, size, uses,
  *          flags and label, version + 1, ACTIVE); the old key is now
- *          DEACTIVATED
+ *          DEACTIVATED and keeps its own ID
  */
 struct hsmcard_key_rotate {
 	__u64	handle;
 	__u32	flags;
-	__u32	rsvd;
+	__u16	id_len;
+	__u16	rsvd;
+	__u8	id[HSMCARD_KEY_ID_LEN];
 	struct hsmcard_key_attrs attrs;
 };
 
+/* struct hsmcard_key_find.flags */
+#define HSMCARD_FIND_F_ID	0x1u	/* by key ID, not by label */
+#define HSMCARD_FIND_F_ALL	0x1u
+
 /**
  * struct hsmcard_key_find - HSMCARD_IOC_KEY_FIND
- * @label:   in: NUL-terminated, NUL-padded, non-empty label
- * @version: in: the version wanted, 0 for the newest
- * @flags:   in: must be 0
+ * @label:   in: NUL-terminated, NUL-padded, non-empty label; all zero
+ *           with HSMCARD_FIND_F_ID
+ * @version: in: the version wanted, 0 for the newest; 0 with
+ *           HSMCARD_FIND_F_ID
+ * @flags:   in: 0 (by label) or HSMCARD_FIND_F_ID (by key ID)
+ * @id_len:  in: HSMCARD_FIND_F_ID: bytes of @id, 1..HSMCARD_KEY_ID_LEN;
+ *           else 0
+ * @rsvd0:   must be zero
+ * @rsvd:    must be zero
+ * @id:      in: HSMCARD_FIND_F_ID: the key ID, zero past @id_len; else
+ *           all zero
  * @attrs:   out: the key's attributes (-ENOKEY: no such key in the file's
  *           partition)
  */
@@ -229,6 +251,10 @@ struct hsmcard_key_find {
 	char	label[HSMCARD_LABEL_LEN];
 	__u32	version;
 	__u32	flags;
+	__u16	id_len;
+	__u16	rsvd0;
+	__u32	rsvd;
+	__u8	id[HSMCARD_KEY_ID_LEN];
 	struct hsmcard_key_attrs attrs;
 };
 
@@ -241,7 +267,7 @@ struct hsmcard_key_find {
  *           which may be HSMCARD_KEYF_PERSISTENT (key ceremony).
  * @key:     in: user pointer to the clear key (raw bytes for AES/HMAC,
  *           PKCS#8 DER PrivateKeyInfo for RSA/EC/Ed25519)
- * @key_len: in: bytes at @key (1..max_xfer - 128)
+ * @key_len: in: bytes at @key (1..max_xfer - 160)
  * @flags:   in: must be 0
  */
 struct hsmcard_key_import {
@@ -299,7 +325,7 @@ struct hsmcard_key_wrap {
  *         partition the new key goes to
  * @blob:  in: user pointer to an RFC 5649 blob as HSMCARD_IOC_KEY_WRAP
  *         makes it
- * @len:   in: bytes at @blob: a multiple of 8, 16..max_xfer - 128
+ * @len:   in: bytes at @blob: a multiple of 8, 16..max_xfer - 160
  * @mech:  in: 0 or HSMCARD_MECH_AES_KWP
  * @rsvd0: must be zero
  * @flags: in: 0 or HSMCARD_WRAP_ATTRS (a blob made with that flag)

@@ -17,7 +17,7 @@
 _Static_assert(sizeof(struct hsm_sqe) == HSM_SQE_SIZE, "sqe size");
 _Static_assert(sizeof(struct hsm_cqe) == HSM_CQE_SIZE, "cqe size");
 _Static_assert(sizeof(struct hsm_sge) == HSM_SGE_SIZE, "sge size");
-_Static_assert(sizeof(struct hsm_key_attrs) == 128, "attrs size");
+_Static_assert(sizeof(struct hsm_key_attrs) == 160, "attrs size");
 _Static_assert(sizeof(struct hsm_identify) == HSM_IDENTIFY_SIZE, "id size");
 
 static const char *const hsm_status_names[HSM_SC_MAX] = {
@@ -52,6 +52,7 @@ static const char *const hsm_status_names[HSM_SC_MAX] = {
 	[HSM_SC_KEY_STATE]	 = "key state forbids it",
 	[HSM_SC_KEY_COMPROMISED] = "key compromised",
 	[HSM_SC_LABEL_EXISTS]	 = "label exists",
+	[HSM_SC_ID_EXISTS]	 = "key ID exists",
 };
 
 const char *hsm_fw_status_str(uint16_t status)

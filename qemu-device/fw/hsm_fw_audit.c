@@ -756,6 +756,7 @@ static bool au_denial(uint16_t st)
 	case HSM_SC_KEY_STATE:
 	case HSM_SC_KEY_COMPROMISED:
 	case HSM_SC_LABEL_EXISTS:
+	case HSM_SC_ID_EXISTS:
 		return true;
 	}
 	return false;

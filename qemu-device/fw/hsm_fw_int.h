@@ -69,13 +69,19 @@ struct hsm_hmac_pads {
  * @activated: when it became ACTIVE, seconds since the epoch, or 0
  * @deactivated: when it became DEACTIVATED or COMPROMISED, or 0
  * @fam:       the label family it is indexed in, or NULL
+ * @id_len:    bytes of @id, 0: no key ID
+ * @id:        application-chosen key ID, zero padded
+ * @id_next:   next key in its key ID hash chain (indexed keys only)
+ * @id_indexed: the key is in the ID index
+ * @id_hash:   hash of (partition, id) while in the ID index
  *
  * Immutable once inserted into the store, so users need no lock, except
  * the lifecycle fields @state, @activated and @deactivated: they change
  * under the write side of ks_lock (KEY_SET_STATE, KEY_ROTATE) and are
  * read with atomic loads, so the crypto path checks a state without any
- * further lock.  @fam is protected by ks_lock.  The last reference frees
- * the key and wipes the key material.
+ * further lock.  @fam, @id_indexed, @id_hash and @id_next are protected
+ * by ks_lock.  The last reference frees the key and wipes the key
+ * material.
  */
 struct hsm_key {
 	uint64_t handle;
@@ -99,6 +105,11 @@ struct hsm_key {
 	uint64_t activated;		/* atomic */
 	uint64_t deactivated;		/* atomic */
 	struct hsm_label_fam *fam;
+	uint8_t id_len;
+	uint8_t id[HSM_KEY_ID_LEN];
+	bool id_indexed;
+	uint64_t id_hash;
+	struct hsm_key *id_next;
 };
 
 /*
@@ -178,6 +189,10 @@ struct hsm_fw {
 	unsigned int lbl_size;		/* buckets, a power of two */
 	unsigned int lbl_nr;		/* families */
 	uint64_t lbl_seed[2];		/* SipHash key, random per card */
+	/* key ID index: chains of keys through id_next, under ks_lock */
+	struct hsm_key **id_tab;
+	unsigned int id_size;		/* buckets, a power of two */
+	unsigned int id_nr;		/* keys in it */
 	int tampered;			/* atomic */
 
 	/* persistent store (hsm_fw_store.c); store_lock orders file writes */
@@ -305,6 +320,7 @@ void hsm_key_free(struct hsm_key *k);
 struct hsm_key *hsm_key_remove(struct hsm_fw *fw, uint64_t handle);
 int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k, bool renumber);
 bool hsm_key_attrs_valid(const struct hsm_key *k);
+bool hsm_key_id_valid(const uint8_t *id, unsigned int len);
 uint16_t hsm_key_set_material(struct hsm_key *k, const uint8_t *p, size_t len,
 			      bool import);
 uint16_t hsm_key_get_material(const struct hsm_key *k, unsigned char **outp,

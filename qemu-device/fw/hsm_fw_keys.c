@@ -15,6 +15,8 @@
  * the uniqueness check at creation cost one hash and one short chain walk
  * whatever the number of keys.  The hash is SipHash-2-4 under a random
  * per-card key, so the host cannot pick labels that all collide.
+ * Non-empty key IDs have an index of their own, per (partition, ID), the
+ * same way: a hash table whose chains link the keys themselves.
  *
  * Copyright (C) 2026 The hsmcard authors
  */
@@ -284,6 +286,119 @@ static void hsm_label_del(struct hsm_fw *fw, struct hsm_key *k)
 	hsm_label_free(f);
 }
 
+/* ---- key ID index ---- */
+
+#define HSM_ID_MIN_SIZE		64
+
+static uint64_t hsm_id_hash(struct hsm_fw *fw, uint32_t part,
+			    const uint8_t *id, unsigned int len)
+{
+	uint8_t buf[6 + HSM_KEY_ID_LEN];
+
+	/* "I" and the length keep these inputs apart from the labels' */
+	buf[0] = 'I';
+	buf[1] = part;
+	buf[2] = part >> 8;
+	buf[3] = part >> 16;
+	buf[4] = part >> 24;
+	buf[5] = len;
+	memcpy(buf + 6, id, len);
+	return hsm_siphash(fw->lbl_seed, buf, 6 + len);
+}
+
+/* Keys in the ID index: a non-empty ID, not a kernel session key. */
+static bool hsm_key_id_indexed(const struct hsm_key *k)
+{
+	return k->id_len &&
+	       !(k->partition == HSM_KERNEL_PARTITION &&
+		 (k->flags & HSM_KEYF_SESSION));
+}
+
+/* The key of @part with this ID, or NULL.  Caller holds ks_lock. */
+static struct hsm_key *hsm_id_find(struct hsm_fw *fw, uint32_t part,
+				   const uint8_t *id, unsigned int len)
+{
+	uint64_t h;
+	struct hsm_key *k;
+
+	if (!fw->id_tab || !len)
+		return NULL;
+	h = hsm_id_hash(fw, part, id, len);
+	for (k = fw->id_tab[h & (fw->id_size - 1)]; k; k = k->id_next)
+		if (k->id_hash == h && k->partition == part &&
+		    k->id_len == len && !memcmp(k->id, id, len))
+			return k;
+	return NULL;
+}
+
+static void hsm_id_grow(struct hsm_fw *fw)
+{
+	unsigned int size = fw->id_size ? fw->id_size * 2 : HSM_ID_MIN_SIZE;
+	struct hsm_key **tab, *k, *next;
+	unsigned int i;
+
+	tab = calloc(size, sizeof(*tab));
+	if (!tab)
+		return;		/* longer chains, still correct */
+	for (i = 0; i < fw->id_size; i++)
+		for (k = fw->id_tab[i]; k; k = next) {
+			next = k->id_next;
+			k->id_next = tab[k->id_hash & (size - 1)];
+			tab[k->id_hash & (size - 1)] = k;
+		}
+	free(fw->id_tab);
+	fw->id_tab = tab;
+	fw->id_size = size;
+}
+
+/*
+ * Index @k by its ID; the caller checked that the ID is free.  Write lock
+ * held.  Return: 0, or -1 (no memory for the first table).
+ */
+static int hsm_id_add(struct hsm_fw *fw, struct hsm_key *k)
+{
+	struct hsm_key **b;
+
+	if (!hsm_key_id_indexed(k))
+		return 0;
+	if (!fw->id_tab || fw->id_nr >= fw->id_size)
+		hsm_id_grow(fw);
+	if (!fw->id_tab)
+		return -1;
+	k->id_hash = hsm_id_hash(fw, k->partition, k->id, k->id_len);
+	b = &fw->id_tab[k->id_hash & (fw->id_size - 1)];
+	k->id_next = *b;
+	*b = k;
+	k->id_indexed = true;
+	fw->id_nr++;
+	return 0;
+}
+
+/* Take @k out of the ID index.  Write lock held. */
+static void hsm_id_del(struct hsm_fw *fw, struct hsm_key *k)
+{
+	struct hsm_key **pp;
+
+	if (!k->id_indexed)
+		return;
+	pp = &fw->id_tab[k->id_hash & (fw->id_size - 1)];
+	while (*pp && *pp != k)
+		pp = &(*pp)->id_next;
+	if (*pp) {
+		*pp = k->id_next;
+		fw->id_nr--;
+	}
+	k->id_next = NULL;
+	k->id_indexed = false;
+}
+
+/* Take @k out of both indexes.  Write lock held. */
+static void hsm_key_unindex(struct hsm_fw *fw, struct hsm_key *k)
+{
+	hsm_label_del(fw, k);
+	hsm_id_del(fw, k);
+}
+
 /* ---- store ---- */
 
 int hsm_fw_keys_init(struct hsm_fw *fw)
@@ -329,7 +444,7 @@ void hsm_fw_keys_zeroize(struct hsm_fw *fw)
 	pthread_rwlock_wrlock(&fw->ks_lock);
 	for (i = 0; i < fw->cfg.max_keys; i++) {
 		if (fw->slots[i])
-			hsm_label_del(fw, fw->slots[i]);
+			hsm_key_unindex(fw, fw->slots[i]);
 		hsm_key_put(fw->slots[i]);
 		fw->slots[i] = NULL;
 	}
@@ -356,7 +471,7 @@ unsigned int hsm_fw_keys_drop_partition(struct hsm_fw *fw, uint32_t part,
 			continue;
 		if (k->flags & HSM_KEYF_PERSISTENT)
 			*persistent = true;
-		hsm_label_del(fw, k);
+		hsm_key_unindex(fw, k);
 		fw->slots[i] = NULL;
 		fw->nr_keys--;
 		hsm_key_put(k);
@@ -389,6 +504,9 @@ void hsm_fw_keys_fini(struct hsm_fw *fw)
 	free(fw->lbl_tab);
 	fw->lbl_tab = NULL;
 	fw->lbl_size = 0;
+	free(fw->id_tab);
+	fw->id_tab = NULL;
+	fw->id_size = 0;
 }
 
 unsigned int hsm_fw_keys_count(struct hsm_fw *fw)
@@ -454,7 +572,8 @@ static void hsm_key_set_life(struct hsm_key *k, uint32_t state,
  * A non-empty label must be free in the partition, unless @old is given
  * (KEY_ROTATE): then @k becomes the newest version of @old's family and
  * @old, which must still be in the store and ACTIVE, is DEACTIVATED in
- * the same critical section.
+ * the same critical section.  A non-empty key ID must be free in the
+ * partition in every case.
  */
 static uint16_t hsm_key_insert(struct hsm_fw *fw, struct hsm_key *k,
 			       struct hsm_key *old)
@@ -491,6 +610,11 @@ static uint16_t hsm_key_insert(struct hsm_fw *fw, struct hsm_key *k,
 		st = HSM_SC_LABEL_EXISTS;
 		goto out;
 	}
+	if (hsm_key_id_indexed(k) &&
+	    hsm_id_find(fw, k->partition, k->id, k->id_len)) {
+		st = HSM_SC_ID_EXISTS;
+		goto out;
+	}
 	for (i = 0; i < fw->cfg.max_keys; i++) {
 		slot = (fw->next_slot + i) % fw->cfg.max_keys;
 		if (fw->slots[slot])
@@ -498,6 +622,11 @@ static uint16_t hsm_key_insert(struct hsm_fw *fw, struct hsm_key *k,
 		k->handle = ((uint64_t)tag << 32) |
 			    ((uint64_t)k->partition << 24) | slot;
 		if (hsm_label_add(fw, k, false)) {
+			st = HSM_SC_INTERNAL;
+			break;
+		}
+		if (hsm_id_add(fw, k)) {
+			hsm_label_del(fw, k);
 			st = HSM_SC_INTERNAL;
 			break;
 		}
@@ -529,12 +658,20 @@ int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k, bool renumber)
 	    HSM_HANDLE_PART(k->handle) != k->partition)
 		return -1;
 	pthread_rwlock_wrlock(&fw->ks_lock);
-	if (!fw->slots[slot] && !hsm_label_add(fw, k, renumber)) {
+	if (fw->slots[slot] ||
+	    (hsm_key_id_indexed(k) &&
+	     hsm_id_find(fw, k->partition, k->id, k->id_len)) ||
+	    hsm_label_add(fw, k, renumber))
+		goto out;
+	if (hsm_id_add(fw, k)) {
+		hsm_label_del(fw, k);
+	} else {
 		k->refcnt = 1;
 		fw->slots[slot] = k;
 		fw->nr_keys++;
 		ret = 0;
 	}
+out:
 	pthread_rwlock_unlock(&fw->ks_lock);
 	return ret;
 }
@@ -550,7 +687,7 @@ struct hsm_key *hsm_key_remove(struct hsm_fw *fw, uint64_t handle)
 	pthread_rwlock_wrlock(&fw->ks_lock);
 	if (fw->slots[slot] && fw->slots[slot]->handle == handle) {
 		k = fw->slots[slot];
-		hsm_label_del(fw, k);
+		hsm_key_unindex(fw, k);
 		fw->slots[slot] = NULL;
 		fw->nr_keys--;
 	}
@@ -579,6 +716,19 @@ static bool hsm_bits_valid(uint16_t type, unsigned int bits)
 	return false;
 }
 
+/* @len is 0..HSM_KEY_ID_LEN and @id is zero past it. */
+bool hsm_key_id_valid(const uint8_t *id, unsigned int len)
+{
+	unsigned int i;
+
+	if (len > HSM_KEY_ID_LEN)
+		return false;
+	for (i = len; i < HSM_KEY_ID_LEN; i++)
+		if (id[i])
+			return false;
+	return true;
+}
+
 /* Attributes of a key loaded from the persistent store are sane. */
 bool hsm_key_attrs_valid(const struct hsm_key *k)
 {
@@ -592,7 +742,8 @@ bool hsm_key_attrs_valid(const struct hsm_key *k)
 	       (k->flags & ~HSM_KEYF_ALL) == 0 &&
 	       (k->flags & HSM_KEYF_PERSISTENT) &&
 	       !(k->flags & HSM_KEYF_SESSION) &&
-	       memchr(k->label, 0, sizeof(k->label));
+	       memchr(k->label, 0, sizeof(k->label)) &&
+	       hsm_key_id_valid(k->id, k->id_len);
 }
 
 /* Size implied by the type when the host leaves bits at 0 (0: none). */
@@ -628,7 +779,7 @@ static uint16_t hsm_attrs_parse(struct hsm_fw *fw,
 	const char *nul;
 	size_t i;
 
-	if (a->handle || a->created || a->rsvd0 || a->version ||
+	if (a->handle || a->created || a->version ||
 	    a->activated || a->deactivated)
 		return HSM_SC_INVALID_FIELD;
 	for (i = 0; i < sizeof(a->rsvd) / sizeof(a->rsvd[0]); i++)
@@ -640,7 +791,11 @@ static uint16_t hsm_attrs_parse(struct hsm_fw *fw,
 	for (i = nul - a->label; i < sizeof(a->label); i++)
 		if (a->label[i])
 			return HSM_SC_INVALID_FIELD;
+	if (!hsm_key_id_valid(a->id, le16toh(a->id_len)))
+		return HSM_SC_INVALID_FIELD;
 
+	k->id_len = le16toh(a->id_len);
+	memcpy(k->id, a->id, sizeof(k->id));
 	k->type = le16toh(a->type);
 	k->bits = le16toh(a->bits);
 	k->uses = le32toh(a->uses);
@@ -697,6 +852,8 @@ void hsm_attrs_fill(const struct hsm_key *k, struct hsm_key_attrs *a)
 	a->partition = htole32(k->partition);
 	a->created = htole64(k->created);
 	memcpy(a->label, k->label, sizeof(a->label));
+	a->id_len = htole16(k->id_len);
+	memcpy(a->id, k->id, sizeof(a->id));
 }
 
 /* A NUL terminated, NUL padded label. */
@@ -713,11 +870,12 @@ static bool hsm_label_ok(const char *label)
 	return true;
 }
 
+/* Reserved words zero and a well-formed key ID. */
 static bool hsm_attrs_rsvd_zero(const struct hsm_key_attrs *a)
 {
 	size_t i;
 
-	if (a->rsvd0)
+	if (!hsm_key_id_valid(a->id, le16toh(a->id_len)))
 		return false;
 	for (i = 0; i < sizeof(a->rsvd) / sizeof(a->rsvd[0]); i++)
 		if (a->rsvd[i])
@@ -777,6 +935,8 @@ static uint16_t hsm_attrs_restore(struct hsm_fw *fw,
 	k->activated = le64toh(b->activated);
 	k->deactivated = le64toh(b->deactivated);
 	memcpy(k->label, b->label, sizeof(k->label));
+	k->id_len = le16toh(b->id_len);
+	memcpy(k->id, b->id, sizeof(k->id));
 	if (k->type < HSM_KEY_AES || k->type >= HSM_KEY_TYPE_MAX ||
 	    !k->uses || (k->uses & ~hsm_type_uses[k->type]) ||
 	    (k->flags & ~HSM_KEYF_ALL) || !k->version ||
@@ -792,6 +952,8 @@ static uint16_t hsm_attrs_restore(struct hsm_fw *fw,
 	if ((ctype && ctype != k->type) || (cbits && cbits != k->bits) ||
 	    (cstate && cstate != k->state) ||
 	    (a->label[0] && strcmp(a->label, k->label)) ||
+	    (a->id_len && (le16toh(a->id_len) != k->id_len ||
+			   memcmp(a->id, k->id, k->id_len))) ||
 	    (cuses & ~k->uses))
 		return HSM_SC_USE_DENIED;
 	if (cuses)
@@ -1720,20 +1882,61 @@ void hsm_key_rotate_undo(struct hsm_fw *fw, uint64_t old_handle,
 }
 
 /*
+ * The ID a command names: src = HSM_KEY_ID_LEN bytes, @len of them used
+ * (1..HSM_KEY_ID_LEN), the rest zero.
+ */
+static uint16_t hsm_read_id(struct hsm_cmd *c, uint32_t len, uint8_t *id)
+{
+	struct hsm_xbuf *xb;
+	uint16_t st;
+
+	if (c->src_len != HSM_KEY_ID_LEN)
+		return HSM_SC_INVALID_LENGTH;
+	if (!len || len > HSM_KEY_ID_LEN)
+		return HSM_SC_INVALID_FIELD;
+	xb = malloc(sizeof(*xb));
+	if (!xb)
+		return HSM_SC_INTERNAL;
+	st = hsm_xbuf_src(c, xb);
+	if (!st)
+		st = hsm_xbuf_read(xb, id, HSM_KEY_ID_LEN);
+	free(xb);
+	if (!st && !hsm_key_id_valid(id, len))
+		st = HSM_SC_INVALID_FIELD;
+	return st;
+}
+
+/*
  * KEY_ROTATE: handle = an ACTIVE key; result = the new version's handle.
- * The new key and the old key's DEACTIVATED state are sealed together.
+ * cdw[0] & HSM_ROTATE_F_ID: src = the new version's key ID, cdw[1] its
+ * length.  The new key and the old key's DEACTIVATED state are sealed
+ * together.
  */
 uint16_t hsm_adm_key_rotate(struct hsm_cmd *c)
 {
 	struct hsm_fw *fw = c->fw;
 	struct hsm_key *old, *k = NULL;
+	uint8_t id[HSM_KEY_ID_LEN] = { 0 };
+	uint32_t id_len = 0;
 	uint16_t st;
 
-	st = hsm_cmd_check_fields(c, HSM_F_HANDLE);
+	if (c->cdw[0] & HSM_ROTATE_F_ID)
+		st = hsm_cmd_check_fields(c, HSM_F_HANDLE | HSM_F_SRC |
+					  HSM_F_CDW(0) | HSM_F_CDW(1));
+	else
+		st = hsm_cmd_check_fields(c, HSM_F_HANDLE | HSM_F_CDW(0));
 	if (st)
 		return st;
+	if (c->cdw[0] & ~HSM_ROTATE_F_ID)
+		return HSM_SC_INVALID_FIELD;
 	if (hsm_fw_is_tampered(fw))
 		return HSM_SC_TAMPERED;
+	if (c->cdw[0] & HSM_ROTATE_F_ID) {
+		id_len = c->cdw[1];
+		st = hsm_read_id(c, id_len, id);
+		if (st)
+			return st;
+	}
 	st = hsm_key_get(fw, c->handle, &old);
 	if (st)
 		return st;
@@ -1755,6 +1958,8 @@ uint16_t hsm_adm_key_rotate(struct hsm_cmd *c)
 	k->flags = old->flags;
 	k->partition = old->partition;
 	memcpy(k->label, old->label, sizeof(k->label));
+	k->id_len = id_len;
+	memcpy(k->id, id, sizeof(k->id));
 	k->created = (uint64_t)time(NULL);
 	k->state = HSM_KEY_STATE_ACTIVE;
 	k->activated = k->created;
@@ -1779,9 +1984,33 @@ out:
 	return st;
 }
 
+/* KEY_FIND by ID: cdw[0] = partition, cdw[1] = ID length, src = ID. */
+static uint16_t hsm_key_find_id(struct hsm_cmd *c)
+{
+	struct hsm_fw *fw = c->fw;
+	uint8_t id[HSM_KEY_ID_LEN];
+	struct hsm_key *k;
+	uint64_t handle = 0;
+	uint16_t st;
+
+	st = hsm_read_id(c, c->cdw[1], id);
+	if (st)
+		return st;
+	pthread_rwlock_rdlock(&fw->ks_lock);
+	k = hsm_id_find(fw, c->cdw[0], id, c->cdw[1]);
+	if (k)
+		handle = k->handle;
+	pthread_rwlock_unlock(&fw->ks_lock);
+	if (!handle)
+		return HSM_SC_INVALID_HANDLE;
+	c->result = handle;
+	return HSM_SC_SUCCESS;
+}
+
 /*
  * KEY_FIND: cdw[0] = partition, cdw[1] = version (0: newest), src =
- * HSM_LABEL_LEN bytes of label; result = handle.
+ * HSM_LABEL_LEN bytes of label; result = handle.  cdw[2] = HSM_FIND_BY_ID:
+ * by key ID instead (hsm_key_find_id()).
  */
 uint16_t hsm_adm_key_find(struct hsm_cmd *c)
 {
@@ -1795,15 +2024,20 @@ uint16_t hsm_adm_key_find(struct hsm_cmd *c)
 	unsigned int i;
 	uint16_t st;
 
-	st = hsm_cmd_check_fields(c, HSM_F_SRC | HSM_F_CDW(0) | HSM_F_CDW(1));
+	st = hsm_cmd_check_fields(c, HSM_F_SRC | HSM_F_CDW(0) | HSM_F_CDW(1) |
+				  HSM_F_CDW(2));
 	if (st)
 		return st;
+	if (c->cdw[2] != HSM_FIND_BY_LABEL && c->cdw[2] != HSM_FIND_BY_ID)
+		return HSM_SC_INVALID_FIELD;
 	if (hsm_fw_is_tampered(fw))
 		return HSM_SC_TAMPERED;
-	if (c->src_len != HSM_LABEL_LEN)
-		return HSM_SC_INVALID_LENGTH;
 	if (!hsm_part_exists(fw, c->cdw[0]))
 		return HSM_SC_INVALID_FIELD;
+	if (c->cdw[2] == HSM_FIND_BY_ID)
+		return hsm_key_find_id(c);
+	if (c->src_len != HSM_LABEL_LEN)
+		return HSM_SC_INVALID_LENGTH;
 	xb = malloc(sizeof(*xb));
 	if (!xb)
 		return HSM_SC_INTERNAL;

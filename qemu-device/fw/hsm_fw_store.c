@@ -8,17 +8,18 @@
  *
  * File layout (all integers little endian):
  *   0  "HSMKSTOR"          magic
- *   8  le32 version (4; version 1 files, without the audit section,
+ *   8  le32 version (5; version 1 files, without the audit section,
  *                           version 2 files, without the partition
- *                           section, and version 3 files, without key
- *                           lifecycle fields, are still read)
+ *                           section, version 3 files, without key
+ *                           lifecycle fields, and version 4 files,
+ *                           without key IDs, are still read)
  *  12  card_id[16]         the card's identity, kept across restarts
  *  28  nonce[12]           fresh for every write
  *  40  le32 n              length of the sealed payload
  *  44  ciphertext[n]
  *  44+n tag[16]            GCM tag over bytes 0..43 (AAD) and the payload
  * Payload: le32 count, then per key: struct hsm_key_attrs (handle, type,
- * bits, uses, flags, partition, created, label), le32 m, m bytes of key
+ * bits, uses, flags, partition, created, label, key ID), le32 m, m bytes of key
  * material (raw AES/HMAC bytes or DER PKCS#8 PrivateKeyInfo).  Version 2
  * appends the audit section: le32 a, a bytes of the card audit key (DER
  * PKCS#8, a = 0 before it exists), le64 head_next, head_hash[32]: the
@@ -37,6 +38,11 @@
  * partition become versions 1, 2, ... of that label's family in file
  * order (a version 4 store never holds two keys with one label and one
  * version); the next save writes version 4.
+ * Version 5 stores each key's attributes as the whole 160-byte struct
+ * hsm_key_attrs, with id_len (formerly the reserved rsvd0) and the key ID
+ * after the label; versions 1..4 store the first 128 bytes only (up to
+ * the label) and load their keys without an ID.  A key ID used twice in
+ * one partition makes the file malformed.
  *
  * Every write goes to "<path>.tmp", is fsync()ed, renamed over the file
  * and the directory is fsync()ed, so a crash leaves the old or the new
@@ -49,6 +55,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,13 +68,18 @@
 #include "hsm_fw_int.h"
 
 #define HSM_KS_MAGIC		"HSMKSTOR"
-#define HSM_KS_VERSION		4
+#define HSM_KS_VERSION		5
+#define HSM_KS_VERSION_V4	4
 #define HSM_KS_VERSION_V1	1
 #define HSM_KS_VERSION_V2	2
 #define HSM_KS_VERSION_V3	3
 #define HSM_KS_HDR		44
 #define HSM_KS_TAG		16
 #define HSM_KS_MAX_FILE		(64u << 20)
+/* bytes of struct hsm_key_attrs per key in a version 1..4 store */
+#define HSM_KS_ATTRS_V4		offsetof(struct hsm_key_attrs, id)
+
+_Static_assert(HSM_KS_ATTRS_V4 == 128, "version 4 key record");
 
 static char *hsm_strcat(const char *a, const char *b)
 {
@@ -366,6 +378,7 @@ static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len,
 	struct hsm_key **all, *k;
 	struct hsm_key_attrs a;
 	uint32_t count, mlen, i, n = 0, alen = 0;
+	size_t asz = ver > HSM_KS_VERSION_V4 ? sizeof(a) : HSM_KS_ATTRS_V4;
 	uint64_t head_next = 0;
 	const uint8_t *akey = NULL, *head_hash = NULL;
 	static const uint8_t zero[32];
@@ -387,12 +400,13 @@ static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len,
 	}
 	hsm_auth_defaults(auth);
 	for (i = 0; i < count; i++) {
-		if (len - off < sizeof(a) + 4)
+		if (len - off < asz + 4)
 			goto out;
-		memcpy(&a, p + off, sizeof(a));
-		memcpy(&mlen, p + off + sizeof(a), 4);
+		memset(&a, 0, sizeof(a));
+		memcpy(&a, p + off, asz);
+		memcpy(&mlen, p + off + asz, 4);
 		mlen = le32toh(mlen);
-		off += sizeof(a) + 4;
+		off += asz + 4;
 		if (len - off < mlen)
 			goto out;
 		k = calloc(1, sizeof(*k));
@@ -407,12 +421,20 @@ static int hsm_store_parse(struct hsm_fw *fw, const uint8_t *p, size_t len,
 		k->partition = le32toh(a.partition);
 		k->created = le64toh(a.created);
 		memcpy(k->label, a.label, sizeof(k->label));
+		if (ver > HSM_KS_VERSION_V4) {
+			/* hsm_key_attrs_valid() checks the zero tail */
+			if (le16toh(a.id_len) > HSM_KEY_ID_LEN)
+				goto out;
+			k->id_len = le16toh(a.id_len);
+			memcpy(k->id, a.id, sizeof(k->id));
+		}
 		if (ver > HSM_KS_VERSION_V3) {
 			k->state = le16toh(a.state);
 			k->version = le32toh(a.version);
 			k->activated = le64toh(a.activated);
 			k->deactivated = le64toh(a.deactivated);
-			if (a.rsvd0 || a.rsvd[0] || a.rsvd[1])
+			if (a.rsvd[0] || a.rsvd[1] ||
+			    (ver <= HSM_KS_VERSION_V4 && a.id_len))
 				goto out;
 		} else {
 			k->state = HSM_KEY_STATE_ACTIVE;

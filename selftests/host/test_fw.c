@@ -739,7 +739,7 @@ static void test_keygen(void)
 		      le16toh(a.state) == HSM_KEY_STATE_ACTIVE &&
 		      le32toh(a.version) == 1 &&
 		      le64toh(a.activated) == le64toh(a.created) &&
-		      !a.deactivated && !a.rsvd0 && !a.rsvd[0] && !a.rsvd[1],
+		      !a.deactivated && !a.id_len && !a.rsvd[0] && !a.rsvd[1],
 		      "attributes of type %u bits %u (bits %u, uses %#x)",
 		      ok_cases[i].type, ok_cases[i].bits, le16toh(a.bits),
 		      le32toh(a.uses));
@@ -803,12 +803,15 @@ static void test_keygen(void)
 	a = attrs(HSM_KEY_AES, 128, 0, 0, 0);
 	sqe_init(&s, HSM_ADM_KEY_GENERATE);
 	s.src = htole64(fh_put(&fh, &a, sizeof(a)));
-	s.src_len = htole32(127);
-	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_LENGTH, "attrs of 127 bytes");
-	s.src_len = htole32(129);
-	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_LENGTH, "attrs of 129 bytes");
+	s.src_len = htole32(sizeof(a) - 1);
+	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_LENGTH, "attrs 1 byte short");
+	s.src_len = htole32(sizeof(a) + 1);
+	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_LENGTH, "attrs 1 byte long");
 	s.src_len = htole32(128);
-	s.src = htole64(FH_BASE - 128);
+	check_st(adm(fw, &s, NULL), HSM_SC_INVALID_LENGTH,
+		 "attrs of 128 bytes (the old size)");
+	s.src_len = htole32(sizeof(a));
+	s.src = htole64(FH_BASE - sizeof(a));
 	check_st(adm(fw, &s, NULL), HSM_SC_DATA_XFER, "attrs outside memory");
 	s.src = htole64(fh_put(&fh, &a, sizeof(a)));
 	s.dst = htole64(FH_BASE);
@@ -4251,6 +4254,7 @@ int main(void)
 	test_auth(&cfg);
 	fh_reset(&fh);
 	test_life(&cfg);
+	test_id(&cfg);
 	fh_reset(&fh);
 	test_bkattr(&cfg);
 	fh_reset(&fh);

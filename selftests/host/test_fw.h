@@ -37,6 +37,14 @@ void test_auth(const struct hsm_fw_config *base);
 void test_life(const struct hsm_fw_config *base);
 /* test_fw_bkattr.c: key wrap with the attributes inside the blob */
 void test_bkattr(const struct hsm_fw_config *base);
+/* test_fw_id.c: key IDs, their index and the version 4 store */
+void test_id(const struct hsm_fw_config *base);
+/*
+ * test_fw_id.c: a version 5 store payload @plain (*@len bytes, freed)
+ * rewritten with version 1..4 key records (no key ID); NULL if a key has
+ * an ID or the payload is malformed.
+ */
+uint8_t *ti_strip_ids(uint8_t *plain, size_t *len);
 
 /* test_fw_audit.c: checkpoint, read and verify @f's whole audit log */
 long test_audit_verify(struct hsm_fw *f, struct hsm_audit_rec **out,

@@ -3,7 +3,7 @@
  * Host unit tests of the firmware core's partitions, roles and PINs:
  * CARD_INIT, PART_CREATE/DELETE/INFO, LOGIN, SET_PIN, the lockout and
  * its durability across restarts, re-initialization after tamper, the
- * sealed store's version 4 (and loading version 2), and the audit records.
+ * sealed store's version 5 (and loading version 2), and the audit records.
  *
  * Oracles are independent of the firmware's code: OpenSSL AES-ECB for
  * the keys that work after a re-initialization, SHA-256 over the records
@@ -187,7 +187,7 @@ static uint16_t ta_gen(struct hsm_fw *f, uint32_t part, uint32_t flags,
 static uint16_t ta_import(struct hsm_fw *f, uint32_t part,
 			  const uint8_t *key, uint64_t *h)
 {
-	uint64_t addr = fh_alloc(&fh, 128 + 16);
+	uint64_t addr = fh_alloc(&fh, sizeof(struct hsm_key_attrs) + 16);
 	struct hsm_key_attrs a;
 	struct hsm_sqe s;
 
@@ -208,8 +208,8 @@ static uint16_t ta_attrs(struct hsm_fw *f, uint64_t h)
 
 	ta_sqe(&s, HSM_ADM_KEY_GET_ATTRS);
 	s.handle = htole64(h);
-	s.dst = htole64(fh_alloc(&fh, 128));
-	s.dst_len = htole32(128);
+	s.dst = htole64(fh_alloc(&fh, sizeof(struct hsm_key_attrs)));
+	s.dst_len = htole32(sizeof(struct hsm_key_attrs));
 	return ta_adm(f, &s, NULL);
 }
 
@@ -1017,7 +1017,7 @@ static void test_auth_files(void)
 	}
 	check(clean, "no clear PIN in the store, master key or audit files");
 	b = ta_unseal(ta_ks, ta_mk, &len, &ver);
-	check(b && ver == 4, "store opens with OpenSSL, version 4");
+	check(b && ver == 5, "store opens with OpenSSL, version 5");
 	hit = b ? ta_pin_in(b, len) : "?";
 	check(b && !hit, "no clear PIN in the decrypted store (%s)",
 	      hit ? hit : "none");
@@ -1056,10 +1056,16 @@ static void test_auth_v2(void)
 	file = ta_read(ks, &flen);
 	if (plain && len > want + 4)
 		memcpy(&sec, plain + len - want - 4, 4);
-	if (!check(plain && file && ver == 4 && le32toh(sec) == want,
-		   "version 4 store ends with a %u-byte partition section",
+	if (!check(plain && file && ver == 5 && le32toh(sec) == want,
+		   "version 5 store ends with a %u-byte partition section",
 		   want)) {
 		free(plain);
+		free(file);
+		return;
+	}
+	/* version 1..4 key records have no key ID */
+	plain = ti_strip_ids(plain, &len);
+	if (!check(plain != NULL, "key records in the version 2 layout")) {
 		free(file);
 		return;
 	}
@@ -1083,14 +1089,14 @@ static void test_auth_v2(void)
 	fh_reset(&fh);
 	free(plain);
 	plain = ta_unseal(ks, mk, &len, &ver);
-	check(plain && ver == 4, "the next save writes version 4");
+	check(plain && ver == 5, "the next save writes version 5");
 	/* an unknown partition number in the section: refused as a whole */
 	if (plain) {
 		memcpy(&sec, plain + len - want - 4, 4);
 		/* second partition record's number: make it 20 */
 		want = htole32(20);
 		memcpy(plain + len - (20 + 64 + 2 * 56), &want, 4);
-		ta_seal(ks, mk, plain, len, 4, card);
+		ta_seal(ks, mk, plain, len, 5, card);
 		f = ta_card(ks);
 		check(!f, "a section naming partition 20 is refused");
 		hsm_fw_free(f);

@@ -276,6 +276,13 @@ static void bk_widen(struct hsm_fw *f, uint64_t kek, const struct bk_key *k)
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			k->blob, k->bloblen, &h),
 		 HSM_SC_USE_DENIED, "%s: restore under another label", k->what);
+	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	a.id_len = htole16(le16toh(b->id_len) ? le16toh(b->id_len) : 4);
+	memcpy(a.id, b->id, le16toh(a.id_len));
+	a.id[0] ^= 0x5a;
+	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
+			k->blob, k->bloblen, &h),
+		 HSM_SC_USE_DENIED, "%s: restore under another key ID", k->what);
 	a = bk_attrs(0, 0, 0, 0, state == HSM_KEY_STATE_ACTIVE ?
 		     HSM_KEY_STATE_PRE_ACTIVE : HSM_KEY_STATE_ACTIVE, NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
@@ -349,10 +356,12 @@ void test_bkattr(const struct hsm_fw_config *base)
 	check_st(bk_set_state(f, keys[0].h, HSM_KEY_STATE_DEACTIVATED),
 		 HSM_SC_SUCCESS, "deactivate bk-aes v2");
 
-	keys[1].what = "imported HMAC-384 session key, pre-active";
+	keys[1].what = "imported HMAC-384 session key with a key ID, pre-active";
 	bk_rand(hmac, sizeof(hmac));
 	a = bk_attrs(HSM_KEY_HMAC, 384, HSM_USE_SIGN, HSM_KEYF_EXTRACTABLE,
 		     HSM_KEY_STATE_PRE_ACTIVE, "bk-hmac");
+	a.id_len = htole16(20);
+	bk_rand(a.id, 20);
 	check_st(bk_put(f, HSM_ADM_KEY_IMPORT, 0, 0, &a, hmac, sizeof(hmac),
 			&keys[1].h), HSM_SC_SUCCESS, "import bk-hmac");
 

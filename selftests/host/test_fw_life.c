@@ -27,6 +27,7 @@
 #include "test_fw.h"
 
 #define LF_ATTRS	sizeof(struct hsm_key_attrs)
+#define LF_ATTRS_V4	offsetof(struct hsm_key_attrs, id)
 
 static struct hsm_fw_config lf_cfg;
 static char lf_dir[64], lf_ks[96];
@@ -665,9 +666,9 @@ static void test_life_transitions(struct hsm_fw *f)
 	check_st(gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
 		 "deactivated is output only");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, NULL);
-	a.rsvd0 = htole16(1);
+	a.id_len = htole16(HSM_KEY_ID_LEN + 1);
 	check_st(gen_attrs(f, &a, &h), HSM_SC_INVALID_FIELD,
-		 "rsvd0 must be zero");
+		 "id_len (formerly rsvd0) at most HSM_KEY_ID_LEN");
 	fh_reset(&fh);
 }
 
@@ -863,7 +864,7 @@ static void test_life_rotate(struct hsm_fw *f)
 	check_st(lf_rotate(f, 0x1234ull << 32, &r), HSM_SC_INVALID_HANDLE,
 		 "rotate a handle that does not exist");
 	sqe_init(&s, HSM_ADM_KEY_ROTATE);
-	s.cdw[0] = 1;
+	s.cdw[0] = 2;
 	check_st(adm(f, &s, &r), HSM_SC_INVALID_FIELD,
 		 "rotate with a reserved field");
 
@@ -988,9 +989,9 @@ static void test_life_persist(void)
 }
 
 /*
- * A version 3 store, made from the current one: attributes with the
- * lifecycle words zeroed (they were reserved), sealed as version 3.  Two
- * keys share a label, as a version 3 card allowed.
+ * A version 3 store, made from the current one: 128-byte attributes (no
+ * key ID) with the lifecycle words zeroed (they were reserved), sealed as
+ * version 3.  Two keys share a label, as a version 3 card allowed.
  */
 static void test_life_v3(void)
 {
@@ -1027,16 +1028,22 @@ static void test_life_v3(void)
 
 	plain = ta_unseal(lf_ks, mk, &len, &ver);
 	file = ta_read(lf_ks, &flen);
-	if (!check(plain && file && ver == 4, "the store is version 4")) {
+	if (!check(plain && file && ver == 5, "the store is version 5")) {
 		free(plain);
+		free(file);
+		return;
+	}
+	plain = ti_strip_ids(plain, &len);
+	if (!check(plain != NULL, "key IDs taken out of the records")) {
 		free(file);
 		return;
 	}
 	memcpy(card, file + 12, 16);
 	memcpy(&count, plain, 4);
 	count = le32toh(count);
-	for (i = 0, off = 4; i < count && off + LF_ATTRS + 4 <= len; i++) {
-		memcpy(&a, plain + off, LF_ATTRS);
+	for (i = 0, off = 4; i < count && off + LF_ATTRS_V4 + 4 <= len; i++) {
+		memset(&a, 0, sizeof(a));
+		memcpy(&a, plain + off, LF_ATTRS_V4);
 		ok &= le16toh(a.state) >= HSM_KEY_STATE_ACTIVE &&
 		      le32toh(a.version) == 1 && a.activated;
 		a.state = 0;
@@ -1046,9 +1053,9 @@ static void test_life_v3(void)
 		/* both keys get one label: legal in version 3 */
 		memset(a.label, 0, sizeof(a.label));
 		strcpy(a.label, "shared");
-		memcpy(plain + off, &a, LF_ATTRS);
-		memcpy(&mlen, plain + off + LF_ATTRS, 4);
-		off += LF_ATTRS + 4 + le32toh(mlen);
+		memcpy(plain + off, &a, LF_ATTRS_V4);
+		memcpy(&mlen, plain + off + LF_ATTRS_V4, 4);
+		off += LF_ATTRS_V4 + 4 + le32toh(mlen);
 	}
 	check(ok && i == 2, "two keys in it, with lifecycle fields");
 	check(ta_seal(lf_ks, mk, plain, len, 3, card),
@@ -1083,7 +1090,7 @@ static void test_life_v3(void)
 	hsm_fw_free(f);
 	fh_reset(&fh);
 	plain = ta_unseal(lf_ks, mk, &len, &ver);
-	check(plain && ver == 4, "the next save writes version 4");
+	check(plain && ver == 5, "the next save writes version 5");
 	free(plain);
 	f = lf_card(lf_ks, 64);
 	check(f && !lf_get_attrs(f, h1, &a) &&
@@ -1095,14 +1102,17 @@ static void test_life_v3(void)
 	/* a version 4 store with a version repeated in a family: refused */
 	plain = ta_unseal(lf_ks, mk, &len, &ver);
 	file = ta_read(lf_ks, &flen);
+	if (plain)
+		plain = ti_strip_ids(plain, &len);
 	if (plain && file) {
 		memcpy(card, file + 12, 16);
 		for (i = 0, off = 4; i < 2; i++) {
-			memcpy(&a, plain + off, LF_ATTRS);
+			memset(&a, 0, sizeof(a));
+			memcpy(&a, plain + off, LF_ATTRS_V4);
 			a.version = htole32(1);
-			memcpy(plain + off, &a, LF_ATTRS);
-			memcpy(&mlen, plain + off + LF_ATTRS, 4);
-			off += LF_ATTRS + 4 + le32toh(mlen);
+			memcpy(plain + off, &a, LF_ATTRS_V4);
+			memcpy(&mlen, plain + off + LF_ATTRS_V4, 4);
+			off += LF_ATTRS_V4 + 4 + le32toh(mlen);
 		}
 		ta_seal(lf_ks, mk, plain, len, 4, card);
 		f = lf_card(lf_ks, 64);

@@ -910,7 +910,8 @@ TEST_F(card, key_errors)
 	GEN_EXPECT(-EINVAL, handle, 5);
 	GEN_EXPECT(-EINVAL, created, 5);
 	GEN_EXPECT(-EINVAL, rsvd, 1);
-	GEN_EXPECT(-EINVAL, rsvd0, 1);
+	GEN_EXPECT(-EINVAL, id_len, HSMCARD_KEY_ID_LEN + 1);
+	GEN_EXPECT(-EINVAL, id[0], 1);		/* id_len 0: all zero */
 	GEN_EXPECT(-EINVAL, version, 1);
 	GEN_EXPECT(-EINVAL, activated, 5);
 	GEN_EXPECT(-EINVAL, deactivated, 5);
