@@ -200,6 +200,13 @@ struct hsm_fw {
 	char *mk_path;
 	uint8_t mk[32];
 	pthread_mutex_t store_lock;
+	/*
+	 * Store generations (under store_lock): ks_gen is the generation of
+	 * the store file on disk, mk_gen the counter the master key file
+	 * holds; ks_gen is mk_gen or mk_gen + 1 (hsm_fw_store.c).
+	 */
+	uint64_t ks_gen;
+	uint64_t mk_gen;
 
 	/*
 	 * Keys that never leave the card: token_key authenticates key tokens

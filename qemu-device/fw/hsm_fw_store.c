@@ -4,20 +4,24 @@
  *
  * Keys with HSM_KEYF_PERSISTENT live in the file named by keystore_path,
  * sealed with AES-256-GCM under a 256-bit master key kept in the sidecar
- * file "<keystore_path>.mk" (created with mode 0600 on first use).
+ * file "<keystore_path>.mk" (created with mode 0600 on first use).  The
+ * sidecar models storage inside the card's security boundary (battery
+ * backed SRAM, fuses): it also holds the store generation counter.
  *
  * File layout (all integers little endian):
  *   0  "HSMKSTOR"          magic
- *   8  le32 version (5; version 1 files, without the audit section,
+ *   8  le32 version (6; version 1 files, without the audit section,
  *                           version 2 files, without the partition
  *                           section, version 3 files, without key
- *                           lifecycle fields, and version 4 files,
- *                           without key IDs, are still read)
+ *                           lifecycle fields, version 4 files, without
+ *                           key IDs, and version 5 files, without a
+ *                           generation, are still read)
  *  12  card_id[16]         the card's identity, kept across restarts
  *  28  nonce[12]           fresh for every write
  *  40  le32 n              length of the sealed payload
- *  44  ciphertext[n]
- *  44+n tag[16]            GCM tag over bytes 0..43 (AAD) and the payload
+ *  44  le64 generation     version 6 only: one more for every write
+ *  H   ciphertext[n]       H = 52 (version 6) or 44 (versions 1..5)
+ *  H+n tag[16]             GCM tag over bytes 0..H-1 (AAD) and the payload
  * Payload: le32 count, then per key: struct hsm_key_attrs (handle, type,
  * bits, uses, flags, partition, created, label, key ID), le32 m, m bytes of key
  * material (raw AES/HMAC bytes or DER PKCS#8 PrivateKeyInfo).  Version 2
@@ -50,6 +54,27 @@
  * another master key fails the tag check or the parser and is refused as a
  * whole: the card does not start rather than start with part of its keys.
  *
+ * Rollback: the master key file (88 bytes, little endian):
+ *   0  "HSMKMKEY" magic,  8  le32 version (1),  12  le32 0,
+ *  16  master key[32],  48  le64 counter,  56  SHA-256 of bytes 0..55.
+ * A store write of generation g + 1 (g the counter) goes first, then the
+ * master key file with counter g + 1, written the same atomic way.  At
+ * start the store's generation must equal the counter, or be one more (a
+ * crash between the two writes: accepted, and the counter advanced).  A
+ * lower generation is an older copy of the store and a higher one a store
+ * the counter never saw; both are refused.  A 32-byte master key file (the
+ * format before the counter) has counter 0 and a store before version 6
+ * generation 0; both are rewritten at the next save.  A master key file of
+ * any other size, or whose check value or magic is wrong, is refused: the
+ * atomic rename never leaves a torn one.  Should the master key file's
+ * write fail after the store's, the next save writes it first, so the
+ * store never gets two generations ahead.  CARD_INIT keeps counting with
+ * the new master key; tamper destroys the file, and the master key made
+ * after it starts again at 0 (a store sealed under the old master key
+ * fails the tag check, whatever its generation).  Rolling back the master
+ * key file with the store is outside the threat model: it lies inside the
+ * boundary, and whoever can write it holds the master key.
+ *
  * Copyright (C) 2026 The hsmcard authors
  */
 #include <errno.h>
@@ -63,23 +88,31 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "hsm_fw_int.h"
 
 #define HSM_KS_MAGIC		"HSMKSTOR"
-#define HSM_KS_VERSION		5
+#define HSM_KS_VERSION		6
 #define HSM_KS_VERSION_V4	4
 #define HSM_KS_VERSION_V1	1
 #define HSM_KS_VERSION_V2	2
 #define HSM_KS_VERSION_V3	3
-#define HSM_KS_HDR		44
+#define HSM_KS_VERSION_GEN	6	/* first with a generation */
+#define HSM_KS_HDR_OLD		44
+#define HSM_KS_HDR		52
 #define HSM_KS_TAG		16
 #define HSM_KS_MAX_FILE		(64u << 20)
 /* bytes of struct hsm_key_attrs per key in a version 1..4 store */
 #define HSM_KS_ATTRS_V4		offsetof(struct hsm_key_attrs, id)
 
 _Static_assert(HSM_KS_ATTRS_V4 == 128, "version 4 key record");
+
+#define HSM_MK_MAGIC		"HSMKMKEY"
+#define HSM_MK_VERSION		1
+#define HSM_MK_LEGACY		32	/* the bare master key, no counter */
+#define HSM_MK_FILE		88
 
 static char *hsm_strcat(const char *a, const char *b)
 {
@@ -205,6 +238,63 @@ static void hsm_shred(const char *path)
 	unlink(path);
 }
 
+/* ---- the master key file and its counter ---- */
+
+static int hsm_mk_check(const uint8_t *file, uint8_t *md)
+{
+	return EVP_Digest(file, HSM_MK_FILE - 32, md, NULL, EVP_sha256(),
+			  NULL) ? 0 : -1;
+}
+
+/* Write fw->mk with counter @gen to the master key file, atomically. */
+static int hsm_mk_write(struct hsm_fw *fw, uint64_t gen)
+{
+	uint8_t file[HSM_MK_FILE] = { 0 };
+	uint64_t le64 = htole64(gen);
+	uint32_t le = htole32(HSM_MK_VERSION);
+	int ret = -1;
+
+	memcpy(file, HSM_MK_MAGIC, 8);
+	memcpy(file + 8, &le, 4);
+	memcpy(file + 16, fw->mk, sizeof(fw->mk));
+	memcpy(file + 48, &le64, 8);
+	if (!hsm_mk_check(file, file + 56) &&
+	    !hsm_write_file(fw->mk_path, file, sizeof(file))) {
+		fw->mk_gen = gen;
+		ret = 0;
+	}
+	OPENSSL_cleanse(file, sizeof(file));
+	return ret;
+}
+
+/* Parse a master key file into fw->mk and fw->mk_gen. */
+static int hsm_mk_parse(struct hsm_fw *fw, const uint8_t *file, size_t len)
+{
+	uint8_t md[32];
+	uint64_t le64;
+	uint32_t ver, rsvd;
+
+	if (len == HSM_MK_LEGACY) {
+		memcpy(fw->mk, file, sizeof(fw->mk));
+		fw->mk_gen = 0;
+		return 0;
+	}
+	if (len != HSM_MK_FILE || memcmp(file, HSM_MK_MAGIC, 8) ||
+	    hsm_mk_check(file, md) || CRYPTO_memcmp(md, file + 56, 32)) {
+		OPENSSL_cleanse(md, sizeof(md));
+		return -1;
+	}
+	OPENSSL_cleanse(md, sizeof(md));
+	memcpy(&ver, file + 8, 4);
+	memcpy(&rsvd, file + 12, 4);
+	if (le32toh(ver) != HSM_MK_VERSION || rsvd)
+		return -1;
+	memcpy(fw->mk, file + 16, sizeof(fw->mk));
+	memcpy(&le64, file + 48, 8);
+	fw->mk_gen = le64toh(le64);
+	return 0;
+}
+
 static uint16_t hsm_gcm(struct hsm_fw *fw, const uint8_t *nonce, bool enc,
 			const uint8_t *aad, size_t aadlen, const uint8_t *in,
 			size_t len, uint8_t *out, uint8_t *tag)
@@ -289,6 +379,7 @@ uint16_t hsm_store_save(struct hsm_fw *fw)
 	uint16_t st = HSM_SC_INTERNAL;
 	unsigned int i;
 	size_t flen = 0;
+	uint64_t gen;
 
 	if (!fw->ks_path)
 		return HSM_SC_SUCCESS;
@@ -300,6 +391,10 @@ uint16_t hsm_store_save(struct hsm_fw *fw)
 		st = HSM_SC_TAMPERED;
 		goto out;
 	}
+	/* the counter's last write failed: catch up before going further */
+	if (fw->mk_gen != fw->ks_gen && hsm_mk_write(fw, fw->ks_gen))
+		goto out;
+	gen = fw->ks_gen + 1;
 	hsm_sbuf_add(&b, &count, sizeof(count));
 	pthread_rwlock_rdlock(&fw->ks_lock);
 	for (i = 0; i < fw->cfg.max_keys; i++) {
@@ -351,10 +446,21 @@ uint16_t hsm_store_save(struct hsm_fw *fw)
 	memcpy(file + 28, nonce, 12);
 	le = htole32(b.len);
 	memcpy(file + 40, &le, 4);
+	le64 = htole64(gen);
+	memcpy(file + 44, &le64, 8);
 	st = hsm_gcm(fw, nonce, true, file, HSM_KS_HDR, b.p, b.len,
 		     file + HSM_KS_HDR, file + HSM_KS_HDR + b.len);
 	if (!st && hsm_write_file(fw->ks_path, file, flen))
 		st = HSM_SC_INTERNAL;
+	if (!st) {
+		fw->ks_gen = gen;
+		/*
+		 * The store is durable now: a start accepts it with the old
+		 * counter too, and if this write fails the next save retries
+		 * it before writing the store again.
+		 */
+		hsm_mk_write(fw, gen);
+	}
 out:
 	pthread_mutex_unlock(&fw->store_lock);
 	OPENSSL_clear_free(b.p, b.cap);
@@ -498,22 +604,52 @@ out:
 	return ret;
 }
 
+/*
+ * The store's generation against the master key file's counter (both
+ * authenticated by now): equal, or one ahead after a crash between the
+ * two writes.  Anything else is refused with what was found.
+ */
+static int hsm_store_gen_check(struct hsm_fw *fw, uint64_t gen, char **errp)
+{
+	char what[160];
+
+	if (gen == fw->mk_gen || gen == fw->mk_gen + 1)
+		return 0;
+	if (gen < fw->mk_gen)
+		snprintf(what, sizeof(what),
+			 "rolled back: generation %llu, expected %llu (an older copy of the store)",
+			 (unsigned long long)gen,
+			 (unsigned long long)fw->mk_gen);
+	else
+		snprintf(what, sizeof(what),
+			 "generation %llu is ahead of the counter %llu in the master key file (not this card's latest store)",
+			 (unsigned long long)gen,
+			 (unsigned long long)fw->mk_gen);
+	hsm_store_err(errp, what, fw->ks_path);
+	return -1;
+}
+
 static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
 			  char **errp)
 {
 	uint32_t ver, plen;
+	uint64_t gen = 0;
 	uint8_t *plain;
+	size_t hdr;
 	int ret;
 
-	if (flen < HSM_KS_HDR + HSM_KS_TAG || memcmp(file, HSM_KS_MAGIC, 8)) {
+	if (flen < HSM_KS_HDR_OLD + HSM_KS_TAG ||
+	    memcmp(file, HSM_KS_MAGIC, 8)) {
 		hsm_store_err(errp, "not a key store", fw->ks_path);
 		return -1;
 	}
 	memcpy(&ver, file + 8, 4);
 	memcpy(&plen, file + 40, 4);
 	ver = le32toh(ver);
+	hdr = ver >= HSM_KS_VERSION_GEN ? HSM_KS_HDR : HSM_KS_HDR_OLD;
 	if (ver < HSM_KS_VERSION_V1 || ver > HSM_KS_VERSION ||
-	    (size_t)le32toh(plen) != flen - HSM_KS_HDR - HSM_KS_TAG) {
+	    flen < hdr + HSM_KS_TAG ||
+	    (size_t)le32toh(plen) != flen - hdr - HSM_KS_TAG) {
 		hsm_store_err(errp, "bad version or length (torn file?)",
 			      fw->ks_path);
 		return -1;
@@ -522,12 +658,19 @@ static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
 	plain = OPENSSL_malloc(plen ? plen : 1);
 	if (!plain)
 		return -1;
-	if (hsm_gcm(fw, file + 28, false, file, HSM_KS_HDR,
-		    file + HSM_KS_HDR, plen, plain,
-		    (uint8_t *)file + HSM_KS_HDR + plen)) {
+	if (hsm_gcm(fw, file + 28, false, file, hdr, file + hdr, plen, plain,
+		    (uint8_t *)file + hdr + plen)) {
 		hsm_store_err(errp,
 			      "authentication failed (edited, torn or wrong master key)",
 			      fw->ks_path);
+		OPENSSL_clear_free(plain, plen ? plen : 1);
+		return -1;
+	}
+	if (ver >= HSM_KS_VERSION_GEN) {
+		memcpy(&gen, file + 44, 8);
+		gen = le64toh(gen);
+	}
+	if (hsm_store_gen_check(fw, gen, errp)) {
 		OPENSSL_clear_free(plain, plen ? plen : 1);
 		return -1;
 	}
@@ -538,6 +681,10 @@ static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
 		return -1;
 	}
 	memcpy(fw->card_id, file + 12, 16);
+	fw->ks_gen = gen;
+	/* a crash between the store's write and the counter's: catch up */
+	if (gen != fw->mk_gen)
+		hsm_mk_write(fw, gen);
 	return 0;
 }
 
@@ -574,13 +721,13 @@ int hsm_store_open(struct hsm_fw *fw, const char *path, char **errp)
 	if (ret == -ENOENT && fret == -ENOENT) {
 		/* first use: a new master key for a new store */
 		if (RAND_priv_bytes(fw->mk, sizeof(fw->mk)) != 1 ||
-		    hsm_write_file(fw->mk_path, fw->mk, sizeof(fw->mk))) {
+		    hsm_mk_write(fw, 0)) {
 			hsm_store_err(errp, "cannot create the master key",
 				      fw->mk_path);
 			return -1;
 		}
 	} else {
-		if (ret || mklen != sizeof(fw->mk)) {
+		if (ret || hsm_mk_parse(fw, mk, mklen)) {
 			hsm_store_err(errp, "master key missing or malformed",
 				      fw->mk_path);
 			if (mk)
@@ -588,10 +735,11 @@ int hsm_store_open(struct hsm_fw *fw, const char *path, char **errp)
 			free(file);
 			return -1;
 		}
-		memcpy(fw->mk, mk, sizeof(fw->mk));
 		OPENSSL_clear_free(mk, mklen);
 	}
 
+	/* a missing store: the next write follows the counter */
+	fw->ks_gen = fw->mk_gen;
 	if (fret == -ENOENT) {
 		ret = hsm_store_save(fw) ? -1 : 0;
 		if (ret)
@@ -612,13 +760,17 @@ void hsm_store_zeroize(struct hsm_fw *fw)
 	OPENSSL_cleanse(fw->mk, sizeof(fw->mk));
 	hsm_shred(fw->mk_path);
 	hsm_shred(fw->ks_path);
+	/* the counter went with the file: a new master key starts at 0 */
+	fw->ks_gen = 0;
+	fw->mk_gen = 0;
 	pthread_mutex_unlock(&fw->store_lock);
 }
 
 /*
- * CARD_INIT: the old store is shredded and a new master key written; the
- * caller seals the new state with hsm_store_save().  A crash in between
- * leaves a master key without a store, which starts as a factory card.
+ * CARD_INIT: the old store is shredded and a new master key written, with
+ * the counter where it was (0 after a tamper); the caller seals the new
+ * state with hsm_store_save().  A crash in between leaves a master key
+ * without a store, which starts as a factory card.
  */
 int hsm_store_rekey(struct hsm_fw *fw)
 {
@@ -629,7 +781,7 @@ int hsm_store_rekey(struct hsm_fw *fw)
 	pthread_mutex_lock(&fw->store_lock);
 	hsm_shred(fw->ks_path);
 	if (RAND_priv_bytes(fw->mk, sizeof(fw->mk)) != 1 ||
-	    hsm_write_file(fw->mk_path, fw->mk, sizeof(fw->mk)))
+	    hsm_mk_write(fw, fw->ks_gen))
 		ret = -1;
 	pthread_mutex_unlock(&fw->store_lock);
 	return ret;

@@ -4258,6 +4258,8 @@ int main(void)
 	fh_reset(&fh);
 	test_bkattr(&cfg);
 	fh_reset(&fh);
+	test_store(&cfg);
+	fh_reset(&fh);
 	test_concurrency();
 	hsm_fw_free(fw);
 	fh_fini(&fh);

@@ -45,6 +45,8 @@ void test_id(const struct hsm_fw_config *base);
  * an ID or the payload is malformed.
  */
 uint8_t *ti_strip_ids(uint8_t *plain, size_t *len);
+/* test_fw_store.c: the store's generation, rollback */
+void test_store(const struct hsm_fw_config *base);
 
 /* test_fw_audit.c: checkpoint, read and verify @f's whole audit log */
 long test_audit_verify(struct hsm_fw *f, struct hsm_audit_rec **out,
@@ -55,5 +57,8 @@ uint8_t *ta_unseal(const char *ks, const char *mk, size_t *plen,
 		   uint32_t *ver);
 bool ta_seal(const char *ks, const char *mk, const uint8_t *plain,
 	     size_t n, uint32_t ver, const uint8_t *card_id);
+bool ta_seal_gen(const char *ks, const char *mk, const uint8_t *plain,
+		 size_t n, uint32_t ver, const uint8_t *card_id, uint64_t gen);
+uint8_t *ta_mk_read(const char *mk, uint64_t *gen);
 
 #endif /* HSM_TEST_FW_H */

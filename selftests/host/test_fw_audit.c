@@ -969,8 +969,8 @@ static void test_audit_store(void)
 	      !has_bytes(log0, log0_len, p8_ec, sizeof(p8_ec)) &&
 	      !has_bytes(fk, fk_len, p8_ec, sizeof(p8_ec)),
 	      "no clear PKCS#8 key in the store, the log or the master key file");
-	free(fk);
-	if (!ks0 || !log0 || log0_len < 8 * AU_REC)
+	/* fk stays: restored with ks0, the store's copy needs its counter */
+	if (!ks0 || !log0 || !fk || log0_len < 8 * AU_REC)
 		goto out_free;
 	n = log0_len / AU_REC;
 
@@ -979,12 +979,14 @@ static void test_audit_store(void)
 	memcpy(buf, log0, log0_len);
 	buf[3 * AU_REC + 60] ^= 1;
 	spit(p.ks, ks0, ks0_len);
+	spit(p.mk, fk, fk_len);
 	damaged_start(&p, buf, log0_len, pub, HSM_AUDIT_DMG_CHAIN, 3,
 		      "one byte edited in record 3");
 	/* edit the last record (the sealed head) */
 	memcpy(buf, log0, log0_len);
 	buf[log0_len - 200] ^= 1;	/* its label */
 	spit(p.ks, ks0, ks0_len);
+	spit(p.mk, fk, fk_len);
 	damaged_start(&p, buf, log0_len, pub, HSM_AUDIT_DMG_HEAD, n - 1,
 		      "last record (the sealed head) edited");
 	/* swap two records */
@@ -993,19 +995,23 @@ static void test_audit_store(void)
 	memcpy(buf + 4 * AU_REC, buf + 5 * AU_REC, AU_REC);
 	memcpy(buf + 5 * AU_REC, &tmp, AU_REC);
 	spit(p.ks, ks0, ks0_len);
+	spit(p.mk, fk, fk_len);
 	damaged_start(&p, buf, log0_len, pub, HSM_AUDIT_DMG_SEQ, 4,
 		      "records 4 and 5 swapped");
 	/* delete one record */
 	memcpy(buf, log0, 6 * AU_REC);
 	memcpy(buf + 6 * AU_REC, log0 + 7 * AU_REC, log0_len - 7 * AU_REC);
 	spit(p.ks, ks0, ks0_len);
+	spit(p.mk, fk, fk_len);
 	damaged_start(&p, buf, log0_len - AU_REC, pub, HSM_AUDIT_DMG_SEQ, 6,
 		      "record 6 deleted");
 	/* truncate by whole records, and mid-record */
 	spit(p.ks, ks0, ks0_len);
+	spit(p.mk, fk, fk_len);
 	damaged_start(&p, log0, log0_len - 2 * AU_REC, pub,
 		      HSM_AUDIT_DMG_SHORT, n - 2, "last two records cut off");
 	spit(p.ks, ks0, ks0_len);
+	spit(p.mk, fk, fk_len);
 	damaged_start(&p, log0, log0_len - 100, pub, HSM_AUDIT_DMG_TORN, n - 1,
 		      "file cut in the middle of a record");
 	/* a checkpoint whose signature is forged, chain recomputed after it */
@@ -1019,6 +1025,7 @@ static void test_audit_store(void)
 			       buf + i * AU_REC +
 			       offsetof(struct hsm_audit_rec, prev_hash));
 		spit(p.ks, ks0, ks0_len);
+		spit(p.mk, fk, fk_len);
 		damaged_start(&p, buf, log0_len, pub, HSM_AUDIT_DMG_SIG, 1,
 			      "forged checkpoint signature, chain recomputed");
 	} else {
@@ -1026,6 +1033,7 @@ static void test_audit_store(void)
 	}
 	/* the whole log deleted */
 	spit(p.ks, ks0, ks0_len);
+	spit(p.mk, fk, fk_len);
 	unlink(p.log);
 	f = au_card(&p, &err);
 	n2 = f ? au_fetch(f, 0, &recs, &hdr) : -1;
@@ -1060,6 +1068,7 @@ static void test_audit_store(void)
 
 	/* a file the card did not write at all */
 	spit(p.ks, ks0, ks0_len);
+	spit(p.mk, fk, fk_len);
 	memset(buf, 0x41, 3 * AU_REC);
 	damaged_start(&p, buf, 3 * AU_REC, pub, HSM_AUDIT_DMG_FORMAT, 0,
 		      "garbage log");
@@ -1067,6 +1076,7 @@ static void test_audit_store(void)
 
 	/* tamper: the log survives and the next card links to it */
 	spit(p.ks, ks0, ks0_len);
+	spit(p.mk, fk, fk_len);
 	spit(p.log, log0, log0_len);
 	f = au_card(&p, &err);
 	if (!check(f != NULL, "start on the original store and log"))
@@ -1100,6 +1110,7 @@ static void test_audit_store(void)
 	hsm_fw_free(f);
 out_free:
 	free(ks0);
+	free(fk);
 	free(log0);
 	EVP_PKEY_free(pub);
 out:

@@ -319,33 +319,59 @@ static bool ta_copy(const char *from, const char *to)
 	return ok;
 }
 
+/*
+ * The master key in a master key file: the bare 32 bytes (before the
+ * counter) or the 88-byte file (hw.rst); its counter in *@gen.
+ */
+uint8_t *ta_mk_read(const char *mk, uint64_t *gen)
+{
+	size_t mlen = 0;
+	uint8_t *file = ta_read(mk, &mlen), *key;
+	uint64_t le64;
+
+	*gen = 0;
+	if (!file || mlen == 32)
+		return file;
+	key = mlen == 88 ? malloc(32) : NULL;
+	if (key) {
+		memcpy(key, file + 16, 32);
+		memcpy(&le64, file + 48, 8);
+		*gen = le64toh(le64);
+	}
+	free(file);
+	return key;
+}
+
 /* Decrypt a sealed store with its master key; NULL if it does not open. */
 uint8_t *ta_unseal(const char *ks, const char *mk, size_t *plen,
 		   uint32_t *ver)
 {
-	size_t flen = 0, mlen = 0;
-	uint8_t *file = ta_read(ks, &flen), *key = ta_read(mk, &mlen);
+	size_t flen = 0, hdr;
+	uint64_t gen;
+	uint8_t *file = ta_read(ks, &flen), *key = ta_mk_read(mk, &gen);
 	uint8_t *plain = NULL;
 	EVP_CIPHER_CTX *c = NULL;
 	uint32_t n;
 	int outl = 0;
 
-	if (!file || !key || mlen != 32 || flen < 60)
+	if (!file || !key || flen < 60)
 		goto out;
 	memcpy(ver, file + 8, 4);
 	*ver = le32toh(*ver);
+	hdr = *ver >= 6 ? 52 : 44;
 	memcpy(&n, file + 40, 4);
 	n = le32toh(n);
-	if (n != flen - 60)
+	if (flen < hdr + 16 || n != flen - hdr - 16)
 		goto out;
 	plain = malloc(n + 16);
 	c = EVP_CIPHER_CTX_new();
 	if (!EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) ||
 	    !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) ||
 	    !EVP_DecryptInit_ex(c, NULL, NULL, key, file + 28) ||
-	    !EVP_DecryptUpdate(c, NULL, &outl, file, 44) ||
-	    !EVP_DecryptUpdate(c, plain, &outl, file + 44, n) ||
-	    !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, file + 44 + n) ||
+	    !EVP_DecryptUpdate(c, NULL, &outl, file, hdr) ||
+	    !EVP_DecryptUpdate(c, plain, &outl, file + hdr, n) ||
+	    !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16,
+				 file + hdr + n) ||
 	    !EVP_DecryptFinal_ex(c, plain + outl, &outl)) {
 		free(plain);
 		plain = NULL;
@@ -359,18 +385,22 @@ out:
 	return plain;
 }
 
-/* Seal @plain as a store of version @ver under the master key in @mk. */
-bool ta_seal(const char *ks, const char *mk, const uint8_t *plain,
-	     size_t n, uint32_t ver, const uint8_t *card_id)
+/*
+ * Seal @plain as a store of version @ver and generation @gen (version 6 and
+ * later; older ones have none) under the master key in @mk.
+ */
+bool ta_seal_gen(const char *ks, const char *mk, const uint8_t *plain,
+		 size_t n, uint32_t ver, const uint8_t *card_id, uint64_t gen)
 {
-	size_t mlen = 0;
-	uint8_t *key = ta_read(mk, &mlen), *file = malloc(60 + n);
+	size_t hdr = ver >= 6 ? 52 : 44;
+	uint64_t cur, le64 = htole64(gen);
+	uint8_t *key = ta_mk_read(mk, &cur), *file = malloc(hdr + 16 + n);
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	uint32_t le;
 	int outl = 0;
 	bool ok = false;
 
-	if (!key || mlen != 32 || !file || !c)
+	if (!key || !file || !c)
 		goto out;
 	memcpy(file, "HSMKSTOR", 8);
 	le = htole32(ver);
@@ -379,17 +409,40 @@ bool ta_seal(const char *ks, const char *mk, const uint8_t *plain,
 	RAND_bytes(file + 28, 12);
 	le = htole32(n);
 	memcpy(file + 40, &le, 4);
+	if (hdr > 44)
+		memcpy(file + 44, &le64, 8);
 	ok = EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, file + 28) &&
-	     EVP_EncryptUpdate(c, NULL, &outl, file, 44) &&
-	     EVP_EncryptUpdate(c, file + 44, &outl, plain, n) &&
-	     EVP_EncryptFinal_ex(c, file + 44 + outl, &outl) &&
-	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, file + 44 + n) &&
-	     ta_write(ks, file, 60 + n);
+	     EVP_EncryptUpdate(c, NULL, &outl, file, hdr) &&
+	     EVP_EncryptUpdate(c, file + hdr, &outl, plain, n) &&
+	     EVP_EncryptFinal_ex(c, file + hdr + outl, &outl) &&
+	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16,
+				 file + hdr + n) &&
+	     ta_write(ks, file, hdr + 16 + n);
 out:
 	EVP_CIPHER_CTX_free(c);
 	free(key);
 	free(file);
 	return ok;
+}
+
+/*
+ * Seal @plain as a store of version @ver that the card accepts: a version
+ * 6 store takes the counter of @mk as its generation; an older one, which
+ * has no generation, comes with the master key file of its time (the bare
+ * key, counter 0).
+ */
+bool ta_seal(const char *ks, const char *mk, const uint8_t *plain,
+	     size_t n, uint32_t ver, const uint8_t *card_id)
+{
+	uint64_t gen;
+	uint8_t *key = ta_mk_read(mk, &gen);
+	bool ok = key != NULL;
+
+	if (ok && ver < 6)
+		ok = ta_write(mk, key, 32);
+	free(key);
+	return ok && ta_seal_gen(ks, mk, plain, n, ver, card_id,
+				 ver < 6 ? 0 : gen);
 }
 
 /* No PIN of ta_pins[] in @buf. */
@@ -1017,7 +1070,7 @@ static void test_auth_files(void)
 	}
 	check(clean, "no clear PIN in the store, master key or audit files");
 	b = ta_unseal(ta_ks, ta_mk, &len, &ver);
-	check(b && ver == 5, "store opens with OpenSSL, version 5");
+	check(b && ver == 6, "store opens with OpenSSL, version 6");
 	hit = b ? ta_pin_in(b, len) : "?";
 	check(b && !hit, "no clear PIN in the decrypted store (%s)",
 	      hit ? hit : "none");
@@ -1056,8 +1109,8 @@ static void test_auth_v2(void)
 	file = ta_read(ks, &flen);
 	if (plain && len > want + 4)
 		memcpy(&sec, plain + len - want - 4, 4);
-	if (!check(plain && file && ver == 5 && le32toh(sec) == want,
-		   "version 5 store ends with a %u-byte partition section",
+	if (!check(plain && file && ver == 6 && le32toh(sec) == want,
+		   "version 6 store ends with a %u-byte partition section",
 		   want)) {
 		free(plain);
 		free(file);
@@ -1089,14 +1142,14 @@ static void test_auth_v2(void)
 	fh_reset(&fh);
 	free(plain);
 	plain = ta_unseal(ks, mk, &len, &ver);
-	check(plain && ver == 5, "the next save writes version 5");
+	check(plain && ver == 6, "the next save writes version 6");
 	/* an unknown partition number in the section: refused as a whole */
 	if (plain) {
 		memcpy(&sec, plain + len - want - 4, 4);
 		/* second partition record's number: make it 20 */
 		want = htole32(20);
 		memcpy(plain + len - (20 + 64 + 2 * 56), &want, 4);
-		ta_seal(ks, mk, plain, len, 5, card);
+		ta_seal(ks, mk, plain, len, 6, card);
 		f = ta_card(ks);
 		check(!f, "a section naming partition 20 is refused");
 		hsm_fw_free(f);

@@ -503,7 +503,7 @@ static bool ti_edit(unsigned int n, void (*fn)(struct hsm_key_attrs *a,
 
 	plain = ta_unseal(ti_ks, ti_mk, &len, &ver);
 	file = ta_read(ti_ks, &flen);
-	if (!plain || !file || ver != 5)
+	if (!plain || !file || ver != 6)
 		goto out;
 	memcpy(card, file + 12, 16);
 	for (i = 0; i <= n; i++) {
@@ -519,7 +519,7 @@ static bool ti_edit(unsigned int n, void (*fn)(struct hsm_key_attrs *a,
 		memcpy(&mlen, plain + off + TI_ATTRS, 4);
 		off += TI_ATTRS + 4 + le32toh(mlen);
 	}
-	ok = ta_seal(ti_ks, ti_mk, plain, len, 5, card);
+	ok = ta_seal(ti_ks, ti_mk, plain, len, 6, card);
 out:
 	free(plain);
 	free(file);
@@ -575,7 +575,7 @@ static void test_id_persist(void)
 	fh_reset(&fh);
 
 	plain = ta_unseal(ti_ks, ti_mk, &len, &ver);
-	ok = plain && ver == 5;
+	ok = plain && ver == 6;
 	if (ok) {
 		memcpy(&count, plain, 4);
 		ok = le32toh(count) == 2 && len > 4 + 2 * (TI_ATTRS + 4);
@@ -588,7 +588,7 @@ static void test_id_persist(void)
 		     (le64toh(r.handle) == h2 &&
 		      le16toh(r.id_len) == 7 && !memcmp(r.id, id2, 7));
 	}
-	check(ok, "the store is version 5 with 160-byte key records");
+	check(ok, "the store is version 6 with 160-byte key records");
 	free(plain);
 
 	f = ti_card(ti_ks, 64);
@@ -680,7 +680,7 @@ static void test_id_persist(void)
 	fh_reset(&fh);
 	free(plain);
 	plain = ta_unseal(ti_ks, ti_mk, &len, &ver);
-	check(plain && ver == 5, "the next save writes version 5");
+	check(plain && ver == 6, "the next save writes version 6");
 	free(plain);
 	f = ti_card(ti_ks, 64);
 	check(f && !ti_find(f, 0, id1, 32, &x) && ti_has_id(f, x, id1, 32),

@@ -1028,7 +1028,7 @@ static void test_life_v3(void)
 
 	plain = ta_unseal(lf_ks, mk, &len, &ver);
 	file = ta_read(lf_ks, &flen);
-	if (!check(plain && file && ver == 5, "the store is version 5")) {
+	if (!check(plain && file && ver == 6, "the store is version 6")) {
 		free(plain);
 		free(file);
 		return;
@@ -1090,7 +1090,7 @@ static void test_life_v3(void)
 	hsm_fw_free(f);
 	fh_reset(&fh);
 	plain = ta_unseal(lf_ks, mk, &len, &ver);
-	check(plain && ver == 5, "the next save writes version 5");
+	check(plain && ver == 6, "the next save writes version 6");
 	free(plain);
 	f = lf_card(lf_ks, 64);
 	check(f && !lf_get_attrs(f, h1, &a) &&
@@ -1099,7 +1099,7 @@ static void test_life_v3(void)
 	hsm_fw_free(f);
 	fh_reset(&fh);
 
-	/* a version 4 store with a version repeated in a family: refused */
+	/* a version 6 store with a version repeated in a family: refused */
 	plain = ta_unseal(lf_ks, mk, &len, &ver);
 	file = ta_read(lf_ks, &flen);
 	if (plain)
@@ -1114,7 +1114,7 @@ static void test_life_v3(void)
 			memcpy(&mlen, plain + off + LF_ATTRS_V4, 4);
 			off += LF_ATTRS_V4 + 4 + le32toh(mlen);
 		}
-		ta_seal(lf_ks, mk, plain, len, 4, card);
+		ta_seal(lf_ks, mk, plain, len, 6, card);
 		f = lf_card(lf_ks, 64);
 		check(!f, "two version 1 keys of one label: store refused");
 		hsm_fw_free(f);

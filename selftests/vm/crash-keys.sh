@@ -9,7 +9,9 @@
 # earlier rounds is present, carries its label and signs, verified with
 # OpenSSL against the public key exported before the crash.  A store the
 # card refuses to load fails the round (the module's probe or the check
-# then fails).
+# then fails).  After each kill the store's generation must equal the
+# counter in its .mk file or be one ahead of it (hw.rst, "Rollback"): the
+# card accepts exactly those, so a crash must never leave anything else.
 #
 # With several kernels (--kernel "6.1 6.12") the rounds take them in turn
 # and each round checks under the next kernel of the list what it created
@@ -33,7 +35,7 @@ while [ $# -gt 0 ]; do
 	--kernel) KERNEL=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--keys) KEYS=$2; shift ;;
-	-h|--help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "crash-keys: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -118,7 +120,16 @@ for round in $(seq 1 "$ROUNDS"); do
 		result fail "round $round ($kc): QEMU killed after $n_round acknowledged keys (wanted $KEYS; see $dir/create-$round.log)"
 		break
 	fi
-	result ok "round $round ($kc): QEMU killed after $n_round acknowledged keys"
+	# store generation (le64 at byte 44) and .mk counter (le64 at 48)
+	kgen=$(od -An -t u8 -j 44 -N 8 "$ks" 2>/dev/null | tr -d ' ')
+	mgen=$(od -An -t u8 -j 48 -N 8 "$ks.mk" 2>/dev/null | tr -d ' ')
+	if [ -z "$kgen" ] || [ -z "$mgen" ] ||
+	   [ "$(stat -c %s "$ks.mk")" -ne 88 ] ||
+	   { [ "$kgen" != "$mgen" ] && [ "$kgen" != $((mgen + 1)) ]; }; then
+		result fail "round $round ($kc): after the kill the store is at generation ${kgen:-?} and the .mk counter at ${mgen:-?} (wanted equal or one behind)"
+		break
+	fi
+	result ok "round $round ($kc): QEMU killed after $n_round acknowledged keys (store generation $kgen, .mk counter $mgen)"
 
 	start_guest "$kv" selftests/vm/crash/check.sh "$dir/check-$round.out"
 	wait "$rpid"
