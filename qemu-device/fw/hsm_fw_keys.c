@@ -567,16 +567,53 @@ static void hsm_key_set_life(struct hsm_key *k, uint32_t state,
 	__atomic_store_n(&k->state, state, __ATOMIC_RELEASE);
 }
 
+static bool hsm_state_live(uint32_t state)
+{
+	return state == HSM_KEY_STATE_PRE_ACTIVE ||
+	       state == HSM_KEY_STATE_ACTIVE;
+}
+
+/*
+ * A restored key (@k, version and state from its backup) may join the
+ * label family @f when its version is free and the family keeps what
+ * KEY_ROTATE guarantees: a pre-active or active version is the newest
+ * one, and there is at most one.  Called with ks_lock held for writing.
+ */
+static bool hsm_family_may_join(struct hsm_fw *fw,
+				const struct hsm_label_fam *f,
+				const struct hsm_key *k)
+{
+	bool live = hsm_state_live(k->state);
+	unsigned int i;
+
+	for (i = 0; i < f->nr; i++) {
+		const struct hsm_key *e =
+			fw->slots[HSM_HANDLE_SLOT(f->v[i].handle)];
+		bool elive = e && hsm_state_live(__atomic_load_n(&e->state,
+							__ATOMIC_ACQUIRE));
+
+		if (f->v[i].version == k->version)
+			return false;
+		if (live && (elive || f->v[i].version > k->version))
+			return false;
+		if (elive && f->v[i].version < k->version)
+			return false;
+	}
+	return true;
+}
+
 /*
  * Put a fully built key into a free slot; on success the store owns it.
  * A non-empty label must be free in the partition, unless @old is given
  * (KEY_ROTATE): then @k becomes the newest version of @old's family and
  * @old, which must still be in the store and ACTIVE, is DEACTIVATED in
- * the same critical section.  A non-empty key ID must be free in the
- * partition in every case.
+ * the same critical section.  With @restore (an unwrap with
+ * HSM_WRAP_F_ATTRS) @k may also join an existing family under its own
+ * version, see hsm_family_may_join().  A non-empty key ID must be free in
+ * the partition in every case.
  */
 static uint16_t hsm_key_insert(struct hsm_fw *fw, struct hsm_key *k,
-			       struct hsm_key *old)
+			       struct hsm_key *old, bool restore)
 {
 	struct hsm_label_fam *f;
 	uint32_t tag = 0;
@@ -606,7 +643,11 @@ static uint16_t hsm_key_insert(struct hsm_fw *fw, struct hsm_key *k,
 		}
 		k->version = f && f->nr ? f->v[f->nr - 1].version + 1 :
 					  old->version + 1;
-	} else if (f) {
+		if (!k->version) {	/* the family used up 2^32 - 1 */
+			st = HSM_SC_INVALID_FIELD;
+			goto out;
+		}
+	} else if (f && !(restore && hsm_family_may_join(fw, f, k))) {
 		st = HSM_SC_LABEL_EXISTS;
 		goto out;
 	}
@@ -940,6 +981,7 @@ static uint16_t hsm_attrs_restore(struct hsm_fw *fw,
 	if (k->type < HSM_KEY_AES || k->type >= HSM_KEY_TYPE_MAX ||
 	    !k->uses || (k->uses & ~hsm_type_uses[k->type]) ||
 	    (k->flags & ~HSM_KEYF_ALL) || !k->version ||
+	    k->version == UINT32_MAX ||
 	    ((k->flags & HSM_KEYF_PERSISTENT) &&
 	     (k->flags & HSM_KEYF_SESSION)))
 		return HSM_SC_INVALID_FIELD;
@@ -1376,7 +1418,7 @@ static uint16_t hsm_key_create(struct hsm_cmd *c,
 	if (!st)
 		st = hsm_key_prepare(c->fw, k);
 	if (!st)
-		st = hsm_key_insert(c->fw, k, NULL);
+		st = hsm_key_insert(c->fw, k, NULL, blob_attrs != NULL);
 	if (st)
 		goto err;
 	/* a persistent key is acknowledged only once it is on disk */
@@ -1554,7 +1596,7 @@ uint16_t hsm_adm_key_unwrap(struct hsm_cmd *c)
 				  HSM_F_CDW(2));
 	if (st)
 		return st;
-	wflags = le32toh(c->cdw[2]);
+	wflags = c->cdw[2];
 	if (wflags & ~HSM_WRAP_F_ALL)
 		return HSM_SC_INVALID_FIELD;
 	if (c->mech && c->mech != HSM_MECH_AES_KWP)
@@ -1607,7 +1649,7 @@ uint16_t hsm_adm_key_wrap(struct hsm_cmd *c)
 				  HSM_F_CDW(0) | HSM_F_CDW(1) | HSM_F_CDW(2));
 	if (st)
 		return st;
-	wflags = le32toh(c->cdw[2]);
+	wflags = c->cdw[2];
 	if (wflags & ~HSM_WRAP_F_ALL)
 		return HSM_SC_INVALID_FIELD;
 	if (c->mech && c->mech != HSM_MECH_AES_KWP)
@@ -1967,7 +2009,7 @@ uint16_t hsm_adm_key_rotate(struct hsm_cmd *c)
 	if (!st)
 		st = hsm_key_prepare(fw, k);
 	if (!st)
-		st = hsm_key_insert(fw, k, old);
+		st = hsm_key_insert(fw, k, old, false);
 	if (st) {
 		hsm_key_free(k);
 		goto out;

@@ -203,14 +203,21 @@ static int hsm_write_file(const char *path, const void *buf, size_t len)
 		unlink(tmp);
 		goto out;
 	}
+	/*
+	 * The rename is durable only once the directory is: the store's
+	 * rename must be on disk before the master key file's counter moves.
+	 */
 	dirc = strdup(path);
-	if (dirc) {
-		dfd = open(dirname(dirc), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
+	if (!dirc)
+		goto out;
+	dfd = open(dirname(dirc), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		goto out;
+	if (fsync(dfd)) {
+		close(dfd);
+		goto out;
 	}
+	close(dfd);
 	ret = 0;
 out:
 	free(dirc);

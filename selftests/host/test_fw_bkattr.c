@@ -309,6 +309,118 @@ static void bk_widen(struct hsm_fw *f, uint64_t kek, const struct bk_key *k)
 		 flags & HSM_KEYF_SESSION ? "dropped" : "added");
 }
 
+/* KEY_FIND in partition 0: @version of @label (0: the newest) */
+static uint16_t bk_find(struct hsm_fw *f, const char *label,
+			uint32_t version, uint64_t *h)
+{
+	uint64_t addr = fh_alloc(&fh, HSM_LABEL_LEN);
+	struct hsm_sqe s;
+
+	memset(fh_ptr(&fh, addr), 0, HSM_LABEL_LEN);
+	snprintf(fh_ptr(&fh, addr), HSM_LABEL_LEN, "%s", label);
+	sqe_init(&s, HSM_ADM_KEY_FIND);
+	s.cdw[1] = htole32(version);
+	s.src = htole64(addr);
+	s.src_len = htole32(HSM_LABEL_LEN);
+	return adm(f, &s, h);
+}
+
+/*
+ * A rotated family comes back whole, in any order: a restored version
+ * joins its label's family when its number is free and the family keeps
+ * its shape (the live version is the newest, and the only live one).
+ */
+static void bk_family(struct hsm_fw *f, uint64_t kek)
+{
+	static struct bk_key v1, v2, other;
+	static uint8_t pt[BK_MAX], blob[BK_MAX];
+	struct hsm_key_attrs a, r;
+	uint64_t h1 = 0, h2 = 0, h = 0, x;
+	uint8_t aes[32];
+	size_t n, len;
+
+	a = bk_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
+		     HSM_KEYF_EXTRACTABLE, 0, "bk-family");
+	check_st(gen_attrs(f, &a, &v1.h), HSM_SC_SUCCESS,
+		 "family: generate bk-family v1");
+	{
+		struct hsm_sqe s;
+
+		sqe_init(&s, HSM_ADM_KEY_ROTATE);
+		s.handle = htole64(v1.h);
+		check_st(adm(f, &s, &v2.h), HSM_SC_SUCCESS,
+			 "family: rotate to v2 (v1 deactivated)");
+	}
+	v1.what = "family v1";
+	v2.what = "family v2";
+	bk_backup(f, kek, &v1);
+	bk_backup(f, kek, &v2);
+	destroy(f, v1.h);
+	destroy(f, v2.h);
+
+	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
+			v2.blob, v2.bloblen, &h2),
+		 HSM_SC_SUCCESS, "family: restore v2 (active) first");
+	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
+			v1.blob, v1.bloblen, &h1),
+		 HSM_SC_SUCCESS, "family: then v1 (deactivated) joins it");
+	check(!bk_find(f, "bk-family", 0, &x) && x == h2 &&
+	      !bk_find(f, "bk-family", 1, &x) && x == h1 &&
+	      !bk_find(f, "bk-family", 2, &x) && x == h2,
+	      "family: KEY_FIND gives v2 as the newest, v1 and v2 by number");
+	check(!bk_get_attrs(f, h1, &r) && bk_same(&r, &v1.a) &&
+	      !bk_get_attrs(f, h2, &r) && bk_same(&r, &v2.a),
+	      "family: both versions with their attributes");
+	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
+			v1.blob, v1.bloblen, &h),
+		 HSM_SC_LABEL_EXISTS, "family: v1 again (its number is taken)");
+	destroy(f, h1);
+	destroy(f, h2);
+
+	/* the other order */
+	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
+			v1.blob, v1.bloblen, &h1),
+		 HSM_SC_SUCCESS, "family: restore v1 (deactivated) first");
+	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
+			v2.blob, v2.bloblen, &h2),
+		 HSM_SC_SUCCESS, "family: then v2 (active) joins it");
+	check(!bk_find(f, "bk-family", 0, &x) && x == h2,
+	      "family: v2 is the newest");
+	destroy(f, h1);
+	destroy(f, h2);
+
+	/*
+	 * An unrelated live key under the label: nothing joins it that
+	 * would leave two live versions or a live one that is not newest.
+	 */
+	a = bk_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
+		     HSM_KEYF_EXTRACTABLE, 0, "bk-family");
+	check_st(gen_attrs(f, &a, &other.h), HSM_SC_SUCCESS,
+		 "family: an unrelated active bk-family v1");
+	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
+			v2.blob, v2.bloblen, &h),
+		 HSM_SC_LABEL_EXISTS,
+		 "family: an active v2 does not join an active v1");
+	destroy(f, other.h);
+
+	/* a forged version 2^32 - 1 would let a rotation wrap to 0 */
+	bk_rand(aes, sizeof(aes));
+	r = bk_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT, 0,
+		     HSM_KEY_STATE_ACTIVE, "bk-max");
+	r.version = htole32(UINT32_MAX);
+	r.created = htole64(1000);
+	r.activated = htole64(2000);
+	n = bk_payload(pt, &r, BK_ATTRS, aes, sizeof(aes));
+	if (check(ossl_kwp(true, pt, n, blob, &len),
+		  "OpenSSL wraps a version 2^32 - 1 payload"))
+		check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS,
+				&a, blob, len, &h),
+			 HSM_SC_INVALID_FIELD, "a blob of version 2^32 - 1");
+	OPENSSL_cleanse(pt, sizeof(pt));
+}
+
 void test_bkattr(const struct hsm_fw_config *base)
 {
 	static struct bk_key keys[3];
@@ -552,6 +664,8 @@ void test_bkattr(const struct hsm_fw_config *base)
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a, blob,
 			len, &h),
 		 HSM_SC_DECRYPT_FAILED, "a payload with another magic");
+
+	bk_family(f, kek);
 
 	/* a persistent restore survives a restart, state and all */
 	a = bk_attrs(0, 0, 0, 0, 0, NULL);
