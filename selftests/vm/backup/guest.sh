@@ -164,7 +164,7 @@ rec_off() {
 			return 0
 		fi
 		bl=$(od -An -tu4 -j$((off + 28)) -N4 "$2" | tr -d ' ')
-		off=$((off + 96 + bl))
+		off=$((off + 136 + bl))	# version 2 record header: 136 bytes
 	done
 	return 1
 }
@@ -204,6 +204,10 @@ attack_restore "label changed in the file" "$tmp/bkC"
 cp "$tmp/bk2" "$tmp/bkD"
 put_le32 "$tmp/bkD" $((off + 16)) $((512 << 16 | 1))	# AES-512 (XTS)
 attack_restore "size changed in the file" "$tmp/bkD"
+cp "$tmp/bk2" "$tmp/bkF"
+put_le32 "$tmp/bkF" $((off + 96)) 4			# a 4-byte key ID
+printf 'evil' | dd of="$tmp/bkF" bs=1 seek=$((off + 104)) conv=notrunc status=none
+attack_restore "key ID set in the file" "$tmp/bkF"
 
 # the intact file: bk-narrow with exactly card 0's attributes
 h1 restore --kek "$k1" "$tmp/bk2" >"$tmp/map2" 2>/dev/null
