@@ -4,9 +4,10 @@
 # What `make check` runs: host unit tests, then QEMU with the card, the module
 # for each kernel, the guest tests and the VM runs on Debian's 6.1 and 6.12
 # (KERNELS="6.1 6.12"), then the card's crash-consistency test (QEMU killed
-# while it creates keys, selftests/vm/crash-keys.sh, its rounds alternating
-# between the kernels) and, for each release kernel, the attacks on the key
-# store and audit log files (selftests/vm/store-attack.sh), the tamper test
+# while it creates keys, selftests/vm/crash-keys.sh) and the attacks on the
+# key store and audit log files (selftests/vm/store-attack.sh), both taking
+# the kernels in turn from one boot to the next, and for each release
+# kernel the tamper test
 # (selftests/vm/tamper-io.sh) and the two-card backup/restore with the
 # guest memory scan (selftests/vm/backup-restore.sh).  `make check-debug`
 # passes KERNELS="6.1 6.12 6.12-debug": the debug kernel is then built (or
@@ -109,23 +110,26 @@ if [ $qemu_ok -eq 0 ]; then
 	run_counted "vm" "$BUILD/check-vm.log" \
 		"$TOP/selftests/vm/run-vm.sh" --kernels "$KERNELS"
 
-	# The host-driven scripts run on every release kernel; the crash
-	# test alternates them between its rounds (a key store written under
-	# one kernel is checked under the other).
+	# The host-driven scripts run on every release kernel: the crash
+	# test and the file attacks (whose subject is the card's files, the
+	# kernel only reading the result) take the kernels in turn from one
+	# boot to the next, so a key store written under one kernel is
+	# checked under the other; tamper and backup run once per kernel.
 	if [ -n "$HOST_KERNELS" ]; then
 		stage "card crash consistency (selftests/vm/crash-keys.sh)"
 		run_counted "crash consistency" "$BUILD/check-crash.log" \
 			"$TOP/selftests/vm/crash-keys.sh" --rounds 2 \
+			--kernel "$HOST_KERNELS"
+
+		stage "key store and audit log attacks (selftests/vm/store-attack.sh)"
+		run_counted "store attacks" "$BUILD/check-store.log" \
+			"$TOP/selftests/vm/store-attack.sh" \
 			--kernel "$HOST_KERNELS"
 	else
 		echo "run-all: no release kernel in KERNELS: the host-driven scripts do not run"
 	fi
 
 	for k in $HOST_KERNELS; do
-		stage "key store and audit log attacks on $k (selftests/vm/store-attack.sh)"
-		run_counted "store attacks $k" "$BUILD/check-store-$k.log" \
-			"$TOP/selftests/vm/store-attack.sh" --kernel "$k"
-
 		stage "tamper under load on $k (selftests/vm/tamper-io.sh)"
 		run_counted "tamper $k" "$BUILD/check-tamper-$k.log" \
 			"$TOP/selftests/vm/tamper-io.sh" --kernel "$k"

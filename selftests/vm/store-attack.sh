@@ -35,7 +35,12 @@
 #   clean stop must show as reason 6 (the card sealed the log's head into
 #   the key store when QEMU exited).
 #
-# Usage: store-attack.sh [--kernel K]
+# With several kernels (--kernel "6.1 6.12", as make check runs it) the
+# boots take them in turn: the keys are made under one and attacked under
+# the other, and the attacks alternate between them.  The refusals of
+# edited key stores happen before any kernel boots.
+#
+# Usage: store-attack.sh [--kernel "K..."]
 # Environment: BUILD, QEMU (as for run-vm.sh).
 # Prints one TAP-like line per check and, last,
 # "store-attack: N passed, N failed".
@@ -49,11 +54,14 @@ export TOP BUILD
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) KERNEL=$2; shift ;;
-	-h|--help) sed -n '3,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "store-attack: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
 done
+read -r -a kernels <<<"$KERNEL"
+[ ${#kernels[@]} -gt 0 ] || { echo "store-attack: no kernel" >&2; exit 2; }
+nboot=0
 
 dir=$BUILD/store-attack
 ks=$dir/card.keystore
@@ -79,18 +87,20 @@ result() {
 	fi
 }
 
-# boot NAME MODE...: write the guest's mode, boot, leave the console (and
-# QEMU's messages) without CRs in $dir/NAME.log; sets brc (run-vm.sh's
-# status) and bsecs.
+# boot NAME MODE...: write the guest's mode, boot the next kernel of the
+# list, leave the console (and QEMU's messages) without CRs in
+# $dir/NAME.log; sets brc (run-vm.sh's status) and bsecs (the seconds the
+# boot took and its kernel).
 boot() {
-	local name=$1 t0=$SECONDS
+	local name=$1 t0=$SECONDS k=${kernels[$((nboot % ${#kernels[@]}))]}
 
 	shift
+	nboot=$((nboot + 1))
 	echo "$*" >"$dir/mode"
-	"$TOP/selftests/vm/run-vm.sh" --kernels "$KERNEL" --timeout 300 \
+	"$TOP/selftests/vm/run-vm.sh" --kernels "$k" --timeout 300 \
 		--run selftests/vm/store-attack/guest.sh >"$dir/$name.out" 2>&1
 	brc=$?
-	bsecs=$((SECONDS - t0))
+	bsecs="$((SECONDS - t0))s, $k"
 	tr -d '\r' <"$dir/$name.out" >"$dir/$name.log"
 }
 
@@ -161,7 +171,7 @@ cp "$ks" "$pristine/keystore"
 cp "$ks.mk" "$pristine/keystore.mk"
 cp "$ks.audit" "$pristine/keystore.audit"
 nrec=$(( $(stat -c %s "$ks.audit") / REC ))
-result ok "two boots made sa-1, sa-2, sa-3 ($(stat -c %s "$ks")-byte store, $nrec audit records; second boot ${bsecs}s)"
+result ok "two boots made sa-1, sa-2, sa-3 ($(stat -c %s "$ks")-byte store, $nrec audit records; second boot ${bsecs})"
 
 # keys_ok LOG WANT: every key of $dir/keys checked "ok" in LOG except the
 # labels in WANT, which must be "FAIL"; the card holds exactly the ok ones
@@ -191,7 +201,7 @@ arc=$(sed -n 's/^SA-AUDIT-RC //p' "$dir/control.log")
 if [ $brc -eq 0 ] && [ -z "$why" ] && [ "$arc" = 0 ] &&
    ! grep -q '^SA-AUDIT-DMG' "$dir/control.log" &&
    grep -q '^SA-AUDIT-VERDICT .*"card_damaged": *false' "$dir/control.log"; then
-	result ok "control: pristine files boot, sa-1..3 sign (OpenSSL verifies), hsmctl audit exits 0 (${bsecs}s)"
+	result ok "control: pristine files boot, sa-1..3 sign (OpenSSL verifies), hsmctl audit exits 0 (${bsecs})"
 else
 	result fail "control: run-vm $brc,$why, audit exit ${arc:-none} (see $dir/control.log)"
 fi
@@ -211,7 +221,7 @@ store_refused() {
 	   [ "$(sha256sum <"$ks.mk")" = "$sum_mk" ] &&
 	   [ "$(sha256sum <"$ks.audit")" = "$sum_au" ] &&
 	   ! ls "$ks.audit".damaged.* >/dev/null 2>&1; then
-		result ok "key store $name: QEMU refuses to start: \"$(grep -oF "key store $ks: $2" "$dir/$name.log" | head -n1 | sed "s|$dir/||")\"; guest never ran, files untouched (${bsecs}s)"
+		result ok "key store $name: QEMU refuses to start: \"$(grep -oF "key store $ks: $2" "$dir/$name.log" | head -n1 | sed "s|$dir/||")\"; guest never ran, files untouched (${bsecs})"
 	else
 		grep -i 'hsmcard\|qemu' "$dir/$name.log" | head -n 5
 		result fail "key store $name: wanted QEMU to refuse with \"$want\" and leave the files alone (run-vm $brc; see $dir/$name.log)"
@@ -315,7 +325,7 @@ log_damaged() {
 	read -r n v < <(sed -n 's/^SA-AUDIT-AFTER //p' "$dir/$name.log")
 	[ "${v:-0}" -ge 1 ] || why="$why no-verified-checkpoint-after-damage"
 	if [ -z "$why" ]; then
-		result ok "audit log $name: card starts with all keys, LOG_DAMAGED seq $dseq reason $reason from seq $lost ($total records), hsmctl audit exits 1 naming it and the DAMAGED flag, copy .audit.damaged.$dseq identical, $n records after it with $v verified checkpoint(s) (${bsecs}s)"
+		result ok "audit log $name: card starts with all keys, LOG_DAMAGED seq $dseq reason $reason from seq $lost ($total records), hsmctl audit exits 1 naming it and the DAMAGED flag, copy .audit.damaged.$dseq identical, $n records after it with $v verified checkpoint(s) (${bsecs})"
 	else
 		grep '^SA-AUDIT-ERR' "$dir/$name.log" | head -n 5
 		result fail "audit log $name:$why (see $dir/$name.log)"
@@ -361,7 +371,7 @@ dmg=$(grep '^SA-AUDIT-DMG ' "$dir/drop-tail.log")
 why=$(keys_ok "$dir/drop-tail.log" "")
 if [ $brc -eq 0 ] && [ -z "$why" ] && [ "$arc" = 1 ] &&
    [ "$(json_field "$dmg" detail)" = 6 ]; then
-	result ok "audit log drop-tail: seq $first..$last removed after a clean stop: LOG_DAMAGED reason 6 (${bsecs}s)"
+	result ok "audit log drop-tail: seq $first..$last removed after a clean stop: LOG_DAMAGED reason 6 (${bsecs})"
 else
 	result fail "audit log drop-tail: run-vm $brc,$why, audit exit ${arc:-none} (see $dir/drop-tail.log)"
 fi
