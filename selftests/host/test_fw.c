@@ -199,7 +199,23 @@ uint16_t destroy(struct hsm_fw *f, uint64_t h)
 	return adm(f, &s, NULL);
 }
 
-static uint16_t get_attrs(struct hsm_fw *f, uint64_t h, struct hsm_key_attrs *a)
+uint16_t find_label(struct hsm_fw *f, uint32_t part, uint32_t ver,
+		   const char *label, uint64_t *h)
+{
+	uint64_t buf = fh_alloc(&fh, HSM_LABEL_LEN);
+	struct hsm_sqe s;
+
+	memset(fh_ptr(&fh, buf), 0, HSM_LABEL_LEN);
+	memcpy(fh_ptr(&fh, buf), label, strnlen(label, HSM_LABEL_LEN));
+	sqe_init(&s, HSM_ADM_KEY_FIND);
+	s.cdw[0] = htole32(part);
+	s.cdw[1] = htole32(ver);
+	s.src = htole64(buf);
+	s.src_len = htole32(HSM_LABEL_LEN);
+	return adm(f, &s, h);
+}
+
+uint16_t get_attrs(struct hsm_fw *f, uint64_t h, struct hsm_key_attrs *a)
 {
 	struct hsm_sqe s;
 	uint64_t d = fh_alloc(&fh, sizeof(*a));

@@ -28,6 +28,11 @@ uint16_t adm(struct hsm_fw *f, const struct hsm_sqe *s, uint64_t *res);
 uint16_t gen_attrs(struct hsm_fw *f, const struct hsm_key_attrs *a, uint64_t *h);
 /* test_fw.c: KEY_DESTROY of @h */
 uint16_t destroy(struct hsm_fw *f, uint64_t h);
+/* test_fw.c: KEY_GET_ATTRS of @h into *@a */
+uint16_t get_attrs(struct hsm_fw *f, uint64_t h, struct hsm_key_attrs *a);
+/* test_fw.c: KEY_FIND of version @ver (0: newest) of @label in @part */
+uint16_t find_label(struct hsm_fw *f, uint32_t part, uint32_t ver,
+		    const char *label, uint64_t *h);
 
 /* test_fw_audit.c: the audit log, on cards configured like @base */
 void test_audit(const struct hsm_fw_config *base);

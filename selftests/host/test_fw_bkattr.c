@@ -72,22 +72,6 @@ static uint16_t bk_put(struct hsm_fw *f, uint8_t op, uint64_t kek,
 	return adm(f, &s, h);
 }
 
-static uint16_t bk_get_attrs(struct hsm_fw *f, uint64_t h,
-			     struct hsm_key_attrs *a)
-{
-	uint64_t d = fh_alloc(&fh, BK_ATTRS);
-	struct hsm_sqe s;
-	uint16_t st;
-
-	sqe_init(&s, HSM_ADM_KEY_GET_ATTRS);
-	s.handle = htole64(h);
-	s.dst = htole64(d);
-	s.dst_len = htole32(BK_ATTRS);
-	st = adm(f, &s, NULL);
-	memcpy(a, fh_ptr(&fh, d), BK_ATTRS);
-	return st;
-}
-
 static uint16_t bk_wrap(struct hsm_fw *f, uint64_t h, uint64_t kek,
 			uint32_t wf, uint8_t *out, size_t *len)
 {
@@ -182,7 +166,7 @@ static void bk_backup(struct hsm_fw *f, uint64_t kek, struct bk_key *k)
 	size_t plen, ptlen;
 	uint16_t alen;
 
-	check_st(bk_get_attrs(f, k->h, &k->a), HSM_SC_SUCCESS,
+	check_st(get_attrs(f, k->h, &k->a), HSM_SC_SUCCESS,
 		 "%s: attributes", k->what);
 	check_st(bk_wrap(f, k->h, kek, 0, plain, &plen), HSM_SC_SUCCESS,
 		 "%s: plain wrap", k->what);
@@ -309,22 +293,6 @@ static void bk_widen(struct hsm_fw *f, uint64_t kek, const struct bk_key *k)
 		 flags & HSM_KEYF_SESSION ? "dropped" : "added");
 }
 
-/* KEY_FIND in partition 0: @version of @label (0: the newest) */
-static uint16_t bk_find(struct hsm_fw *f, const char *label,
-			uint32_t version, uint64_t *h)
-{
-	uint64_t addr = fh_alloc(&fh, HSM_LABEL_LEN);
-	struct hsm_sqe s;
-
-	memset(fh_ptr(&fh, addr), 0, HSM_LABEL_LEN);
-	snprintf(fh_ptr(&fh, addr), HSM_LABEL_LEN, "%s", label);
-	sqe_init(&s, HSM_ADM_KEY_FIND);
-	s.cdw[1] = htole32(version);
-	s.src = htole64(addr);
-	s.src_len = htole32(HSM_LABEL_LEN);
-	return adm(f, &s, h);
-}
-
 /*
  * A rotated family comes back whole, in any order: a restored version
  * joins its label's family when its number is free and the family keeps
@@ -365,12 +333,12 @@ static void bk_family(struct hsm_fw *f, uint64_t kek)
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			v1.blob, v1.bloblen, &h1),
 		 HSM_SC_SUCCESS, "family: then v1 (deactivated) joins it");
-	check(!bk_find(f, "bk-family", 0, &x) && x == h2 &&
-	      !bk_find(f, "bk-family", 1, &x) && x == h1 &&
-	      !bk_find(f, "bk-family", 2, &x) && x == h2,
+	check(!find_label(f, 0, 0, "bk-family", &x) && x == h2 &&
+	      !find_label(f, 0, 1, "bk-family", &x) && x == h1 &&
+	      !find_label(f, 0, 2, "bk-family", &x) && x == h2,
 	      "family: KEY_FIND gives v2 as the newest, v1 and v2 by number");
-	check(!bk_get_attrs(f, h1, &r) && bk_same(&r, &v1.a) &&
-	      !bk_get_attrs(f, h2, &r) && bk_same(&r, &v2.a),
+	check(!get_attrs(f, h1, &r) && bk_same(&r, &v1.a) &&
+	      !get_attrs(f, h2, &r) && bk_same(&r, &v2.a),
 	      "family: both versions with their attributes");
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			v1.blob, v1.bloblen, &h),
@@ -385,7 +353,7 @@ static void bk_family(struct hsm_fw *f, uint64_t kek)
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			v2.blob, v2.bloblen, &h2),
 		 HSM_SC_SUCCESS, "family: then v2 (active) joins it");
-	check(!bk_find(f, "bk-family", 0, &x) && x == h2,
+	check(!find_label(f, 0, 0, "bk-family", &x) && x == h2,
 	      "family: v2 is the newest");
 	destroy(f, h1);
 	destroy(f, h2);
@@ -559,7 +527,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 		check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS,
 				&a, keys[i].blob, keys[i].bloblen, &h),
 			 HSM_SC_SUCCESS, "%s: restore", keys[i].what);
-		bk_get_attrs(f, h, &r);
+		get_attrs(f, h, &r);
 		check(bk_same(&r, &keys[i].a),
 		      "%s: every attribute restored (type, bits, uses, flags, state, version, times, label)",
 		      keys[i].what);
@@ -585,7 +553,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			keys[0].blob, keys[0].bloblen, &h),
 		 HSM_SC_SUCCESS, "restore bk-aes decrypt only, not extractable, volatile");
-	bk_get_attrs(f, h, &r);
+	get_attrs(f, h, &r);
 	check(le32toh(r.uses) == HSM_USE_DECRYPT &&
 	      le32toh(r.flags) == HSM_KEYF_SENSITIVE &&
 	      le32toh(r.version) == 2 && r.created == keys[0].a.created,
@@ -598,7 +566,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			keys[2].blob, keys[2].bloblen, &h),
 		 HSM_SC_SUCCESS, "restore the EC key with SENSITIVE added");
-	bk_get_attrs(f, h, &r);
+	get_attrs(f, h, &r);
 	check(le32toh(r.flags) == (HSM_KEYF_EXTRACTABLE | HSM_KEYF_SENSITIVE),
 	      "SENSITIVE added");
 	destroy(f, h);
@@ -627,7 +595,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a, blob,
 			len, &h),
 		 HSM_SC_SUCCESS, "the OpenSSL-made blob unwraps");
-	bk_get_attrs(f, h, &a);
+	get_attrs(f, h, &a);
 	check(bk_same(&a, &r), "with exactly the attributes OpenSSL wrapped");
 	check_st(bk_wrap(f, h, kek, 0, pt, &n), HSM_SC_NOT_EXTRACTABLE,
 		 "and its key does not leave the card");
@@ -693,7 +661,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 	fh_reset(&fh);
 	f = bk_card(ks);
 	if (check(f != NULL, "bkattr: the card restarts on its key store")) {
-		check_st(bk_get_attrs(f, h, &r), HSM_SC_SUCCESS,
+		check_st(get_attrs(f, h, &r), HSM_SC_SUCCESS,
 			 "restored persistent key is still there");
 		check(bk_same(&r, &keys[0].a),
 		      "with all its attributes (deactivated, version 2)");

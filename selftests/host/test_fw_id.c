@@ -99,21 +99,6 @@ static uint16_t ti_put(struct hsm_fw *f, uint8_t op, uint64_t kek,
 	return adm(f, &s, h);
 }
 
-static uint16_t ti_get(struct hsm_fw *f, uint64_t h, struct hsm_key_attrs *a)
-{
-	uint64_t d = fh_alloc(&fh, TI_ATTRS);
-	struct hsm_sqe s;
-	uint16_t st;
-
-	sqe_init(&s, HSM_ADM_KEY_GET_ATTRS);
-	s.handle = htole64(h);
-	s.dst = htole64(d);
-	s.dst_len = htole32(TI_ATTRS);
-	st = adm(f, &s, NULL);
-	memcpy(a, fh_ptr(&fh, d), TI_ATTRS);
-	return st;
-}
-
 /* The key @h has exactly the ID @id[@len] (and zeros after it). */
 static bool ti_has_id(struct hsm_fw *f, uint64_t h, const uint8_t *id,
 		      unsigned int len)
@@ -123,7 +108,7 @@ static bool ti_has_id(struct hsm_fw *f, uint64_t h, const uint8_t *id,
 
 	if (len)
 		memcpy(want, id, len);
-	return !ti_get(f, h, &a) && le16toh(a.id_len) == len &&
+	return !get_attrs(f, h, &a) && le16toh(a.id_len) == len &&
 	       !memcmp(a.id, want, sizeof(want));
 }
 
@@ -195,7 +180,7 @@ static uint16_t ti_rotate(struct hsm_fw *f, uint64_t h, const uint8_t *id,
 static uint16_t ti_state(struct hsm_fw *f, uint64_t h, uint32_t *state)
 {
 	struct hsm_key_attrs a;
-	uint16_t st = ti_get(f, h, &a);
+	uint16_t st = get_attrs(f, h, &a);
 
 	*state = le16toh(a.state);
 	return st;
@@ -569,8 +554,8 @@ static void test_id_persist(void)
 		 HSM_SC_SUCCESS, "persistent key with a 7-byte ID, no label");
 	check_st(ti_gen(f, 0, HSM_KEYF_PERSISTENT, NULL, id2, 7, &x),
 		 HSM_SC_ID_EXISTS, "persistent: a taken ID is refused");
-	ti_get(f, h1, &a1);
-	ti_get(f, h2, &a2);
+	get_attrs(f, h1, &a1);
+	get_attrs(f, h2, &a2);
 	hsm_fw_free(f);
 	fh_reset(&fh);
 
@@ -594,8 +579,8 @@ static void test_id_persist(void)
 	f = ti_card(ti_ks, 64);
 	if (!check(f != NULL, "restart on the version 5 store"))
 		return;
-	ti_get(f, h1, &b1);
-	ti_get(f, h2, &b2);
+	get_attrs(f, h1, &b1);
+	get_attrs(f, h2, &b2);
 	check(!memcmp(&a1, &b1, TI_ATTRS) && !memcmp(&a2, &b2, TI_ATTRS),
 	      "attributes with their IDs identical after the restart");
 	check(!ti_find(f, 0, id1, 32, &x) && x == h1 &&
@@ -640,8 +625,8 @@ static void test_id_persist(void)
 	ti_gen(f, 0, HSM_KEYF_PERSISTENT, "v4-one", NULL, 0, &h1);
 	ti_gen(f, 0, HSM_KEYF_PERSISTENT, "v4-two", NULL, 0, &h2);
 	ti_rotate(f, h2, NULL, 0, &h3);
-	ti_get(f, h1, &a1);
-	ti_get(f, h3, &a2);
+	get_attrs(f, h1, &a1);
+	get_attrs(f, h3, &a2);
 	hsm_fw_free(f);
 	fh_reset(&fh);
 	plain = ta_unseal(ti_ks, ti_mk, &len, &ver);
@@ -668,8 +653,8 @@ static void test_id_persist(void)
 		free(file);
 		return;
 	}
-	ti_get(f, h1, &b1);
-	ti_get(f, h3, &b2);
+	get_attrs(f, h1, &b1);
+	get_attrs(f, h3, &b2);
 	check(!memcmp(&a1, &b1, TI_ATTRS) && !memcmp(&a2, &b2, TI_ATTRS),
 	      "its keys keep every attribute, without an ID");
 	check(!ti_find_label(f, 0, "v4-two", &x) && x == h3,

@@ -142,38 +142,6 @@ static uint16_t lf_rotate(struct hsm_fw *f, uint64_t h, uint64_t *nh)
 	return adm(f, &s, nh);
 }
 
-static uint16_t lf_find(struct hsm_fw *f, uint32_t part, uint32_t ver,
-			const char *label, uint64_t *h)
-{
-	uint64_t buf = fh_alloc(&fh, HSM_LABEL_LEN);
-	struct hsm_sqe s;
-
-	memset(fh_ptr(&fh, buf), 0, HSM_LABEL_LEN);
-	memcpy(fh_ptr(&fh, buf), label, strnlen(label, HSM_LABEL_LEN));
-	sqe_init(&s, HSM_ADM_KEY_FIND);
-	s.cdw[0] = htole32(part);
-	s.cdw[1] = htole32(ver);
-	s.src = htole64(buf);
-	s.src_len = htole32(HSM_LABEL_LEN);
-	return adm(f, &s, h);
-}
-
-static uint16_t lf_get_attrs(struct hsm_fw *f, uint64_t h,
-			     struct hsm_key_attrs *a)
-{
-	uint64_t d = fh_alloc(&fh, LF_ATTRS);
-	struct hsm_sqe s;
-	uint16_t st;
-
-	sqe_init(&s, HSM_ADM_KEY_GET_ATTRS);
-	s.handle = htole64(h);
-	s.dst = htole64(d);
-	s.dst_len = htole32(LF_ATTRS);
-	st = adm(f, &s, NULL);
-	memcpy(a, fh_ptr(&fh, d), LF_ATTRS);
-	return st;
-}
-
 /* KEY_WRAP of @h under @kek; *len = blob length. */
 static uint16_t lf_wrap(struct hsm_fw *f, uint64_t h, uint64_t kek,
 			uint8_t *out, size_t cap, size_t *len)
@@ -471,7 +439,7 @@ static void lf_uses(struct hsm_fw *f, struct lf_keys *k, uint32_t state)
 	      "%s: RSA-OAEP decrypt: %s", sn, hsm_fw_status_str(st));
 
 	/* attributes report the state */
-	check(!lf_get_attrs(f, k->h_aes, &a) && le16toh(a.state) == state,
+	check(!get_attrs(f, k->h_aes, &a) && le16toh(a.state) == state,
 	      "%s: GET_ATTRS reports it", sn);
 	fh_reset(&fh);
 }
@@ -531,20 +499,20 @@ static void test_life_uses(struct hsm_fw *f)
 	st |= lf_put(f, HSM_ADM_KEY_IMPORT, 0, &a, k.kekb, 32, &k.h_kek);
 	if (!check(!st, "AES, HMAC, P-256 and RSA keys imported PRE_ACTIVE"))
 		return;
-	check(!lf_get_attrs(f, k.h_aes, &a) &&
+	check(!get_attrs(f, k.h_aes, &a) &&
 	      le16toh(a.state) == HSM_KEY_STATE_PRE_ACTIVE &&
 	      le32toh(a.version) == 1 && !a.activated && !a.deactivated,
 	      "PRE_ACTIVE: version 1, not activated, not deactivated");
 
 	lf_uses(f, &k, HSM_KEY_STATE_PRE_ACTIVE);
 	lf_all_to(f, &k, HSM_KEY_STATE_ACTIVE, HSM_KEY_STATE_PRE_ACTIVE);
-	check(!lf_get_attrs(f, k.h_aes, &a) &&
+	check(!get_attrs(f, k.h_aes, &a) &&
 	      le64toh(a.activated) >= le64toh(a.created) &&
 	      le64toh(a.activated) <= (uint64_t)time(NULL) && !a.deactivated,
 	      "ACTIVE: activated set");
 	lf_uses(f, &k, HSM_KEY_STATE_ACTIVE);
 	lf_all_to(f, &k, HSM_KEY_STATE_DEACTIVATED, HSM_KEY_STATE_ACTIVE);
-	check(!lf_get_attrs(f, k.h_aes, &a) &&
+	check(!get_attrs(f, k.h_aes, &a) &&
 	      le64toh(a.deactivated) >= le64toh(a.activated) &&
 	      le64toh(a.deactivated) <= (uint64_t)time(NULL) && a.activated,
 	      "DEACTIVATED: deactivated set, activated kept");
@@ -559,7 +527,7 @@ static void test_life_uses(struct hsm_fw *f)
 		 "generate a PRE_ACTIVE key");
 	check_st(lf_set_state(f, h, HSM_KEY_STATE_COMPROMISED, NULL),
 		 HSM_SC_SUCCESS, "PRE_ACTIVE -> COMPROMISED");
-	check(!lf_get_attrs(f, h, &a) && !a.activated && a.deactivated &&
+	check(!get_attrs(f, h, &a) && !a.activated && a.deactivated &&
 	      le16toh(a.state) == HSM_KEY_STATE_COMPROMISED,
 	      "compromised before use: never activated, deactivated set");
 	destroy(f, h);
@@ -611,9 +579,9 @@ static void test_life_transitions(struct hsm_fw *f)
 			     !lf_set_state(f, h, 3, NULL);
 		if (ok && tr[i].from == HSM_KEY_STATE_COMPROMISED)
 			ok = !lf_set_state(f, h, 4, NULL);
-		lf_get_attrs(f, h, &b);
+		get_attrs(f, h, &b);
 		st = lf_set_state(f, h, tr[i].to, NULL);
-		lf_get_attrs(f, h, &a);
+		get_attrs(f, h, &a);
 		check(ok && st == tr[i].st &&
 		      le16toh(a.state) == (st ? tr[i].from : tr[i].to) &&
 		      (st || tr[i].to != HSM_KEY_STATE_DEACTIVATED ||
@@ -637,7 +605,7 @@ static void test_life_transitions(struct hsm_fw *f)
 	s.cdw[1] = htole32(1);
 	check_st(adm(f, &s, NULL), HSM_SC_INVALID_FIELD,
 		 "set state with a reserved field");
-	check(!lf_get_attrs(f, h, &a) &&
+	check(!get_attrs(f, h, &a) &&
 	      le16toh(a.state) == HSM_KEY_STATE_ACTIVE &&
 	      le64toh(a.activated) == le64toh(a.created),
 	      "state 0 on input: ACTIVE, activated = created");
@@ -707,18 +675,18 @@ static void test_life_labels(struct hsm_fw *f)
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, "");
 	check(!gen_attrs(f, &a, &h2) && !gen_attrs(f, &a, &r),
 	      "empty labels are not unique");
-	check_st(lf_find(f, 0, 0, "family-A", &r), HSM_SC_SUCCESS,
+	check_st(find_label(f, 0, 0, "family-A", &r), HSM_SC_SUCCESS,
 		 "KEY_FIND family-A");
 	check(r == h1, "finds the key");
-	check(!lf_find(f, 1, 0, "family-A", &r) && r == h3,
+	check(!find_label(f, 1, 0, "family-A", &r) && r == h3,
 	      "KEY_FIND in partition 1 finds that partition's key");
-	check_st(lf_find(f, 0, 2, "family-A", &r), HSM_SC_INVALID_HANDLE,
+	check_st(find_label(f, 0, 2, "family-A", &r), HSM_SC_INVALID_HANDLE,
 		 "no version 2 yet");
-	check_st(lf_find(f, 0, 0, "family-B", &r), HSM_SC_INVALID_HANDLE,
+	check_st(find_label(f, 0, 0, "family-B", &r), HSM_SC_INVALID_HANDLE,
 		 "unknown label");
-	check_st(lf_find(f, 5, 0, "family-A", &r), HSM_SC_INVALID_FIELD,
+	check_st(find_label(f, 5, 0, "family-A", &r), HSM_SC_INVALID_FIELD,
 		 "partition that does not exist");
-	check_st(lf_find(f, 0, 0, "", &r), HSM_SC_INVALID_FIELD,
+	check_st(find_label(f, 0, 0, "", &r), HSM_SC_INVALID_FIELD,
 		 "empty label");
 	sqe_init(&s, HSM_ADM_KEY_FIND);
 	s.src = htole64(fh_alloc(&fh, HSM_LABEL_LEN));
@@ -731,12 +699,12 @@ static void test_life_labels(struct hsm_fw *f)
 
 	/* a label is free again once its family is destroyed */
 	check_st(destroy(f, h1), HSM_SC_SUCCESS, "destroy family-A");
-	check_st(lf_find(f, 0, 0, "family-A", &r), HSM_SC_INVALID_HANDLE,
+	check_st(find_label(f, 0, 0, "family-A", &r), HSM_SC_INVALID_HANDLE,
 		 "gone from the index");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, "family-A");
 	check_st(gen_attrs(f, &a, &h1), HSM_SC_SUCCESS,
 		 "the label can be used again");
-	check(!lf_find(f, 0, 0, "family-A", &r) && r == h1, "and is found");
+	check(!find_label(f, 0, 0, "family-A", &r) && r == h1, "and is found");
 	destroy(f, h1);
 	destroy(f, h2);
 	destroy(f, h3);
@@ -781,8 +749,8 @@ static void test_life_rotate(struct hsm_fw *f)
 	      "v1 signs (OpenSSL verifies)");
 	check_st(lf_rotate(f, h1, &h2), HSM_SC_SUCCESS, "KEY_ROTATE v1");
 	check(h2 && h2 != h1, "a new handle");
-	lf_get_attrs(f, h1, &a1);
-	lf_get_attrs(f, h2, &a2);
+	get_attrs(f, h1, &a1);
+	get_attrs(f, h2, &a2);
 	check(le16toh(a1.state) == HSM_KEY_STATE_DEACTIVATED &&
 	      le32toh(a1.version) == 1 && a1.deactivated &&
 	      le16toh(a2.state) == HSM_KEY_STATE_ACTIVE &&
@@ -801,20 +769,20 @@ static void test_life_rotate(struct hsm_fw *f)
 	check_st(lf_io(f, HSM_IO_VERIFY, 0, HSM_MECH_ECDSA, HSM_MECH_SHA256,
 		       h2, msg, sizeof(msg), sig, siglen, NULL, NULL),
 		 HSM_SC_VERIFY_FAILED, "v2 is another key");
-	check(!lf_find(f, 0, 0, "signing-key", &r) && r == h2,
+	check(!find_label(f, 0, 0, "signing-key", &r) && r == h2,
 	      "KEY_FIND version 0: v2");
-	check(!lf_find(f, 0, 1, "signing-key", &r) && r == h1,
+	check(!find_label(f, 0, 1, "signing-key", &r) && r == h1,
 	      "KEY_FIND version 1: v1");
-	check(!lf_find(f, 0, 2, "signing-key", &r) && r == h2,
+	check(!find_label(f, 0, 2, "signing-key", &r) && r == h2,
 	      "KEY_FIND version 2: v2");
 	check_st(lf_rotate(f, h1, &r), HSM_SC_KEY_STATE,
 		 "a deactivated version cannot be rotated");
 	check_st(lf_rotate(f, h2, &h3), HSM_SC_SUCCESS, "rotate v2");
-	check(!lf_get_attrs(f, h3, &a) && le32toh(a.version) == 3 &&
-	      !lf_find(f, 0, 0, "signing-key", &r) && r == h3,
+	check(!get_attrs(f, h3, &a) && le32toh(a.version) == 3 &&
+	      !find_label(f, 0, 0, "signing-key", &r) && r == h3,
 	      "v3 is the newest");
 	destroy(f, h3);
-	check(!lf_find(f, 0, 0, "signing-key", &r) && r == h2,
+	check(!find_label(f, 0, 0, "signing-key", &r) && r == h2,
 	      "destroy v3: v2 is the newest again");
 	destroy(f, h2);
 	destroy(f, h1);
@@ -871,7 +839,7 @@ static void test_life_rotate(struct hsm_fw *f)
 	/* empty label: rotation works, not indexed */
 	a = lf_attrs(HSM_KEY_AES, 128, 0, 0, 0, "");
 	gen_attrs(f, &a, &h1);
-	check(!lf_rotate(f, h1, &h2) && !lf_get_attrs(f, h2, &a) &&
+	check(!lf_rotate(f, h1, &h2) && !get_attrs(f, h2, &a) &&
 	      le32toh(a.version) == 2 && !a.label[0],
 	      "a key without a label rotates to version 2");
 	destroy(f, h1);
@@ -909,9 +877,9 @@ static void test_life_persist(void)
 		 "persistent PRE_ACTIVE key");
 	check_st(lf_set_state(f, h3, HSM_KEY_STATE_COMPROMISED, NULL),
 		 HSM_SC_SUCCESS, "compromise it");
-	lf_get_attrs(f, h1, &b1);
-	lf_get_attrs(f, h2, &b2);
-	lf_get_attrs(f, h3, &c3);
+	get_attrs(f, h1, &b1);
+	get_attrs(f, h2, &b2);
+	get_attrs(f, h3, &c3);
 
 	/* the audit trail of all that, and the log still verifies */
 	n = test_audit_verify(f, &r, why, sizeof(why));
@@ -963,14 +931,14 @@ static void test_life_persist(void)
 	f = lf_card(lf_ks, 256);
 	if (!check(f != NULL, "restart on the store"))
 		return;
-	lf_get_attrs(f, h1, &c1);
-	lf_get_attrs(f, h2, &c2);
-	lf_get_attrs(f, h3, &a);
+	get_attrs(f, h1, &c1);
+	get_attrs(f, h2, &c2);
+	get_attrs(f, h3, &a);
 	check(!memcmp(&b1, &c1, sizeof(a)) && !memcmp(&b2, &c2, sizeof(a)) &&
 	      !memcmp(&c3, &a, sizeof(a)),
 	      "all attributes identical after the restart");
-	check(!lf_find(f, 0, 0, "persistent-family", &x) && x == h2 &&
-	      !lf_find(f, 0, 1, "persistent-family", &x) && x == h1,
+	check(!find_label(f, 0, 0, "persistent-family", &x) && x == h2 &&
+	      !find_label(f, 0, 1, "persistent-family", &x) && x == h1,
 	      "the label index is rebuilt");
 	check(!lf_io(f, HSM_IO_DECRYPT, 0, HSM_MECH_AES_ECB, 0, h1, ct, 16,
 		     NULL, 16, out, NULL) && !memcmp(out, in, 16) &&
@@ -1066,8 +1034,8 @@ static void test_life_v3(void)
 	f = lf_card(lf_ks, 64);
 	if (!check(f != NULL, "the version 3 store loads"))
 		return;
-	lf_get_attrs(f, h1, &a);
-	lf_get_attrs(f, h2, &g);
+	get_attrs(f, h1, &a);
+	get_attrs(f, h2, &g);
 	check(le16toh(a.state) == HSM_KEY_STATE_ACTIVE &&
 	      le16toh(g.state) == HSM_KEY_STATE_ACTIVE &&
 	      a.activated == a.created && g.activated == g.created &&
@@ -1077,7 +1045,7 @@ static void test_life_v3(void)
 	      a.version != g.version,
 	      "two keys with one label: versions 1 and 2 (%u, %u)",
 	      le32toh(a.version), le32toh(g.version));
-	check(!lf_find(f, 0, 0, "shared", &x) &&
+	check(!find_label(f, 0, 0, "shared", &x) &&
 	      x == (le32toh(a.version) == 2 ? h1 : h2),
 	      "KEY_FIND finds the newest");
 	check(!lf_io(f, HSM_IO_ENCRYPT, 0, HSM_MECH_AES_ECB, 0, h1, in, 16,
@@ -1093,7 +1061,7 @@ static void test_life_v3(void)
 	check(plain && ver == 6, "the next save writes version 6");
 	free(plain);
 	f = lf_card(lf_ks, 64);
-	check(f && !lf_get_attrs(f, h1, &a) &&
+	check(f && !get_attrs(f, h1, &a) &&
 	      le16toh(a.state) == HSM_KEY_STATE_DEACTIVATED,
 	      "and it loads with the new state");
 	hsm_fw_free(f);
@@ -1144,7 +1112,7 @@ static double lf_find_mean(struct hsm_fw *f, unsigned int nkeys,
 		for (i = 0; i < lookups; i++) {
 			j = (i * 2654435761u + round * 7919u) % nkeys;
 			snprintf(label, sizeof(label), "scale-key-%u", j);
-			if (lf_find(f, 0, 0, label, &h) || !h)
+			if (find_label(f, 0, 0, label, &h) || !h)
 				*ok = false;
 		}
 		t = (lf_cpu() - t) / lookups * 1e6;
@@ -1204,8 +1172,8 @@ static void test_life_scale(void)
 	check(ok && t_big < 5 * t_small,
 	      "KEY_FIND over all %u keys within 5x (%.2f vs %.2f us)", big,
 	      t_big, t_small);
-	check(!lf_find(f, 0, 0, "scale-key-99999", &h) && h &&
-	      lf_find(f, 0, 0, "scale-key-100000", &h) ==
+	check(!find_label(f, 0, 0, "scale-key-99999", &h) && h &&
+	      find_label(f, 0, 0, "scale-key-100000", &h) ==
 	      HSM_SC_INVALID_HANDLE, "the last key is found, one more is not");
 	a = lf_attrs(HSM_KEY_AES, 128, 0, HSM_KEYF_SESSION, 0,
 		     "scale-key-4242");
