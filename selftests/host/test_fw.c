@@ -134,6 +134,22 @@ static struct hsm_key_attrs attrs(uint16_t type, uint16_t bits, uint32_t uses,
 	return a;
 }
 
+struct hsm_key_attrs key_attrs(uint16_t type, uint16_t bits, uint32_t uses,
+			       uint32_t flags, uint16_t state, const char *label)
+{
+	struct hsm_key_attrs a;
+
+	memset(&a, 0, sizeof(a));
+	a.type = htole16(type);
+	a.bits = htole16(bits);
+	a.uses = htole32(uses);
+	a.flags = htole32(flags);
+	a.state = htole16(state);
+	if (label)
+		snprintf(a.label, sizeof(a.label), "%s", label);
+	return a;
+}
+
 uint16_t gen_attrs(struct hsm_fw *f, const struct hsm_key_attrs *a, uint64_t *h)
 {
 	struct hsm_sqe s;

@@ -24,6 +24,9 @@ bool check_st(uint16_t got, uint16_t want, const char *fmt, ...)
 /* test_fw.c: an admin command with a zeroed entry, its result in *@res */
 void sqe_init(struct hsm_sqe *s, uint8_t opcode);
 uint16_t adm(struct hsm_fw *f, const struct hsm_sqe *s, uint64_t *res);
+/* test_fw.c: attributes for KEY_GENERATE/IMPORT/UNWRAP; label NULL: none */
+struct hsm_key_attrs key_attrs(uint16_t type, uint16_t bits, uint32_t uses,
+			       uint32_t flags, uint16_t state, const char *label);
 /* test_fw.c: KEY_GENERATE with @a; the handle in *@h */
 uint16_t gen_attrs(struct hsm_fw *f, const struct hsm_key_attrs *a, uint64_t *h);
 /* test_fw.c: KEY_DESTROY of @h */

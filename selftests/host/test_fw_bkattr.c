@@ -37,23 +37,6 @@ static void bk_rand(void *p, size_t len)
 		abort();
 }
 
-static struct hsm_key_attrs bk_attrs(uint16_t type, uint16_t bits,
-				     uint32_t uses, uint32_t flags,
-				     uint16_t state, const char *label)
-{
-	struct hsm_key_attrs a;
-
-	memset(&a, 0, sizeof(a));
-	a.type = htole16(type);
-	a.bits = htole16(bits);
-	a.uses = htole32(uses);
-	a.flags = htole32(flags);
-	a.state = htole16(state);
-	if (label)
-		snprintf(a.label, sizeof(a.label), "%s", label);
-	return a;
-}
-
 /* KEY_IMPORT (kek 0) or KEY_UNWRAP with wrap flags @wf */
 static uint16_t bk_put(struct hsm_fw *f, uint8_t op, uint64_t kek,
 		       uint32_t wf, const struct hsm_key_attrs *a,
@@ -241,52 +224,52 @@ static void bk_widen(struct hsm_fw *f, uint64_t kek, const struct bk_key *k)
 	else
 		more = (HSM_USE_SIGN | HSM_USE_VERIFY) & ~uses;
 	if (more) {
-		a = bk_attrs(0, 0, uses | more, 0, 0, NULL);
+		a = key_attrs(0, 0, uses | more, 0, 0, NULL);
 		check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS,
 				&a, k->blob, k->bloblen, &h),
 			 HSM_SC_USE_DENIED, "%s: restore with more uses",
 			 k->what);
 	}
-	a = bk_attrs(type == HSM_KEY_AES ? HSM_KEY_HMAC : HSM_KEY_AES, 0, 0,
+	a = key_attrs(type == HSM_KEY_AES ? HSM_KEY_HMAC : HSM_KEY_AES, 0, 0,
 		     0, 0, NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			k->blob, k->bloblen, &h),
 		 HSM_SC_USE_DENIED, "%s: restore as another type", k->what);
-	a = bk_attrs(type, bits == 256 ? 384 : 256, 0, 0, 0, NULL);
+	a = key_attrs(type, bits == 256 ? 384 : 256, 0, 0, 0, NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			k->blob, k->bloblen, &h),
 		 HSM_SC_USE_DENIED, "%s: restore with another size", k->what);
-	a = bk_attrs(0, 0, 0, 0, 0, "not-my-label");
+	a = key_attrs(0, 0, 0, 0, 0, "not-my-label");
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			k->blob, k->bloblen, &h),
 		 HSM_SC_USE_DENIED, "%s: restore under another label", k->what);
-	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	a = key_attrs(0, 0, 0, 0, 0, NULL);
 	a.id_len = htole16(le16toh(b->id_len) ? le16toh(b->id_len) : 4);
 	memcpy(a.id, b->id, le16toh(a.id_len));
 	a.id[0] ^= 0x5a;
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			k->blob, k->bloblen, &h),
 		 HSM_SC_USE_DENIED, "%s: restore under another key ID", k->what);
-	a = bk_attrs(0, 0, 0, 0, state == HSM_KEY_STATE_ACTIVE ?
+	a = key_attrs(0, 0, 0, 0, state == HSM_KEY_STATE_ACTIVE ?
 		     HSM_KEY_STATE_PRE_ACTIVE : HSM_KEY_STATE_ACTIVE, NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			k->blob, k->bloblen, &h),
 		 HSM_SC_USE_DENIED, "%s: restore in another state", k->what);
 	if (flags & HSM_KEYF_SENSITIVE) {
-		a = bk_attrs(0, 0, 0, flags & ~HSM_KEYF_SENSITIVE, 0, NULL);
+		a = key_attrs(0, 0, 0, flags & ~HSM_KEYF_SENSITIVE, 0, NULL);
 		check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS,
 				&a, k->blob, k->bloblen, &h),
 			 HSM_SC_USE_DENIED, "%s: restore without SENSITIVE",
 			 k->what);
 	}
 	if (!(flags & HSM_KEYF_PERSISTENT) && !(flags & HSM_KEYF_SESSION)) {
-		a = bk_attrs(0, 0, 0, flags | HSM_KEYF_PERSISTENT, 0, NULL);
+		a = key_attrs(0, 0, 0, flags | HSM_KEYF_PERSISTENT, 0, NULL);
 		check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS,
 				&a, k->blob, k->bloblen, &h),
 			 HSM_SC_USE_DENIED, "%s: restore as persistent",
 			 k->what);
 	}
-	a = bk_attrs(0, 0, 0, flags ^ HSM_KEYF_SESSION, 0, NULL);
+	a = key_attrs(0, 0, 0, flags ^ HSM_KEYF_SESSION, 0, NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			k->blob, k->bloblen, &h),
 		 HSM_SC_USE_DENIED, "%s: restore with SESSION %s", k->what,
@@ -307,7 +290,7 @@ static void bk_family(struct hsm_fw *f, uint64_t kek)
 	uint8_t aes[32];
 	size_t n, len;
 
-	a = bk_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
+	a = key_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
 		     HSM_KEYF_EXTRACTABLE, 0, "bk-family");
 	check_st(gen_attrs(f, &a, &v1.h), HSM_SC_SUCCESS,
 		 "family: generate bk-family v1");
@@ -326,7 +309,7 @@ static void bk_family(struct hsm_fw *f, uint64_t kek)
 	destroy(f, v1.h);
 	destroy(f, v2.h);
 
-	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	a = key_attrs(0, 0, 0, 0, 0, NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			v2.blob, v2.bloblen, &h2),
 		 HSM_SC_SUCCESS, "family: restore v2 (active) first");
@@ -362,11 +345,11 @@ static void bk_family(struct hsm_fw *f, uint64_t kek)
 	 * An unrelated live key under the label: nothing joins it that
 	 * would leave two live versions or a live one that is not newest.
 	 */
-	a = bk_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
+	a = key_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
 		     HSM_KEYF_EXTRACTABLE, 0, "bk-family");
 	check_st(gen_attrs(f, &a, &other.h), HSM_SC_SUCCESS,
 		 "family: an unrelated active bk-family v1");
-	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	a = key_attrs(0, 0, 0, 0, 0, NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			v2.blob, v2.bloblen, &h),
 		 HSM_SC_LABEL_EXISTS,
@@ -375,7 +358,7 @@ static void bk_family(struct hsm_fw *f, uint64_t kek)
 
 	/* a forged version 2^32 - 1 would let a rotation wrap to 0 */
 	bk_rand(aes, sizeof(aes));
-	r = bk_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT, 0,
+	r = key_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT, 0,
 		     HSM_KEY_STATE_ACTIVE, "bk-max");
 	r.version = htole32(UINT32_MAX);
 	r.created = htole64(1000);
@@ -412,7 +395,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 		return;
 
 	bk_rand(bk_kek, sizeof(bk_kek));
-	a = bk_attrs(HSM_KEY_AES, 256, HSM_USE_WRAP | HSM_USE_UNWRAP, 0, 0,
+	a = key_attrs(HSM_KEY_AES, 256, HSM_USE_WRAP | HSM_USE_UNWRAP, 0, 0,
 		     NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_IMPORT, 0, 0, &a, bk_kek,
 			sizeof(bk_kek), &kek),
@@ -420,7 +403,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 
 	/* three keys with different types, flags, states and versions */
 	keys[0].what = "persistent sensitive AES-256, deactivated";
-	a = bk_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
+	a = key_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT | HSM_USE_DECRYPT,
 		     HSM_KEYF_EXTRACTABLE | HSM_KEYF_PERSISTENT |
 		     HSM_KEYF_SENSITIVE, 0, "bk-aes");
 	check_st(gen_attrs(f, &a, &hx), HSM_SC_SUCCESS, "generate bk-aes v1");
@@ -438,7 +421,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 
 	keys[1].what = "imported HMAC-384 session key with a key ID, pre-active";
 	bk_rand(hmac, sizeof(hmac));
-	a = bk_attrs(HSM_KEY_HMAC, 384, HSM_USE_SIGN, HSM_KEYF_EXTRACTABLE,
+	a = key_attrs(HSM_KEY_HMAC, 384, HSM_USE_SIGN, HSM_KEYF_EXTRACTABLE,
 		     HSM_KEY_STATE_PRE_ACTIVE, "bk-hmac");
 	a.id_len = htole16(20);
 	bk_rand(a.id, 20);
@@ -446,7 +429,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 			&keys[1].h), HSM_SC_SUCCESS, "import bk-hmac");
 
 	keys[2].what = "volatile EC P-256, unlabelled";
-	a = bk_attrs(HSM_KEY_EC_P256, 0, HSM_USE_SIGN, HSM_KEYF_EXTRACTABLE,
+	a = key_attrs(HSM_KEY_EC_P256, 0, HSM_USE_SIGN, HSM_KEYF_EXTRACTABLE,
 		     0, NULL);
 	check_st(gen_attrs(f, &a, &keys[2].h), HSM_SC_SUCCESS,
 		 "generate an EC P-256 key");
@@ -462,11 +445,11 @@ void test_bkattr(const struct hsm_fw_config *base)
 	      "bk-aes is version 2, deactivated, with both times");
 
 	/* the plain and the attribute form cannot be taken for each other */
-	a = bk_attrs(HSM_KEY_AES, 0, 0, 0, 0, NULL);
+	a = key_attrs(HSM_KEY_AES, 0, 0, 0, 0, NULL);
 	check(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, 0, &a, keys[0].blob,
 		     keys[0].bloblen, &h) != HSM_SC_SUCCESS,
 	      "a plain unwrap of an attribute blob fails");
-	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	a = key_attrs(0, 0, 0, 0, 0, NULL);
 	{
 		static uint8_t plain[BK_MAX];
 		size_t plen;
@@ -478,12 +461,12 @@ void test_bkattr(const struct hsm_fw_config *base)
 	}
 
 	/* the card's rules on who may export do not change */
-	a = bk_attrs(HSM_KEY_AES, 128, 0, 0, 0, NULL);
+	a = key_attrs(HSM_KEY_AES, 128, 0, 0, 0, NULL);
 	gen_attrs(f, &a, &hx);
 	check_st(bk_wrap(f, hx, kek, HSM_WRAP_F_ATTRS, blob, &len),
 		 HSM_SC_NOT_EXTRACTABLE, "attribute wrap of a non-extractable key");
 	destroy(f, hx);
-	a = bk_attrs(HSM_KEY_AES, 128, 0, HSM_KEYF_EXTRACTABLE, 0, NULL);
+	a = key_attrs(HSM_KEY_AES, 128, 0, HSM_KEYF_EXTRACTABLE, 0, NULL);
 	gen_attrs(f, &a, &hx);
 	bk_set_state(f, hx, HSM_KEY_STATE_COMPROMISED);
 	check_st(bk_wrap(f, hx, kek, HSM_WRAP_F_ATTRS, blob, &len),
@@ -491,7 +474,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 	destroy(f, hx);
 	check_st(bk_wrap(f, keys[2].h, kek, 0x2, blob, &len),
 		 HSM_SC_INVALID_FIELD, "wrap flag 0x2 (undefined)");
-	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	a = key_attrs(0, 0, 0, 0, 0, NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, 0x3, &a, keys[2].blob,
 			keys[2].bloblen, &h),
 		 HSM_SC_INVALID_FIELD, "unwrap flags 0x3 (undefined bit)");
@@ -503,7 +486,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 	/* the edited "clear side": every widening or contradiction fails */
 	for (i = 0; i < 3; i++)
 		bk_widen(f, kek, &keys[i]);
-	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	a = key_attrs(0, 0, 0, 0, 0, NULL);
 	a.handle = htole64(keys[2].h);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			keys[2].blob, keys[2].bloblen, &h),
@@ -548,7 +531,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 	destroy(f, keys[1].h);
 
 	/* narrowing is allowed */
-	a = bk_attrs(HSM_KEY_AES, 256, HSM_USE_DECRYPT,
+	a = key_attrs(HSM_KEY_AES, 256, HSM_USE_DECRYPT,
 		     HSM_KEYF_SENSITIVE, HSM_KEY_STATE_DEACTIVATED, "bk-aes");
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			keys[0].blob, keys[0].bloblen, &h),
@@ -561,7 +544,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 	check_st(bk_wrap(f, h, kek, HSM_WRAP_F_ATTRS, blob, &len),
 		 HSM_SC_NOT_EXTRACTABLE, "the narrowed key cannot be exported");
 	destroy(f, h);
-	a = bk_attrs(0, 0, 0, HSM_KEYF_EXTRACTABLE | HSM_KEYF_SENSITIVE, 0,
+	a = key_attrs(0, 0, 0, HSM_KEYF_EXTRACTABLE | HSM_KEYF_SENSITIVE, 0,
 		     NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			keys[2].blob, keys[2].bloblen, &h),
@@ -579,19 +562,19 @@ void test_bkattr(const struct hsm_fw_config *base)
 	 * restored must not leave.
 	 */
 	bk_rand(aes, sizeof(aes));
-	r = bk_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT, HSM_KEYF_SENSITIVE,
+	r = key_attrs(HSM_KEY_AES, 256, HSM_USE_ENCRYPT, HSM_KEYF_SENSITIVE,
 		     HSM_KEY_STATE_ACTIVE, "forged");
 	r.version = htole32(7);
 	r.created = htole64(1000);
 	r.activated = htole64(2000);
 	n = bk_payload(pt, &r, BK_ATTRS, aes, sizeof(aes));
 	check(ossl_kwp(true, pt, n, blob, &len), "OpenSSL wraps a payload");
-	a = bk_attrs(0, 0, 0, HSM_KEYF_EXTRACTABLE | HSM_KEYF_SENSITIVE, 0,
+	a = key_attrs(0, 0, 0, HSM_KEYF_EXTRACTABLE | HSM_KEYF_SENSITIVE, 0,
 		     NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a, blob,
 			len, &h),
 		 HSM_SC_USE_DENIED, "EXTRACTABLE asked, the blob says no");
-	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	a = key_attrs(0, 0, 0, 0, 0, NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a, blob,
 			len, &h),
 		 HSM_SC_SUCCESS, "the OpenSSL-made blob unwraps");
@@ -603,7 +586,7 @@ void test_bkattr(const struct hsm_fw_config *base)
 	/* malformed payloads that do unwrap */
 	n = bk_payload(pt, &r, BK_ATTRS + 8, aes, sizeof(aes));
 	ossl_kwp(true, pt, n, blob, &len);
-	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	a = key_attrs(0, 0, 0, 0, 0, NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a, blob,
 			len, &h),
 		 HSM_SC_INVALID_FIELD, "attrs_len %zu (not sizeof)", BK_ATTRS + 8);
@@ -636,12 +619,12 @@ void test_bkattr(const struct hsm_fw_config *base)
 	bk_family(f, kek);
 
 	/* a persistent restore survives a restart, state and all */
-	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	a = key_attrs(0, 0, 0, 0, 0, NULL);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			keys[0].blob, keys[0].bloblen, &h),
 		 HSM_SC_SUCCESS, "restore persistent bk-aes again");
 	/* the new key goes to the KEK's partition, whatever the blob says */
-	a = bk_attrs(0, 0, 0, 0, 0, NULL);
+	a = key_attrs(0, 0, 0, 0, 0, NULL);
 	a.partition = htole32(HSM_KERNEL_PARTITION);
 	check_st(bk_put(f, HSM_ADM_KEY_UNWRAP, kek, HSM_WRAP_F_ATTRS, &a,
 			keys[2].blob, keys[2].bloblen, &hx),

@@ -75,17 +75,10 @@ static struct hsm_key_attrs lf_attrs(uint16_t type, uint16_t bits,
 				     uint32_t uses, uint32_t flags,
 				     uint16_t state, const char *label)
 {
-	struct hsm_key_attrs a;
+	struct hsm_key_attrs a = key_attrs(type, bits, uses, flags, state,
+					   label);
 
-	memset(&a, 0, sizeof(a));
-	a.type = htole16(type);
-	a.bits = htole16(bits);
-	a.uses = htole32(uses);
-	a.flags = htole32(flags);
-	a.state = htole16(state);
-	if (label)
-		snprintf(a.label, sizeof(a.label), "%s", label);
-	else
+	if (!label)
 		snprintf(a.label, sizeof(a.label), "life-%u", ++lf_serial);
 	return a;
 }
