@@ -385,6 +385,8 @@ void hsm_buf_sqe_dst(const struct hsm_buf *b, struct hsm_sqe *sqe);
 /* hsmcard_main.c */
 void hsm_dev_put(struct hsm_dev *hdev);
 unsigned int hsm_cmd_timeout_ms(void);
+/* the least time a key generation (or rotation) command is given */
+#define HSM_KEYGEN_TIMEOUT_MS	300000U
 void hsm_schedule_reset(struct hsm_dev *hdev, const char *why);
 void hsm_ctrl_halt(struct hsm_dev *hdev, u16 status);
 enum hsmcard_state hsm_dev_state(struct hsm_dev *hdev);

@@ -412,7 +412,8 @@ static void hsm_sync_done(struct hsm_queue *q, void *ctx, u16 status,
  *
  * Waits at most the command timeout for the card (for internal callers at
  * least the controller's CAP.TO, so that a short fault-injection timeout
- * cannot prevent recovery).  When the card
+ * cannot prevent recovery; for key generation at least
+ * %HSM_KEYGEN_TIMEOUT_MS).  When the card
  * does not answer, the controller is reset and the command is failed with
  * -ETIMEDOUT once the reset has dropped it, so that buffers the command
  * references are never freed while the card may still use them.  Ordinary
@@ -433,6 +434,14 @@ int hsm_submit_sync(struct hsm_queue *q, struct hsm_sqe *sqe, u64 *result,
 	/* Bring-up never gets less time than the controller may take. */
 	if (internal)
 		timeout_ms = max(timeout_ms, hdev->ctrl_to_ms);
+	/*
+	 * Generating a key searches for primes: an RSA-4096 key takes from
+	 * under a second to tens of seconds on a busy card, a time with no
+	 * useful bound.  A hung card is still found, later.
+	 */
+	if (q == &hdev->adminq && (sqe->opcode == HSM_ADM_KEY_GENERATE ||
+				   sqe->opcode == HSM_ADM_KEY_ROTATE))
+		timeout_ms = max(timeout_ms, HSM_KEYGEN_TIMEOUT_MS);
 	timeout = msecs_to_jiffies(timeout_ms);
 	unsigned long deadline;
 	struct hsm_sync_ctx s;
