@@ -182,6 +182,8 @@ struct hsm_fw {
 	/* key store: slots[] and nr_keys are protected by ks_lock */
 	pthread_rwlock_t ks_lock;
 	struct hsm_key **slots;
+	/* the tag of the handle each slot last held: the next one differs */
+	uint32_t *slot_tags;
 	unsigned int nr_keys;
 	unsigned int next_slot;		/* allocation hint */
 	/* label index (hsm_fw_keys.c), protected by ks_lock */

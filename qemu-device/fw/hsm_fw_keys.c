@@ -404,13 +404,15 @@ static void hsm_key_unindex(struct hsm_fw *fw, struct hsm_key *k)
 int hsm_fw_keys_init(struct hsm_fw *fw)
 {
 	fw->slots = calloc(fw->cfg.max_keys, sizeof(*fw->slots));
-	if (!fw->slots)
-		return -1;
-	if (RAND_bytes((unsigned char *)fw->lbl_seed,
+	fw->slot_tags = calloc(fw->cfg.max_keys, sizeof(*fw->slot_tags));
+	if (!fw->slots || !fw->slot_tags ||
+	    RAND_bytes((unsigned char *)fw->lbl_seed,
 		       sizeof(fw->lbl_seed)) != 1 ||
 	    pthread_rwlock_init(&fw->ks_lock, NULL)) {
 		free(fw->slots);
+		free(fw->slot_tags);
 		fw->slots = NULL;
+		fw->slot_tags = NULL;
 		return -1;
 	}
 	return 0;
@@ -501,6 +503,8 @@ void hsm_fw_keys_fini(struct hsm_fw *fw)
 	pthread_rwlock_destroy(&fw->ks_lock);
 	free(fw->slots);
 	fw->slots = NULL;
+	free(fw->slot_tags);
+	fw->slot_tags = NULL;
 	free(fw->lbl_tab);
 	fw->lbl_tab = NULL;
 	fw->lbl_size = 0;
@@ -660,6 +664,9 @@ static uint16_t hsm_key_insert(struct hsm_fw *fw, struct hsm_key *k,
 		slot = (fw->next_slot + i) % fw->cfg.max_keys;
 		if (fw->slots[slot])
 			continue;
+		/* a stale handle to the slot's last key must not name @k */
+		if (tag == fw->slot_tags[slot])
+			tag = tag == UINT32_MAX ? 1 : tag + 1;
 		k->handle = ((uint64_t)tag << 32) |
 			    ((uint64_t)k->partition << 24) | slot;
 		if (hsm_label_add(fw, k, false)) {
@@ -673,6 +680,7 @@ static uint16_t hsm_key_insert(struct hsm_fw *fw, struct hsm_key *k,
 		}
 		k->refcnt = 1;
 		fw->slots[slot] = k;
+		fw->slot_tags[slot] = tag;
 		fw->nr_keys++;
 		fw->next_slot = slot + 1;
 		if (old)
@@ -709,6 +717,7 @@ int hsm_key_insert_at(struct hsm_fw *fw, struct hsm_key *k, bool renumber)
 	} else {
 		k->refcnt = 1;
 		fw->slots[slot] = k;
+		fw->slot_tags[slot] = HSM_HANDLE_TAG(k->handle);
 		fw->nr_keys++;
 		ret = 0;
 	}
