@@ -3452,6 +3452,7 @@ static void *hc_worker(void *arg)
 static void test_hash_concurrency(void)
 {
 	struct timespec ts = { 0, 80 * 1000 * 1000 };
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
 	pthread_t th[HC_THREADS];
 	unsigned int i;
 
@@ -3464,6 +3465,10 @@ static void test_hash_concurrency(void)
 	hsm_fw_tamper(hc_fw);
 	__atomic_store_n(&hc_tampered, 1, __ATOMIC_RELEASE);
 	nanosleep(&ts, NULL);
+	/* a loaded machine may not have run a worker since: up to 10 s */
+	for (i = 0; i < 1000 && !__atomic_load_n(&hc_after, __ATOMIC_ACQUIRE);
+	     i++)
+		nanosleep(&tick, NULL);
 	__atomic_store_n(&hc_stop, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < HC_THREADS; i++)
 		pthread_join(th[i], NULL);
