@@ -2,16 +2,18 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # What `make check` runs: host unit tests, then QEMU with the card, the module
-# for each kernel, the guest tests and the VM runs on Debian's 6.1 and 6.12
-# (KERNELS="6.1 6.12"), then the card's crash-consistency test (QEMU killed
-# while it creates keys, selftests/vm/crash-keys.sh) and the attacks on the
-# key store and audit log files (selftests/vm/store-attack.sh), both taking
-# the kernels in turn from one boot to the next, and for each release
-# kernel the tamper test
-# (selftests/vm/tamper-io.sh) and the two-card backup/restore with the
-# guest memory scan (selftests/vm/backup-restore.sh).  `make check-debug`
-# passes KERNELS="6.1 6.12 6.12-debug": the debug kernel is then built (or
-# taken from the cache) after QEMU and the suite runs on it too.
+# for each kernel, the guest tests, the VM runs on Debian's 6.1 and 6.12
+# (KERNELS="6.1 6.12") and for each release kernel the tamper test
+# (selftests/vm/tamper-io.sh), one 2-vCPU guest at a time; then, in one lane
+# per core (HSMCARD_CHECK_JOBS) with one vCPU per guest, the card's
+# crash-consistency test (QEMU killed while it creates keys,
+# selftests/vm/crash-keys.sh) and the attacks on the key store and audit log
+# files (selftests/vm/store-attack.sh), both taking the release kernels in
+# turn from one boot to the next, and for each release kernel the two-card
+# backup/restore with the guest memory scan (selftests/vm/backup-restore.sh).
+# `make check-debug` passes KERNELS="6.1 6.12 6.12-debug": the debug kernel
+# is then built (or taken from the cache) after QEMU and the suite runs on
+# it too.
 # Prints a summary and, as the very last line, "N passed, N failed" (host and
 # guest test counts; a stage that cannot run, a kernel-log problem or a
 # crashed or hung guest counts as a failure).  Exits non-zero on any failure.
@@ -28,6 +30,12 @@ for k in $KERNELS; do
 	case $k in *-debug) ;; *) HOST_KERNELS="$HOST_KERNELS $k" ;; esac
 done
 HOST_KERNELS=${HOST_KERNELS# }
+# lanes of host-driven scripts at once, one 1-vCPU guest each: one per core
+JOBS=${HSMCARD_CHECK_JOBS:-$(nproc)}
+case $JOBS in
+''|*[!0-9]*|0) JOBS=1 ;;
+esac
+lane_counts=
 export TOP BUILD
 
 pass=0
@@ -39,8 +47,13 @@ stage() {
 	echo "==== $* ($(date -u +%H:%M:%S))"
 }
 
-# note NAME PASS FAIL: add a stage's counts to the totals
+# note NAME PASS FAIL: add a stage's counts to the totals (in a lane: to
+# the lane's file, which the main shell reads when the lanes are done)
 note() {
+	if [ -n "$lane_counts" ]; then
+		printf '%s\t%d\t%d\n' "$1" "$2" "$3" >>"$lane_counts"
+		return
+	fi
 	pass=$((pass + $2))
 	fail=$((fail + $3))
 	report="$report$(printf '  %-24s %5d passed, %d failed' "$1" "$2" "$3")"$'\n'
@@ -73,10 +86,44 @@ run_counted() {
 	note "$name" "$p" "$f"
 }
 
+# lane N JOB...: run the jobs one after the other (in the background);
+# a job is "crash", "store" (on all release kernels in turn) or "backup:K".
+# The counts go to $BUILD/.lane-N.counts.
+lane() {
+	local job
+
+	lane_counts=$BUILD/.lane-$1.counts
+	: >"$lane_counts"
+	shift
+	for job in "$@"; do
+		case $job in
+		crash)
+			stage "card crash consistency on $HOST_KERNELS (selftests/vm/crash-keys.sh)"
+			run_counted "crash consistency" "$BUILD/check-crash.log" \
+				"$TOP/selftests/vm/crash-keys.sh" --rounds 2 \
+				--kernel "$HOST_KERNELS"
+			;;
+		store)
+			stage "key store and audit log attacks on $HOST_KERNELS (selftests/vm/store-attack.sh)"
+			run_counted "store attacks" "$BUILD/check-store.log" \
+				"$TOP/selftests/vm/store-attack.sh" \
+				--kernel "$HOST_KERNELS"
+			;;
+		backup:*)
+			stage "backup, two-card restore, memory scan on ${job#*:} (selftests/vm/backup-restore.sh)"
+			run_counted "backup/restore ${job#*:}" \
+				"$BUILD/check-backup-${job#*:}.log" \
+				"$TOP/selftests/vm/backup-restore.sh" --kernel "${job#*:}"
+			;;
+		esac
+	done
+}
+
 # One compound command, parsed whole before it runs (safe to edit meanwhile).
 {
 mkdir -p "$BUILD" || exit 2
 cd "$TOP" || exit 2
+rm -f "$BUILD"/.lane-*.counts
 start=$(date +%s)
 
 stage "host unit tests (make check-host)"
@@ -106,38 +153,54 @@ stage "guest tests"
 make -C "$TOP/selftests/vm" TOP="$TOP" BUILD="$BUILD" || note "selftest build" 0 1
 
 if [ $qemu_ok -eq 0 ]; then
+	# The guest suites and the tamper test, whose subject is the driver
+	# under concurrency, boot 2-vCPU guests one at a time: two
+	# multi-threaded TCG guests sharing two cores run several times slower
+	# than one after the other (measured 3-4x per guest).
 	stage "VM tests on $KERNELS"
 	run_counted "vm" "$BUILD/check-vm.log" \
 		"$TOP/selftests/vm/run-vm.sh" --kernels "$KERNELS"
-
-	# The host-driven scripts run on every release kernel: the crash
-	# test and the file attacks (whose subject is the card's files, the
-	# kernel only reading the result) take the kernels in turn from one
-	# boot to the next, so a key store written under one kernel is
-	# checked under the other; tamper and backup run once per kernel.
-	if [ -n "$HOST_KERNELS" ]; then
-		stage "card crash consistency (selftests/vm/crash-keys.sh)"
-		run_counted "crash consistency" "$BUILD/check-crash.log" \
-			"$TOP/selftests/vm/crash-keys.sh" --rounds 2 \
-			--kernel "$HOST_KERNELS"
-
-		stage "key store and audit log attacks (selftests/vm/store-attack.sh)"
-		run_counted "store attacks" "$BUILD/check-store.log" \
-			"$TOP/selftests/vm/store-attack.sh" \
-			--kernel "$HOST_KERNELS"
-	else
-		echo "run-all: no release kernel in KERNELS: the host-driven scripts do not run"
-	fi
-
 	for k in $HOST_KERNELS; do
 		stage "tamper under load on $k (selftests/vm/tamper-io.sh)"
 		run_counted "tamper $k" "$BUILD/check-tamper-$k.log" \
 			"$TOP/selftests/vm/tamper-io.sh" --kernel "$k"
-
-		stage "backup, two-card restore, memory scan on $k (selftests/vm/backup-restore.sh)"
-		run_counted "backup/restore $k" "$BUILD/check-backup-$k.log" \
-			"$TOP/selftests/vm/backup-restore.sh" --kernel "$k"
 	done
+
+	# The scripts about the card's files (the crash test and the file
+	# attacks, which take the release kernels in turn from one boot to
+	# the next, so a key store written under one kernel is checked under
+	# the other) and the two-card backup/restore run in $JOBS lanes at
+	# once, each guest with one vCPU (one core each).  Each lane's output
+	# is prefixed with its number; the stage logs hold it unprefixed.
+	if [ -n "$HOST_KERNELS" ]; then
+		jobs=(crash store)
+		for k in $HOST_KERNELS; do
+			jobs+=("backup:$k")
+		done
+		[ "$JOBS" -le 1 ] || export HSMVM_SMP=1
+		for ((i = 0; i < JOBS && i < ${#jobs[@]}; i++)); do
+			mine=()
+			for ((j = i; j < ${#jobs[@]}; j += JOBS)); do
+				mine+=("${jobs[j]}")
+			done
+			lane "$i" "${mine[@]}" 2>&1 | sed -u "s/^/[lane $i] /" &
+		done
+		lanes=$i
+		wait
+		unset HSMVM_SMP
+		# the lanes' counts, in lane order
+		for ((i = 0; i < lanes; i++)); do
+			if [ ! -s "$BUILD/.lane-$i.counts" ]; then
+				note "lane $i" 0 1
+				continue
+			fi
+			while IFS=$'\t' read -r name p f; do
+				note "$name" "$p" "$f"
+			done <"$BUILD/.lane-$i.counts"
+		done
+	else
+		echo "run-all: no release kernel in KERNELS: the host-driven scripts do not run"
+	fi
 else
 	echo "run-all: no QEMU, VM tests not run"
 fi

@@ -40,7 +40,11 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-dir=$BUILD/backup
+case $KERNEL in
+''|*[/[:space:]]*) echo "$0: --kernel takes one kernel, e.g. 6.12" >&2; exit 2 ;;
+esac
+# One directory per kernel: runs on two kernels may overlap (make check).
+dir=$BUILD/backup-$KERNEL
 sock=$dir/qmp.sock
 dump=$dir/guest.dump
 out=$dir/guest.out
@@ -51,6 +55,7 @@ if ! "$BUILD/selftests/hsm-memscan" gen "$dir/mem"; then
 	exit 2
 fi
 
+HSMVM_WORKDIR=$dir \
 HSMVM_QEMU_ARGS="-qmp unix:$sock,server=on,wait=off -device hsmcard,id=hsm1,keystore=$dir/card1.keystore" \
 	"$TOP/selftests/vm/run-vm.sh" --kernels "$KERNEL" --timeout 900 \
 	--run selftests/vm/backup/guest.sh >"$out" 2>&1 &

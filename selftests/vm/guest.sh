@@ -8,6 +8,8 @@
 #   hsmvm.build=DIR    build directory (selftests/, kmod-<kver>/)
 #   hsmvm.mode=M       test | shell | demo | run
 #   hsmvm.script=PATH  script to run in run mode
+#   hsmvm.workdir=DIR  the host script's directory for this run (run mode:
+#                      exported to SCRIPT as HSMCARD_WORKDIR)
 #   hsmvm.tests=LIST   comma-separated test names, or "all"
 #   hsmvm.timeout=S    per-test-binary timeout in seconds
 #   hsmvm.moddir=DIR   /lib/modules/<kver> of a kernel that has none on the
@@ -25,6 +27,7 @@ SCRIPT=
 TESTS=all
 TIMEOUT=900
 MODDIR=
+WORKDIR=
 read -r cmdline </proc/cmdline
 for arg in $cmdline; do
 	case "$arg" in
@@ -35,11 +38,13 @@ for arg in $cmdline; do
 	hsmvm.tests=*) TESTS="${arg#*=}" ;;
 	hsmvm.timeout=*) TIMEOUT="${arg#*=}" ;;
 	hsmvm.moddir=*) MODDIR="${arg#*=}" ;;
+	hsmvm.workdir=*) WORKDIR="${arg#*=}" ;;
 	esac
 done
 KVER=$(uname -r)
 KO="$BUILD/kmod-$KVER/hsmcard.ko"
 export HSMCARD_TOP="$TOP" HSMCARD_BUILD="$BUILD" HSMCARD_KO="$KO"
+export HSMCARD_WORKDIR="$WORKDIR"
 export PATH="$BUILD/tools:$BUILD/selftests:$PATH"
 hostname hsmvm 2>/dev/null
 

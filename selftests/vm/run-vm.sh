@@ -21,7 +21,7 @@ QEMU=${QEMU:-}
 NO_CARD=${HSMVM_NO_CARD:-0}
 EXTRA_ARGS=${HSMVM_QEMU_ARGS:-}
 MEM=2G
-SMP=2
+SMP=${HSMVM_SMP:-2}
 # The debug kernel under TCG is several times slower than Debian's.
 DEBUG_SLOWDOWN=${HSMVM_DEBUG_SLOWDOWN:-4}
 
@@ -56,7 +56,10 @@ Environment: BUILD (default \$TOP/build), QEMU (QEMU binary; default:
 qemu-device/build-qemu.sh --print-path), HSMVM_QEMU_ARGS (extra QEMU
 arguments, split at white space), HSMVM_LOG_ALLOW (extended regex of
 kernel-log lines that do not fail the run), HSMVM_KEYSTORE (the card's
-key store file, kept across runs; default: a fresh one per boot).
+key store file, kept across runs; default: a fresh one per boot),
+HSMVM_WORKDIR (a directory that a --run script finds in HSMCARD_WORKDIR),
+HSMVM_SMP (vCPUs per guest, default 2; make check boots the scripts about
+the card's files with 1, two guests at a time).
 
 Logs: \$BUILD/vm-<kver>.log (serial console: kernel log and test output),
 \$BUILD/vm-<kver>.results (TAP output and dmesg as seen by the harness).
@@ -87,8 +90,8 @@ while [ $# -gt 0 ]; do
 	shift
 done
 TESTS=${TESTS// /,}
-case "$TIMEOUT$TEST_TIMEOUT" in
-*[!0-9]*) die "timeouts must be whole seconds" ;;
+case "$TIMEOUT$TEST_TIMEOUT$SMP" in
+*[!0-9]*) die "timeouts and HSMVM_SMP must be whole numbers" ;;
 esac
 if [ "$MODE" = run ]; then
 	case "$SCRIPT" in
@@ -97,7 +100,7 @@ if [ "$MODE" = run ]; then
 	esac
 	[ -x "$SCRIPT" ] || die "--run: $SCRIPT is not an executable file"
 fi
-case "$TOP$BUILD$TESTS$SCRIPT" in
+case "$TOP$BUILD$TESTS$SCRIPT${HSMVM_WORKDIR:-}" in
 *[[:space:]]*) die "paths and test names must not contain white space" ;;
 esac
 # The guest sees the host's root, but with its own tmpfs on these.
@@ -469,6 +472,7 @@ for spec in $KERNELS; do
 	append="$append hsmvm.top=$TOP hsmvm.build=$BUILD hsmvm.mode=$MODE"
 	append="$append hsmvm.tests=${TESTS:-all} hsmvm.timeout=$ttimeout"
 	[ "$MODE" = run ] && append="$append hsmvm.script=$SCRIPT"
+	[ -z "${HSMVM_WORKDIR:-}" ] || append="$append hsmvm.workdir=$HSMVM_WORKDIR"
 	[ "$MODE" = test ] || append="$append quiet"
 	if [ -n "$kdebug" ]; then
 		# The debug kernel: its /lib/modules (modules.builtin, for

@@ -29,7 +29,11 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-dir=$BUILD/tamper
+case $KERNEL in
+''|*[/[:space:]]*) echo "$0: --kernel takes one kernel, e.g. 6.12" >&2; exit 2 ;;
+esac
+# One directory per kernel: runs on two kernels may overlap (make check).
+dir=$BUILD/tamper-$KERNEL
 sock=$dir/qmp.sock
 rm -rf "$dir"
 mkdir -p "$dir" || exit 2

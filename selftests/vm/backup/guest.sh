@@ -17,9 +17,10 @@
 #    dropped) gives a non-extractable key; a version 1 file (plain blobs,
 #    unauthenticated attributes) still restores, with a warning.
 # 2. Memory scan: the keys the host made (only the KEK and RFC 5649 blobs
-#    are in $HSMCARD_BUILD/backup/mem/guest) are unwrapped into card 0 and
+#    are in $HSMCARD_WORKDIR/mem/guest) are unwrapped into card 0 and
 #    used; a process holds the positive-control marker; the guest prints
-#    DUMP-NOW and waits for the host's dump ($HSMCARD_BUILD/backup/dump.done).
+#    DUMP-NOW and waits for the host's dump ($HSMCARD_WORKDIR/dump.done).
+#    HSMCARD_WORKDIR is backup-restore.sh's directory for this kernel.
 #
 # Prints TAP lines and "backup: N passed, N failed".
 
@@ -27,7 +28,7 @@ set -u
 BUILD=${HSMCARD_BUILD:?}
 HSMCTL=$BUILD/tools/hsmctl
 MEMSCAN=$BUILD/selftests/hsm-memscan
-DIR=$BUILD/backup
+DIR=${HSMCARD_WORKDIR:?}
 C0=/dev/hsmcard0
 C1=/dev/hsmcard1
 n=0
