@@ -5,6 +5,8 @@
 #
 #   qemu-device/build-qemu.sh               build if needed, print the binary
 #   qemu-device/build-qemu.sh --print-path  print the binary path, build nothing
+#   qemu-device/build-qemu.sh --print-deps  print the Debian packages the
+#                                           build needs
 #
 # The binary is installed as $HSMCARD_CACHE/qemu-<hash>/qemu-system-x86_64,
 # where <hash> covers every file that goes into the device.  When it exists
@@ -25,7 +27,7 @@ BUILDDIR="$SRCDIR/build-hsmcard"
 KEEP_BINARIES=4
 
 usage() {
-	echo "usage: $0 [--print-path]" >&2
+	echo "usage: $0 [--print-path | --print-deps]" >&2
 	exit 2
 }
 
@@ -237,6 +239,11 @@ main() {
 	case "${1:-}" in
 	"") ;;
 	--print-path) print_only=1 ;;
+	--print-deps)
+		# shellcheck disable=SC2086 # one line, one word per package
+		echo $PKGS
+		exit 0
+		;;
 	-h | --help) usage ;;
 	*) usage ;;
 	esac

@@ -7,6 +7,9 @@
 # kernel of selftests/vm/debug-kernel/, whose build needs bc, flex, bison,
 # libelf-dev, libssl-dev and cpio), what QEMU's build needs and
 # what the guest tests run (the guest uses the host's root file system).
+# When QEMU with the card is not built yet, QEMU's build dependencies are
+# installed first and QEMU is built (qemu-device/build-qemu.sh) in the
+# background while the rest installs.
 # Does nothing when everything is installed already.  Run as root.
 
 set -euo pipefail
@@ -51,5 +54,44 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
 fi
 apt-get update -q
-[ ${#missing[@]} -eq 0 ] ||
-	apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# QEMU's build dependencies first: QEMU (about six minutes on two cores)
+# then builds in the background while the kernels and the rest install.
+# build-qemu.sh's lock makes a `make qemu` that comes meanwhile wait for it.
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BQ=$TOP/qemu-device/build-qemu.sh
+read -r -a qemu_deps <<<"$("$BQ" --print-deps)"
+first=()
+rest=()
+for p in "${qemu_deps[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		grep -q 'install ok installed' || first+=("$p")
+done
+for p in "${missing[@]}"; do
+	case " ${qemu_deps[*]} " in
+	*" $p "*) ;;
+	*) rest+=("$p") ;;
+	esac
+done
+[ ${#first[@]} -eq 0 ] ||
+	apt-get install -y -q --no-install-recommends "${first[@]}"
+qpid=
+if [ ! -x "$("$BQ" --print-path)" ]; then
+	qlog=${BUILD:-$TOP/build}/qemu-build.log
+	mkdir -p "$(dirname "$qlog")"
+	echo "install-deps: building QEMU in the background (log: $qlog)"
+	"$BQ" >"$qlog" 2>&1 &
+	qpid=$!
+fi
+rc=0
+[ ${#rest[@]} -eq 0 ] ||
+	apt-get install -y -q --no-install-recommends "${rest[@]}" || rc=$?
+if [ -n "$qpid" ]; then
+	if wait "$qpid"; then
+		echo "install-deps: $(tail -n1 "$qlog")"
+	else
+		echo "install-deps: the QEMU build failed (make qemu tries again):" >&2
+		tail -n 20 "$qlog" >&2
+	fi
+fi
+exit $rc
