@@ -233,8 +233,8 @@ struct hsm_fw;
  * @serial:        serial number reported by IDENTIFY (copied)
  * @keystore_path: backing file of the persistent key store, or NULL (no
  *                 persistent keys, audit log in memory); "<path>.mk" holds
- *                 its master key and store generation counter,
- *                 "<path>.audit" the audit log
+ *                 its master key, "<path>.gen" the store generation
+ *                 counter, "<path>.audit" the audit log
  * @max_ioq:       I/O queue pairs the card offers (1..HSM_MAX_IOQ)
  * @max_qsize:     entries per queue (HSM_MIN_QSIZE..HSM_MAX_QSIZE)
  * @max_keys:      key store capacity

@@ -200,15 +200,16 @@ struct hsm_fw {
 	/* persistent store (hsm_fw_store.c); store_lock orders file writes */
 	char *ks_path;
 	char *mk_path;
+	char *gen_path;
 	uint8_t mk[32];
 	pthread_mutex_t store_lock;
 	/*
 	 * Store generations (under store_lock): ks_gen is the generation of
-	 * the store file on disk, mk_gen the counter the master key file
-	 * holds; ks_gen is mk_gen or mk_gen + 1 (hsm_fw_store.c).
+	 * the store file on disk, gen_ctr the counter the counter file
+	 * holds; ks_gen is gen_ctr or gen_ctr + 1 (hsm_fw_store.c).
 	 */
 	uint64_t ks_gen;
-	uint64_t mk_gen;
+	uint64_t gen_ctr;
 
 	/*
 	 * Keys that never leave the card: token_key authenticates key tokens

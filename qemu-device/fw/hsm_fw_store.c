@@ -4,9 +4,12 @@
  *
  * Keys with HSM_KEYF_PERSISTENT live in the file named by keystore_path,
  * sealed with AES-256-GCM under a 256-bit master key kept in the sidecar
- * file "<keystore_path>.mk" (created with mode 0600 on first use).  The
- * sidecar models storage inside the card's security boundary (battery
- * backed SRAM, fuses): it also holds the store generation counter.
+ * file "<keystore_path>.mk" (created with mode 0600 on first use), and the
+ * store generation counter lives in "<keystore_path>.gen".  Both sidecars
+ * model storage inside the card's security boundary (battery backed SRAM,
+ * fuses).  The master key file is written once per master key (first
+ * use, CARD_INIT, the first start after tamper), never by a store save, so
+ * the host file system holds no stale copies of it from routine writes.
  *
  * File layout (all integers little endian):
  *   0  "HSMKSTOR"          magic
@@ -54,26 +57,45 @@
  * another master key fails the tag check or the parser and is refused as a
  * whole: the card does not start rather than start with part of its keys.
  *
- * Rollback: the master key file (88 bytes, little endian):
- *   0  "HSMKMKEY" magic,  8  le32 version (1),  12  le32 0,
- *  16  master key[32],  48  le64 counter,  56  SHA-256 of bytes 0..55.
- * A store write of generation g + 1 (g the counter) goes first, then the
- * master key file with counter g + 1, written the same atomic way.  At
- * start the store's generation must equal the counter, or be one more (a
- * crash between the two writes: accepted, and the counter advanced).  A
- * lower generation is an older copy of the store and a higher one a store
- * the counter never saw; both are refused.  A 32-byte master key file (the
- * format before the counter) has counter 0 and a store before version 6
- * generation 0; both are rewritten at the next save.  A master key file of
- * any other size, or whose check value or magic is wrong, is refused: the
- * atomic rename never leaves a torn one.  Should the master key file's
- * write fail after the store's, the next save writes it first, so the
- * store never gets two generations ahead.  CARD_INIT keeps counting with
- * the new master key; tamper destroys the file, and the master key made
- * after it starts again at 0 (a store sealed under the old master key
- * fails the tag check, whatever its generation).  Rolling back the master
- * key file with the store is outside the threat model: it lies inside the
- * boundary, and whoever can write it holds the master key.
+ * The master key file (80 bytes, little endian):
+ *   0  "HSMKMKEY" magic,  8  le32 version (2),  12  le32 0,
+ *  16  master key[32],  48  SHA-256 of bytes 0..47 (a check value).
+ * Older master key files still load: the bare 32-byte key (no counter)
+ * and version 1 (88 bytes: the key at 16, le64 counter at 48, SHA-256 of
+ * bytes 0..55 at 56).  Their counter (0 for the bare key) seeds the
+ * counter file when that is missing; once the counter file is durable the
+ * master key file is rewritten as version 2, that once.
+ *
+ * Rollback: the counter file (56 bytes, little endian):
+ *   0  "HSMKGEN1" magic,  8  le32 version (1),  12  le32 0,
+ *  16  le64 counter,  24  HMAC-SHA-256 of bytes 0..23 under
+ *      HMAC-SHA-256(master key, "hsmcard store generation key v1").
+ * The MAC refuses an edited or forged counter and binds the counter to
+ * this master key.  A store write of generation g + 1 (g the counter)
+ * goes first, then the counter file with g + 1, written the same atomic
+ * way.  At start the store's generation must equal the counter, or be one
+ * more (a crash between the two writes: accepted, and the counter
+ * advanced).  A lower generation is an older copy of the store and a
+ * higher one a store the counter never saw; both are refused, and so is a
+ * counter file of the wrong size, magic, version or MAC.  A store before
+ * version 6 has generation 0 and is rewritten at the next save.  Should
+ * the counter's write fail after the store's, the next save writes it
+ * first, so the store never gets two generations ahead.
+ *
+ * A counter file exists whenever a store does: first use writes the
+ * master key, then the counter at 0, then the store; so a missing counter
+ * file is accepted (as 0) only when the store is missing too (a crash
+ * during first use or CARD_INIT) or the master key file is of an older
+ * version (which holds the counter); with a store and a version 2 master
+ * key it is refused.  On first use (no master key and no store) a counter
+ * file left from an earlier life is replaced.  CARD_INIT shreds the store
+ * and the counter file (its MAC is under the old key), writes the new
+ * master key, then the counter where it was, MACed under the new key;
+ * tamper shreds the master key file, the store and the counter file, and
+ * the master key made after it starts again at 0 (a store sealed under
+ * the old master key fails the tag check, whatever its generation).
+ * Rolling back the counter file with the store is outside the threat
+ * model: it lies inside the boundary.
  *
  * Copyright (C) 2026 The hsmcard authors
  */
@@ -110,9 +132,17 @@
 _Static_assert(HSM_KS_ATTRS_V4 == 128, "version 4 key record");
 
 #define HSM_MK_MAGIC		"HSMKMKEY"
-#define HSM_MK_VERSION		1
+#define HSM_MK_VERSION		2
+#define HSM_MK_VERSION_V1	1	/* with the counter */
 #define HSM_MK_LEGACY		32	/* the bare master key, no counter */
-#define HSM_MK_FILE		88
+#define HSM_MK_FILE_V1		88
+#define HSM_MK_FILE		80
+#define HSM_GEN_MAGIC		"HSMKGEN1"
+#define HSM_GEN_VERSION		1
+#define HSM_GEN_BODY		24	/* the bytes the MAC covers */
+#define HSM_GEN_FILE		56
+
+static const char hsm_gen_label[] = "hsmcard store generation key v1";
 
 static char *hsm_strcat(const char *a, const char *b)
 {
@@ -205,7 +235,7 @@ static int hsm_write_file(const char *path, const void *buf, size_t len)
 	}
 	/*
 	 * The rename is durable only once the directory is: the store's
-	 * rename must be on disk before the master key file's counter moves.
+	 * rename must be on disk before the counter file moves.
 	 */
 	dirc = strdup(path);
 	if (!dirc)
@@ -245,60 +275,112 @@ static void hsm_shred(const char *path)
 	unlink(path);
 }
 
-/* ---- the master key file and its counter ---- */
+/* ---- the master key file ---- */
 
-static int hsm_mk_check(const uint8_t *file, uint8_t *md)
-{
-	return EVP_Digest(file, HSM_MK_FILE - 32, md, NULL, EVP_sha256(),
-			  NULL) ? 0 : -1;
-}
-
-/* Write fw->mk with counter @gen to the master key file, atomically. */
-static int hsm_mk_write(struct hsm_fw *fw, uint64_t gen)
+/* Write fw->mk to the master key file (version 2), atomically. */
+static int hsm_mk_write(struct hsm_fw *fw)
 {
 	uint8_t file[HSM_MK_FILE] = { 0 };
-	uint64_t le64 = htole64(gen);
 	uint32_t le = htole32(HSM_MK_VERSION);
 	int ret = -1;
 
 	memcpy(file, HSM_MK_MAGIC, 8);
 	memcpy(file + 8, &le, 4);
 	memcpy(file + 16, fw->mk, sizeof(fw->mk));
-	memcpy(file + 48, &le64, 8);
-	if (!hsm_mk_check(file, file + 56) &&
-	    !hsm_write_file(fw->mk_path, file, sizeof(file))) {
-		fw->mk_gen = gen;
+	if (EVP_Digest(file, 48, file + 48, NULL, EVP_sha256(), NULL) &&
+	    !hsm_write_file(fw->mk_path, file, sizeof(file)))
 		ret = 0;
-	}
 	OPENSSL_cleanse(file, sizeof(file));
 	return ret;
 }
 
-/* Parse a master key file into fw->mk and fw->mk_gen. */
-static int hsm_mk_parse(struct hsm_fw *fw, const uint8_t *file, size_t len)
+/*
+ * Parse a master key file into fw->mk.  *@old is set for the formats
+ * before version 2, with the counter they hold in *@ctr (0 for the bare
+ * key).
+ */
+static int hsm_mk_parse(struct hsm_fw *fw, const uint8_t *file, size_t len,
+			bool *old, uint64_t *ctr)
 {
+	size_t body = len == HSM_MK_FILE_V1 ? 56 : 48;
+	uint32_t ver, rsvd;
 	uint8_t md[32];
 	uint64_t le64;
-	uint32_t ver, rsvd;
+	int bad;
 
+	*old = len != HSM_MK_FILE;
+	*ctr = 0;
 	if (len == HSM_MK_LEGACY) {
 		memcpy(fw->mk, file, sizeof(fw->mk));
-		fw->mk_gen = 0;
 		return 0;
 	}
-	if (len != HSM_MK_FILE || memcmp(file, HSM_MK_MAGIC, 8) ||
-	    hsm_mk_check(file, md) || CRYPTO_memcmp(md, file + 56, 32)) {
-		OPENSSL_cleanse(md, sizeof(md));
+	if ((len != HSM_MK_FILE && len != HSM_MK_FILE_V1) ||
+	    memcmp(file, HSM_MK_MAGIC, 8))
 		return -1;
-	}
+	bad = !EVP_Digest(file, body, md, NULL, EVP_sha256(), NULL) ||
+	      CRYPTO_memcmp(md, file + body, 32);
 	OPENSSL_cleanse(md, sizeof(md));
 	memcpy(&ver, file + 8, 4);
 	memcpy(&rsvd, file + 12, 4);
-	if (le32toh(ver) != HSM_MK_VERSION || rsvd)
+	if (bad || rsvd ||
+	    le32toh(ver) != (*old ? HSM_MK_VERSION_V1 : HSM_MK_VERSION))
 		return -1;
 	memcpy(fw->mk, file + 16, sizeof(fw->mk));
-	memcpy(&le64, file + 48, 8);
-	fw->mk_gen = le64toh(le64);
+	if (*old) {
+		memcpy(&le64, file + 48, 8);
+		*ctr = le64toh(le64);
+	}
+	return 0;
+}
+
+/* ---- the store generation counter file ---- */
+
+/* The MAC of a counter record's first HSM_GEN_BODY bytes. */
+static void hsm_gen_mac(struct hsm_fw *fw, const uint8_t *rec, uint8_t *mac)
+{
+	uint8_t gk[32];
+
+	hsm_hmac_raw(fw->mk, sizeof(fw->mk), hsm_gen_label,
+		     sizeof(hsm_gen_label) - 1, gk);
+	hsm_hmac_raw(gk, sizeof(gk), rec, HSM_GEN_BODY, mac);
+	OPENSSL_cleanse(gk, sizeof(gk));
+}
+
+/* Write counter @gen, MACed under fw->mk, atomically; fw->gen_ctr follows. */
+static int hsm_gen_write(struct hsm_fw *fw, uint64_t gen)
+{
+	uint8_t file[HSM_GEN_FILE] = { 0 };
+	uint64_t le64 = htole64(gen);
+	uint32_t le = htole32(HSM_GEN_VERSION);
+
+	memcpy(file, HSM_GEN_MAGIC, 8);
+	memcpy(file + 8, &le, 4);
+	memcpy(file + 16, &le64, 8);
+	hsm_gen_mac(fw, file, file + HSM_GEN_BODY);
+	if (hsm_write_file(fw->gen_path, file, sizeof(file)))
+		return -1;
+	fw->gen_ctr = gen;
+	return 0;
+}
+
+/* Parse a counter file into fw->gen_ctr; -1 unless its MAC verifies. */
+static int hsm_gen_parse(struct hsm_fw *fw, const uint8_t *file, size_t len)
+{
+	uint8_t mac[32];
+	uint32_t ver, rsvd;
+	uint64_t le64;
+	int bad;
+
+	if (len != HSM_GEN_FILE || memcmp(file, HSM_GEN_MAGIC, 8))
+		return -1;
+	hsm_gen_mac(fw, file, mac);
+	bad = CRYPTO_memcmp(mac, file + HSM_GEN_BODY, sizeof(mac));
+	memcpy(&ver, file + 8, 4);
+	memcpy(&rsvd, file + 12, 4);
+	if (bad || rsvd || le32toh(ver) != HSM_GEN_VERSION)
+		return -1;
+	memcpy(&le64, file + 16, 8);
+	fw->gen_ctr = le64toh(le64);
 	return 0;
 }
 
@@ -399,7 +481,7 @@ uint16_t hsm_store_save(struct hsm_fw *fw)
 		goto out;
 	}
 	/* the counter's last write failed: catch up before going further */
-	if (fw->mk_gen != fw->ks_gen && hsm_mk_write(fw, fw->ks_gen))
+	if (fw->gen_ctr != fw->ks_gen && hsm_gen_write(fw, fw->ks_gen))
 		goto out;
 	gen = fw->ks_gen + 1;
 	hsm_sbuf_add(&b, &count, sizeof(count));
@@ -466,7 +548,7 @@ uint16_t hsm_store_save(struct hsm_fw *fw)
 		 * counter too, and if this write fails the next save retries
 		 * it before writing the store again.
 		 */
-		hsm_mk_write(fw, gen);
+		hsm_gen_write(fw, gen);
 	}
 out:
 	pthread_mutex_unlock(&fw->store_lock);
@@ -612,26 +694,26 @@ out:
 }
 
 /*
- * The store's generation against the master key file's counter (both
- * authenticated by now): equal, or one ahead after a crash between the
- * two writes.  Anything else is refused with what was found.
+ * The store's generation against the counter (both authenticated by now):
+ * equal, or one ahead after a crash between the two writes.  Anything
+ * else is refused with what was found.
  */
 static int hsm_store_gen_check(struct hsm_fw *fw, uint64_t gen, char **errp)
 {
 	char what[160];
 
-	if (gen == fw->mk_gen || gen == fw->mk_gen + 1)
+	if (gen == fw->gen_ctr || gen == fw->gen_ctr + 1)
 		return 0;
-	if (gen < fw->mk_gen)
+	if (gen < fw->gen_ctr)
 		snprintf(what, sizeof(what),
 			 "rolled back: generation %llu, expected %llu (an older copy of the store)",
 			 (unsigned long long)gen,
-			 (unsigned long long)fw->mk_gen);
+			 (unsigned long long)fw->gen_ctr);
 	else
 		snprintf(what, sizeof(what),
-			 "generation %llu is ahead of the counter %llu in the master key file (not this card's latest store)",
+			 "generation %llu is ahead of the counter %llu in the counter file (not this card's latest store)",
 			 (unsigned long long)gen,
-			 (unsigned long long)fw->mk_gen);
+			 (unsigned long long)fw->gen_ctr);
 	hsm_store_err(errp, what, fw->ks_path);
 	return -1;
 }
@@ -689,33 +771,36 @@ static int hsm_store_load(struct hsm_fw *fw, const uint8_t *file, size_t flen,
 	}
 	memcpy(fw->card_id, file + 12, 16);
 	fw->ks_gen = gen;
-	/* a crash between the store's write and the counter's: catch up */
-	if (gen != fw->mk_gen)
-		hsm_mk_write(fw, gen);
 	return 0;
 }
 
 /**
  * hsm_store_open() - attach the persistent store and load its keys
  * @fw:   the card, key store initialized and empty
- * @path: store file; "<path>.mk" holds the master key
+ * @path: store file; "<path>.mk" holds the master key, "<path>.gen" the
+ *        store generation counter
  * @errp: receives a message on failure
  *
  * A missing store is created (empty, with the card's identity), and a
- * missing master key with it; a store without its master key is an error.
+ * missing master key and counter with it; a store without its master key,
+ * or without its counter (unless the master key file is of a version that
+ * held the counter), is an error.
  *
  * Return: 0 or -1.
  */
 int hsm_store_open(struct hsm_fw *fw, const char *path, char **errp)
 {
-	uint8_t *file = NULL, *mk = NULL;
-	size_t flen = 0, mklen = 0;
-	int ret, fret;
+	uint8_t *file = NULL, *mk = NULL, *gf = NULL;
+	size_t flen = 0, mklen = 0, gflen = 0;
+	bool old = false, need_gen = false;
+	int ret, fret, gret;
+	uint64_t ctr = 0;
 
 	pthread_mutex_init(&fw->store_lock, NULL);
 	fw->ks_path = strdup(path);
 	fw->mk_path = hsm_strcat(path, ".mk");
-	if (!fw->ks_path || !fw->mk_path) {
+	fw->gen_path = hsm_strcat(path, ".gen");
+	if (!fw->ks_path || !fw->mk_path || !fw->gen_path) {
 		hsm_store_err(errp, "out of memory", path);
 		return -1;
 	}
@@ -724,41 +809,98 @@ int hsm_store_open(struct hsm_fw *fw, const char *path, char **errp)
 		hsm_store_err(errp, "cannot be read", path);
 		return -1;
 	}
+	gret = hsm_read_file(fw->gen_path, &gf, &gflen);
+	if (gret && gret != -ENOENT) {
+		hsm_store_err(errp, "cannot be read", fw->gen_path);
+		free(file);
+		return -1;
+	}
 	ret = hsm_read_file(fw->mk_path, &mk, &mklen);
 	if (ret == -ENOENT && fret == -ENOENT) {
-		/* first use: a new master key for a new store */
+		/*
+		 * First use: a new master key, then its counter at 0 (one left
+		 * from an earlier life is replaced), then the store below.
+		 */
 		if (RAND_priv_bytes(fw->mk, sizeof(fw->mk)) != 1 ||
-		    hsm_mk_write(fw, 0)) {
+		    hsm_mk_write(fw) || hsm_gen_write(fw, 0)) {
 			hsm_store_err(errp, "cannot create the master key",
 				      fw->mk_path);
-			return -1;
+			goto fail;
 		}
 	} else {
-		if (ret || hsm_mk_parse(fw, mk, mklen)) {
+		if (ret || hsm_mk_parse(fw, mk, mklen, &old, &ctr)) {
 			hsm_store_err(errp, "master key missing or malformed",
 				      fw->mk_path);
-			if (mk)
-				OPENSSL_clear_free(mk, mklen);
-			free(file);
-			return -1;
+			goto fail;
 		}
-		OPENSSL_clear_free(mk, mklen);
+		if (!gret) {
+			if (hsm_gen_parse(fw, gf, gflen)) {
+				hsm_store_err(errp,
+					      "store generation counter malformed or its MAC fails (edited, torn or another master key's)",
+					      fw->gen_path);
+				goto fail;
+			}
+		} else if (old || fret == -ENOENT) {
+			/*
+			 * An older master key file holds the counter; without
+			 * a store, a crash during first use or CARD_INIT.
+			 */
+			fw->gen_ctr = ctr;
+			need_gen = true;
+		} else {
+			hsm_store_err(errp,
+				      "store generation counter missing (the key store needs it)",
+				      fw->gen_path);
+			goto fail;
+		}
 	}
+	if (mk)
+		OPENSSL_clear_free(mk, mklen);
+	mk = NULL;
+	free(gf);
+	gf = NULL;
 
-	/* a missing store: the next write follows the counter */
-	fw->ks_gen = fw->mk_gen;
+	fw->ks_gen = fw->gen_ctr;
+	if (fret != -ENOENT) {
+		ret = hsm_store_load(fw, file, flen, errp);
+		free(file);
+		file = NULL;
+		if (ret)
+			return -1;
+	}
+	/*
+	 * The counter file is durable before the store is written and
+	 * before an older master key file loses its counter; a crash
+	 * between the store's write and the counter's: catch up.
+	 */
+	if ((need_gen || fw->gen_ctr != fw->ks_gen) &&
+	    hsm_gen_write(fw, fw->ks_gen) && need_gen) {
+		hsm_store_err(errp, "cannot be written", fw->gen_path);
+		return -1;
+	}
+	/* an older master key file: written once more, as version 2 */
+	if (old)
+		hsm_mk_write(fw);
 	if (fret == -ENOENT) {
 		ret = hsm_store_save(fw) ? -1 : 0;
 		if (ret)
 			hsm_store_err(errp, "cannot be written", path);
 		return ret;
 	}
-	ret = hsm_store_load(fw, file, flen, errp);
+	return 0;
+
+fail:
+	if (mk)
+		OPENSSL_clear_free(mk, mklen);
+	free(gf);
 	free(file);
-	return ret;
+	return -1;
 }
 
-/* Tamper: the master key is wiped, in memory and on disk, with the store. */
+/*
+ * Tamper: the master key is wiped, in memory and on disk, with the store
+ * and the counter.
+ */
 void hsm_store_zeroize(struct hsm_fw *fw)
 {
 	if (!fw->ks_path)
@@ -767,17 +909,19 @@ void hsm_store_zeroize(struct hsm_fw *fw)
 	OPENSSL_cleanse(fw->mk, sizeof(fw->mk));
 	hsm_shred(fw->mk_path);
 	hsm_shred(fw->ks_path);
-	/* the counter went with the file: a new master key starts at 0 */
+	hsm_shred(fw->gen_path);
+	/* the counter went with its file: a new master key starts at 0 */
 	fw->ks_gen = 0;
-	fw->mk_gen = 0;
+	fw->gen_ctr = 0;
 	pthread_mutex_unlock(&fw->store_lock);
 }
 
 /*
- * CARD_INIT: the old store is shredded and a new master key written, with
- * the counter where it was (0 after a tamper); the caller seals the new
- * state with hsm_store_save().  A crash in between leaves a master key
- * without a store, which starts as a factory card.
+ * CARD_INIT: the old store and the counter file (MACed under the old key)
+ * are shredded, a new master key written, then the counter where it was
+ * (0 after a tamper) under the new key; the caller seals the new state
+ * with hsm_store_save().  A crash in between leaves a master key without
+ * a store, which starts as a factory card.
  */
 int hsm_store_rekey(struct hsm_fw *fw)
 {
@@ -787,8 +931,9 @@ int hsm_store_rekey(struct hsm_fw *fw)
 		return 0;
 	pthread_mutex_lock(&fw->store_lock);
 	hsm_shred(fw->ks_path);
+	hsm_shred(fw->gen_path);
 	if (RAND_priv_bytes(fw->mk, sizeof(fw->mk)) != 1 ||
-	    hsm_mk_write(fw, fw->ks_gen))
+	    hsm_mk_write(fw) || hsm_gen_write(fw, fw->ks_gen))
 		ret = -1;
 	pthread_mutex_unlock(&fw->store_lock);
 	return ret;
@@ -802,6 +947,8 @@ void hsm_store_close(struct hsm_fw *fw)
 	pthread_mutex_destroy(&fw->store_lock);
 	free(fw->ks_path);
 	free(fw->mk_path);
+	free(fw->gen_path);
 	fw->ks_path = NULL;
 	fw->mk_path = NULL;
+	fw->gen_path = NULL;
 }

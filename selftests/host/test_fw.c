@@ -2474,6 +2474,8 @@ out:
 	unlink(path);
 	unlink(mk);
 	unlink(tmp);
+	snprintf(tmp, sizeof(tmp), "%s/keys.gen", dir);
+	unlink(tmp);
 	snprintf(tmp, sizeof(tmp), "%s/keys.audit", dir);
 	unlink(tmp);
 	rmdir(dir);
@@ -2591,10 +2593,11 @@ out:
 	fw = saved;
 	for (i = 0; i < 2; i++) {
 		const char *p = i ? pb : pa;
-		static const char *const ext[] = { "", ".mk", ".tmp", ".audit" };
+		static const char *const ext[] = {
+			"", ".mk", ".gen", ".tmp", ".audit" };
 		unsigned int j;
 
-		for (j = 0; j < 4; j++) {
+		for (j = 0; j < 5; j++) {
 			snprintf(tmp, sizeof(tmp), "%s%s", p, ext[j]);
 			unlink(tmp);
 		}
@@ -4125,7 +4128,11 @@ out:
 	unlink(path2);
 	snprintf(path2, sizeof(path2), "%s/other.mk", dir);
 	unlink(path2);
+	snprintf(path2, sizeof(path2), "%s/other.gen", dir);
+	unlink(path2);
 	snprintf(path2, sizeof(path2), "%s/keys.mk", dir);
+	unlink(path2);
+	snprintf(path2, sizeof(path2), "%s/keys.gen", dir);
 	unlink(path2);
 	snprintf(path2, sizeof(path2), "%s/keys.audit", dir);
 	unlink(path2);

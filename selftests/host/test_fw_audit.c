@@ -739,7 +739,7 @@ static const uint8_t p8_ec[] = {
 
 struct au_paths {
 	char dir[32];
-	char ks[64], mk[64], log[64];
+	char ks[64], mk[64], log[64], gen[64];
 };
 
 static struct hsm_fw *au_card(const struct au_paths *p, char **err)
@@ -822,8 +822,8 @@ static void test_audit_store(void)
 	struct hsm_audit_read_hdr hdr;
 	struct hsm_audit_rec *recs = NULL, *recs2 = NULL, r, tmp;
 	struct hsm_key_attrs a;
-	uint8_t *ks0, *log0, *buf, *fk, h[32];
-	size_t ks0_len, log0_len, len, fk_len;
+	uint8_t *ks0, *log0, *buf, *fk, *fg, h[32];
+	size_t ks0_len, log0_len, len, fk_len, fg_len;
 	EVP_PKEY *pub, *pub2, *ec;
 	unsigned char *der = NULL;
 	PKCS8_PRIV_KEY_INFO *p8;
@@ -843,6 +843,7 @@ static void test_audit_store(void)
 	}
 	snprintf(p.ks, sizeof(p.ks), "%s/keys", p.dir);
 	snprintf(p.mk, sizeof(p.mk), "%s/keys.mk", p.dir);
+	snprintf(p.gen, sizeof(p.gen), "%s/keys.gen", p.dir);
 	snprintf(p.log, sizeof(p.log), "%s/keys.audit", p.dir);
 
 	f = au_card(&p, &err);
@@ -965,12 +966,13 @@ static void test_audit_store(void)
 	ks0 = slurp(p.ks, &ks0_len);
 	log0 = slurp(p.log, &log0_len);
 	fk = slurp(p.mk, &fk_len);
+	fg = slurp(p.gen, &fg_len);
 	check(ks0 && log0 && !has_bytes(ks0, ks0_len, p8_ec, sizeof(p8_ec)) &&
 	      !has_bytes(log0, log0_len, p8_ec, sizeof(p8_ec)) &&
 	      !has_bytes(fk, fk_len, p8_ec, sizeof(p8_ec)),
 	      "no clear PKCS#8 key in the store, the log or the master key file");
-	/* fk stays: restored with ks0, the store's copy needs its counter */
-	if (!ks0 || !log0 || !fk || log0_len < 8 * AU_REC)
+	/* fk, fg stay: restored with ks0, the store's copy needs its counter */
+	if (!ks0 || !log0 || !fk || !fg || log0_len < 8 * AU_REC)
 		goto out_free;
 	n = log0_len / AU_REC;
 
@@ -980,6 +982,7 @@ static void test_audit_store(void)
 	buf[3 * AU_REC + 60] ^= 1;
 	spit(p.ks, ks0, ks0_len);
 	spit(p.mk, fk, fk_len);
+	spit(p.gen, fg, fg_len);
 	damaged_start(&p, buf, log0_len, pub, HSM_AUDIT_DMG_CHAIN, 3,
 		      "one byte edited in record 3");
 	/* edit the last record (the sealed head) */
@@ -987,6 +990,7 @@ static void test_audit_store(void)
 	buf[log0_len - 200] ^= 1;	/* its label */
 	spit(p.ks, ks0, ks0_len);
 	spit(p.mk, fk, fk_len);
+	spit(p.gen, fg, fg_len);
 	damaged_start(&p, buf, log0_len, pub, HSM_AUDIT_DMG_HEAD, n - 1,
 		      "last record (the sealed head) edited");
 	/* swap two records */
@@ -996,6 +1000,7 @@ static void test_audit_store(void)
 	memcpy(buf + 5 * AU_REC, &tmp, AU_REC);
 	spit(p.ks, ks0, ks0_len);
 	spit(p.mk, fk, fk_len);
+	spit(p.gen, fg, fg_len);
 	damaged_start(&p, buf, log0_len, pub, HSM_AUDIT_DMG_SEQ, 4,
 		      "records 4 and 5 swapped");
 	/* delete one record */
@@ -1003,15 +1008,18 @@ static void test_audit_store(void)
 	memcpy(buf + 6 * AU_REC, log0 + 7 * AU_REC, log0_len - 7 * AU_REC);
 	spit(p.ks, ks0, ks0_len);
 	spit(p.mk, fk, fk_len);
+	spit(p.gen, fg, fg_len);
 	damaged_start(&p, buf, log0_len - AU_REC, pub, HSM_AUDIT_DMG_SEQ, 6,
 		      "record 6 deleted");
 	/* truncate by whole records, and mid-record */
 	spit(p.ks, ks0, ks0_len);
 	spit(p.mk, fk, fk_len);
+	spit(p.gen, fg, fg_len);
 	damaged_start(&p, log0, log0_len - 2 * AU_REC, pub,
 		      HSM_AUDIT_DMG_SHORT, n - 2, "last two records cut off");
 	spit(p.ks, ks0, ks0_len);
 	spit(p.mk, fk, fk_len);
+	spit(p.gen, fg, fg_len);
 	damaged_start(&p, log0, log0_len - 100, pub, HSM_AUDIT_DMG_TORN, n - 1,
 		      "file cut in the middle of a record");
 	/* a checkpoint whose signature is forged, chain recomputed after it */
@@ -1026,6 +1034,7 @@ static void test_audit_store(void)
 			       offsetof(struct hsm_audit_rec, prev_hash));
 		spit(p.ks, ks0, ks0_len);
 		spit(p.mk, fk, fk_len);
+		spit(p.gen, fg, fg_len);
 		damaged_start(&p, buf, log0_len, pub, HSM_AUDIT_DMG_SIG, 1,
 			      "forged checkpoint signature, chain recomputed");
 	} else {
@@ -1034,6 +1043,7 @@ static void test_audit_store(void)
 	/* the whole log deleted */
 	spit(p.ks, ks0, ks0_len);
 	spit(p.mk, fk, fk_len);
+	spit(p.gen, fg, fg_len);
 	unlink(p.log);
 	f = au_card(&p, &err);
 	n2 = f ? au_fetch(f, 0, &recs, &hdr) : -1;
@@ -1069,6 +1079,7 @@ static void test_audit_store(void)
 	/* a file the card did not write at all */
 	spit(p.ks, ks0, ks0_len);
 	spit(p.mk, fk, fk_len);
+	spit(p.gen, fg, fg_len);
 	memset(buf, 0x41, 3 * AU_REC);
 	damaged_start(&p, buf, 3 * AU_REC, pub, HSM_AUDIT_DMG_FORMAT, 0,
 		      "garbage log");
@@ -1077,6 +1088,7 @@ static void test_audit_store(void)
 	/* tamper: the log survives and the next card links to it */
 	spit(p.ks, ks0, ks0_len);
 	spit(p.mk, fk, fk_len);
+	spit(p.gen, fg, fg_len);
 	spit(p.log, log0, log0_len);
 	f = au_card(&p, &err);
 	if (!check(f != NULL, "start on the original store and log"))
@@ -1111,12 +1123,14 @@ static void test_audit_store(void)
 out_free:
 	free(ks0);
 	free(fk);
+	free(fg);
 	free(log0);
 	EVP_PKEY_free(pub);
 out:
 	fh_reset(&fh);
 	unlink(p.ks);
 	unlink(p.mk);
+	unlink(p.gen);
 	unlink(p.log);
 	snprintf(p.ks, sizeof(p.ks), "%s/keys.tmp", p.dir);
 	unlink(p.ks);
@@ -1303,6 +1317,7 @@ static void test_audit_high_water(void)
 	}
 	snprintf(p.ks, sizeof(p.ks), "%s/keys", p.dir);
 	snprintf(p.mk, sizeof(p.mk), "%s/keys.mk", p.dir);
+	snprintf(p.gen, sizeof(p.gen), "%s/keys.gen", p.dir);
 	snprintf(p.log, sizeof(p.log), "%s/keys.audit", p.dir);
 	c.keystore_path = p.ks;
 	calls = 0;
@@ -1332,6 +1347,7 @@ static void test_audit_high_water(void)
 	}
 	unlink(p.ks);
 	unlink(p.mk);
+	unlink(p.gen);
 	unlink(p.log);
 	snprintf(p.ks, sizeof(p.ks), "%s/keys.tmp", p.dir);
 	unlink(p.ks);

@@ -320,24 +320,49 @@ static bool ta_copy(const char *from, const char *to)
 }
 
 /*
+ * The counter file next to master key file @mk ("<store>.gen" for
+ * "<store>.mk") into @buf; false if there is none.
+ */
+static bool ta_gen_path(const char *mk, char *buf, size_t size)
+{
+	size_t n = strlen(mk);
+
+	if (n < 3 || strcmp(mk + n - 3, ".mk") ||
+	    (size_t)snprintf(buf, size, "%.*s.gen", (int)(n - 3), mk) >= size)
+		return false;
+	return true;
+}
+
+/*
  * The master key in a master key file: the bare 32 bytes (before the
- * counter) or the 88-byte file (hw.rst); its counter in *@gen.
+ * counter), the 88-byte version 1 file or the 80-byte version 2 file
+ * (hw.rst); in *@gen the counter, read from the counter file next to it
+ * if there is one, else from a version 1 file (else 0).
  */
 uint8_t *ta_mk_read(const char *mk, uint64_t *gen)
 {
-	size_t mlen = 0;
-	uint8_t *file = ta_read(mk, &mlen), *key;
+	size_t mlen = 0, glen = 0;
+	uint8_t *file = ta_read(mk, &mlen), *key, *g = NULL;
 	uint64_t le64;
+	char gpath[256];
 
 	*gen = 0;
-	if (!file || mlen == 32)
-		return file;
-	key = mlen == 88 ? malloc(32) : NULL;
-	if (key) {
-		memcpy(key, file + 16, 32);
+	if (file && mlen == 88) {
 		memcpy(&le64, file + 48, 8);
 		*gen = le64toh(le64);
 	}
+	if (ta_gen_path(mk, gpath, sizeof(gpath)))
+		g = ta_read(gpath, &glen);
+	if (g && glen == 56) {
+		memcpy(&le64, g + 16, 8);
+		*gen = le64toh(le64);
+	}
+	free(g);
+	if (!file || mlen == 32)
+		return file;
+	key = mlen == 88 || mlen == 80 ? malloc(32) : NULL;
+	if (key)
+		memcpy(key, file + 16, 32);
 	free(file);
 	return key;
 }
@@ -427,9 +452,9 @@ out:
 
 /*
  * Seal @plain as a store of version @ver that the card accepts: a version
- * 6 store takes the counter of @mk as its generation; an older one, which
- * has no generation, comes with the master key file of its time (the bare
- * key, counter 0).
+ * 6 store takes the counter as its generation; an older one, which has no
+ * generation, comes with the master key file of its time (the bare key,
+ * counter 0, no counter file).
  */
 bool ta_seal(const char *ks, const char *mk, const uint8_t *plain,
 	     size_t n, uint32_t ver, const uint8_t *card_id)
@@ -437,9 +462,13 @@ bool ta_seal(const char *ks, const char *mk, const uint8_t *plain,
 	uint64_t gen;
 	uint8_t *key = ta_mk_read(mk, &gen);
 	bool ok = key != NULL;
+	char gpath[256];
 
-	if (ok && ver < 6)
+	if (ok && ver < 6) {
 		ok = ta_write(mk, key, 32);
+		if (ta_gen_path(mk, gpath, sizeof(gpath)))
+			unlink(gpath);
+	}
 	free(key);
 	return ok && ta_seal_gen(ks, mk, plain, n, ver, card_id,
 				 ver < 6 ? 0 : gen);
@@ -881,6 +910,10 @@ static void test_auth_login(struct hsm_fw **fp)
 	snprintf(log2, sizeof(log2), "%s/copy.audit", ta_dir);
 	ok = ta_copy(ta_ks, ks2) && ta_copy(ta_mk, mk2) &&
 	     ta_copy(ta_log, log2);
+	snprintf(ks2, sizeof(ks2), "%s/keys.gen", ta_dir);
+	snprintf(mk2, sizeof(mk2), "%s/copy.gen", ta_dir);
+	ok = ok && ta_copy(ks2, mk2);
+	snprintf(ks2, sizeof(ks2), "%s/copy", ta_dir);
 	g = ok ? ta_card(ks2) : NULL;
 	check(g && ta_info(g, 2, &pi) == 0 && pi.user_failed == 1,
 	      "a copy of the store taken right after the answer has the count");
@@ -1158,6 +1191,8 @@ static void test_auth_v2(void)
 	free(file);
 	unlink(ks);
 	unlink(mk);
+	snprintf(ks, sizeof(ks), "%s/keys.gen", dir);
+	unlink(ks);
 	snprintf(ks, sizeof(ks), "%s/keys.audit", dir);
 	unlink(ks);
 	rmdir(dir);

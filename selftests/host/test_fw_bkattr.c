@@ -654,6 +654,8 @@ void test_bkattr(const struct hsm_fw_config *base)
 	unlink(ks);
 	snprintf(path, sizeof(path), "%s.mk", ks);
 	unlink(path);
+	snprintf(path, sizeof(path), "%s.gen", ks);
+	unlink(path);
 	snprintf(path, sizeof(path), "%s.audit", ks);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s.tmp", ks);

@@ -470,6 +470,8 @@ static void ti_clean(void)
 
 	unlink(ti_ks);
 	unlink(ti_mk);
+	snprintf(p, sizeof(p), "%s.gen", ti_ks);
+	unlink(p);
 	snprintf(p, sizeof(p), "%s.audit", ti_ks);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s.tmp", ti_ks);

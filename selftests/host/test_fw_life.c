@@ -968,6 +968,8 @@ static void test_life_v3(void)
 	snprintf(mk, sizeof(mk), "%s.mk", lf_ks);
 	unlink(lf_ks);
 	unlink(mk);
+	snprintf(mk, sizeof(mk), "%s.gen", lf_ks);
+	unlink(mk);
 	snprintf(mk, sizeof(mk), "%s.audit", lf_ks);
 	unlink(mk);
 	snprintf(mk, sizeof(mk), "%s.mk", lf_ks);
@@ -1220,6 +1222,8 @@ static void test_life_persist_cost(void)
 	snprintf(mk, sizeof(mk), "%s.mk", lf_ks);
 	unlink(lf_ks);
 	unlink(mk);
+	snprintf(mk, sizeof(mk), "%s.gen", lf_ks);
+	unlink(mk);
 	snprintf(mk, sizeof(mk), "%s.audit", lf_ks);
 	unlink(mk);
 	f = lf_card(lf_ks, 4096);
@@ -1284,6 +1288,8 @@ void test_life(const struct hsm_fw_config *base)
 
 	unlink(lf_ks);
 	snprintf(path, sizeof(path), "%s.mk", lf_ks);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s.gen", lf_ks);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s.audit", lf_ks);
 	unlink(path);

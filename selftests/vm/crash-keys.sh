@@ -10,8 +10,11 @@
 # OpenSSL against the public key exported before the crash.  A store the
 # card refuses to load fails the round (the module's probe or the check
 # then fails).  After each kill the store's generation must equal the
-# counter in its .mk file or be one ahead of it (hw.rst, "Rollback"): the
-# card accepts exactly those, so a crash must never leave anything else.
+# counter in its .gen file (its MAC verified with OpenSSL under the master
+# key) or be one ahead of it (hw.rst, "Rollback"): the card accepts exactly
+# those, so a crash must never leave anything else.  And the .mk file must
+# be the one the first boot wrote (same bytes and modification time): the
+# master key is written once, never by a store save.
 #
 # With several kernels (--kernel "6.1 6.12") the rounds take them in turn
 # and each round checks under the next kernel of the list what it created
@@ -58,6 +61,25 @@ result() {
 		fail=$((fail + 1))
 		echo "not ok $((pass + fail)) $2"
 	fi
+}
+
+# gen_counter KS: the counter in KS.gen (le64 at byte 16), printed only if
+# KS.gen is the 56-byte format whose HMAC-SHA-256 OpenSSL computes the same
+# under HMAC-SHA-256(master key, "hsmcard store generation key v1"), the
+# master key read from the 80-byte KS.mk (hw.rst, "Rollback").
+gen_counter() {
+	local ks=$1 mk gk mac
+	[ "$(stat -c %s "$ks.gen" 2>/dev/null)" = 56 ] &&
+	[ "$(stat -c %s "$ks.mk" 2>/dev/null)" = 80 ] &&
+	[ "$(head -c 8 "$ks.gen")" = HSMKGEN1 ] || return 1
+	mk=$(od -An -tx1 -v -j 16 -N 32 "$ks.mk" | tr -d ' \n')
+	gk=$(printf %s 'hsmcard store generation key v1' |
+	     openssl dgst -sha256 -mac HMAC -macopt "hexkey:$mk" -r | cut -d' ' -f1)
+	mac=$(head -c 24 "$ks.gen" |
+	      openssl dgst -sha256 -mac HMAC -macopt "hexkey:$gk" -r | cut -d' ' -f1)
+	[ "$mac" = "$(od -An -tx1 -v -j 24 -N 32 "$ks.gen" | tr -d ' \n')" ] ||
+		return 1
+	od -An -t u8 -j 16 -N 8 "$ks.gen" | tr -d ' '
 }
 
 read -r -a kernels <<<"$KERNEL"
@@ -120,16 +142,22 @@ for round in $(seq 1 "$ROUNDS"); do
 		result fail "round $round ($kc): QEMU killed after $n_round acknowledged keys (wanted $KEYS; see $dir/create-$round.log)"
 		break
 	fi
-	# store generation (le64 at byte 44) and .mk counter (le64 at 48)
+	# store generation (le64 at byte 44) and .gen counter (le64 at 16)
 	kgen=$(od -An -t u8 -j 44 -N 8 "$ks" 2>/dev/null | tr -d ' ')
-	mgen=$(od -An -t u8 -j 48 -N 8 "$ks.mk" 2>/dev/null | tr -d ' ')
+	mgen=$(gen_counter "$ks")
 	if [ -z "$kgen" ] || [ -z "$mgen" ] ||
-	   [ "$(stat -c %s "$ks.mk")" -ne 88 ] ||
 	   { [ "$kgen" != "$mgen" ] && [ "$kgen" != $((mgen + 1)) ]; }; then
-		result fail "round $round ($kc): after the kill the store is at generation ${kgen:-?} and the .mk counter at ${mgen:-?} (wanted equal or one behind)"
+		result fail "round $round ($kc): after the kill the store is at generation ${kgen:-?} and the .gen counter at ${mgen:-? (missing, malformed or its MAC fails)} (wanted equal or one behind)"
 		break
 	fi
-	result ok "round $round ($kc): QEMU killed after $n_round acknowledged keys (store generation $kgen, .mk counter $mgen)"
+	# the master key file as the first boot wrote it
+	mk_now="$(stat -c %y "$ks.mk") $(sha256sum <"$ks.mk" | cut -c1-16)"
+	[ "$round" -eq 1 ] && mk_first=$mk_now
+	if [ "$mk_now" != "$mk_first" ]; then
+		result fail "round $round ($kc): the .mk file was rewritten (mtime and SHA-256 now $mk_now, after the first boot $mk_first)"
+		break
+	fi
+	result ok "round $round ($kc): QEMU killed after $n_round acknowledged keys (store generation $kgen, .gen counter $mgen, its MAC verified; .mk file unchanged since the first boot)"
 
 	start_guest "$kv" selftests/vm/crash/check.sh "$dir/check-$round.out"
 	wait "$rpid"

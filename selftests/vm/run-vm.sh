@@ -488,15 +488,16 @@ for spec in $KERNELS; do
 	      -device "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot")
 	# A fresh sealed key store per boot: persistent keys and key tokens
 	# work, and no state leaks from one run into the next.
-	# The card's whole state goes: key store, master key, audit log (and
-	# copies of a damaged log the card set aside).  HSMVM_KEYSTORE names
+	# The card's whole state goes: key store, master key, store
+	# generation counter, audit log (and copies of a damaged log the card
+	# set aside).  HSMVM_KEYSTORE names
 	# a key store to keep instead (the crash-consistency test).
 	keystore=$BUILD/vm-$kver-$MODE.keystore
 	if [ -n "${HSMVM_KEYSTORE:-}" ]; then
 		keystore=$HSMVM_KEYSTORE
 	else
-		rm -f "$keystore" "$keystore.mk" "$keystore.audit" \
-			"$keystore.audit".*
+		rm -f "$keystore" "$keystore.mk" "$keystore.gen" \
+			"$keystore.audit" "$keystore.audit".*
 	fi
 	[ "$NO_CARD" = 1 ] || args+=(-device "hsmcard,id=hsm0,keystore=$keystore")
 	# shellcheck disable=SC2206

@@ -11,15 +11,21 @@
 # second boot are the pristine copy.  Then, each time starting from the
 # pristine copy, one file is damaged and QEMU started on it:
 #
-# key store (store, its .mk and .audit otherwise untouched):
+# key store (store, its .mk, .gen and .audit otherwise untouched):
 #   flip a byte in the middle; cut it to half; cut its last byte; swap two
 #   16-byte blocks of the sealed part: QEMU must refuse to start, with a
 #   message that names the store and says why, without running the guest
 #   (so no key of the store can be used) and without touching the files;
-#   roll it back to the copy from before sa-3 was made (its .mk left as it
-#   is): QEMU must refuse to start the same way, the message naming the
-#   store's generation and the one the .mk file's counter expects (both
-#   read from the files here);
+#   roll it back to the copy from before sa-3 was made (its .mk and .gen
+#   left as they are): QEMU must refuse to start the same way, the message
+#   naming the store's generation and the one the .gen file's counter
+#   expects (both read from the files here, the counter's MAC verified
+#   with OpenSSL under the master key);
+# counter file (.gen): flip a bit of its counter; delete it: QEMU must
+#   refuse to start, naming the .gen file, files untouched;
+# master key file: the second boot (which saves the store again) leaves
+#   the .mk file as the first boot wrote it (same bytes and modification
+#   time);
 # audit log (store untouched):
 #   flip a byte of a middle record (reason 4, chain broken); cut the last
 #   record by a few bytes (2, torn); swap two middle records (3, reorder);
@@ -54,7 +60,7 @@ export TOP BUILD
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) KERNEL=$2; shift ;;
-	-h|--help) sed -n '3,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,53p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "store-attack: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -109,11 +115,31 @@ restore() {
 	rm -f "$ks.audit".damaged.*
 	cp "$pristine/keystore" "$ks"
 	cp "$pristine/keystore.mk" "$ks.mk"
+	cp "$pristine/keystore.gen" "$ks.gen"
 	cp "$pristine/keystore.audit" "$ks.audit"
 }
 
 u64() { od -An -t u8 -j "$2" -N 8 "$1" | tr -d ' '; }
 u16() { od -An -t u2 -j "$2" -N 2 "$1" | tr -d ' '; }
+
+# gen_counter KS: the counter in KS.gen (le64 at byte 16), printed only if
+# KS.gen is the 56-byte format whose HMAC-SHA-256 OpenSSL computes the same
+# under HMAC-SHA-256(master key, "hsmcard store generation key v1"), the
+# master key read from the 80-byte KS.mk (hw.rst, "Rollback").
+gen_counter() {
+	local ks=$1 mk gk mac
+	[ "$(stat -c %s "$ks.gen" 2>/dev/null)" = 56 ] &&
+	[ "$(stat -c %s "$ks.mk" 2>/dev/null)" = 80 ] &&
+	[ "$(head -c 8 "$ks.gen")" = HSMKGEN1 ] || return 1
+	mk=$(od -An -tx1 -v -j 16 -N 32 "$ks.mk" | tr -d ' \n')
+	gk=$(printf %s 'hsmcard store generation key v1' |
+	     openssl dgst -sha256 -mac HMAC -macopt "hexkey:$mk" -r | cut -d' ' -f1)
+	mac=$(head -c 24 "$ks.gen" |
+	      openssl dgst -sha256 -mac HMAC -macopt "hexkey:$gk" -r | cut -d' ' -f1)
+	[ "$mac" = "$(od -An -tx1 -v -j 24 -N 32 "$ks.gen" | tr -d ' \n')" ] ||
+		return 1
+	od -An -t u8 -j 16 -N 8 "$ks.gen" | tr -d ' '
+}
 
 # flip FILE OFFSET: invert every bit of one byte
 flip() {
@@ -159,6 +185,7 @@ if [ $brc -ne 0 ] || ! grep -q '^SA-CREATED' "$dir/create1.log" ||
 	exit 1
 fi
 cp "$ks" "$dir/keystore.before-sa-3"
+mk_first="$(stat -c %y "$ks.mk") $(sha256sum <"$ks.mk" | cut -c1-16)"
 boot create2 create sa-3
 record_keys "$dir/create2.log"
 if [ $brc -ne 0 ] || ! grep -q '^SA-CREATED' "$dir/create2.log" ||
@@ -169,9 +196,19 @@ if [ $brc -ne 0 ] || ! grep -q '^SA-CREATED' "$dir/create2.log" ||
 fi
 cp "$ks" "$pristine/keystore"
 cp "$ks.mk" "$pristine/keystore.mk"
+cp "$ks.gen" "$pristine/keystore.gen"
 cp "$ks.audit" "$pristine/keystore.audit"
 nrec=$(( $(stat -c %s "$ks.audit") / REC ))
 result ok "two boots made sa-1, sa-2, sa-3 ($(stat -c %s "$ks")-byte store, $nrec audit records; second boot ${bsecs})"
+mk_now="$(stat -c %y "$ks.mk") $(sha256sum <"$ks.mk" | cut -c1-16)"
+g_first=$(u64 "$dir/keystore.before-sa-3" 44)
+g_now=$(u64 "$ks" 44)
+if [ "$mk_now" = "$mk_first" ] && [ -n "$g_first" ] && [ -n "$g_now" ] &&
+   [ "$g_now" -gt "$g_first" ]; then
+	result ok "master key file written once: the second boot moved the store from generation $g_first to $g_now and left the .mk file as the first boot wrote it"
+else
+	result fail "master key file rewritten by the second boot (mtime and SHA-256 after the first $mk_first, now $mk_now; store generations ${g_first:-?} -> ${g_now:-?})"
+fi
 
 # keys_ok LOG WANT: every key of $dir/keys checked "ok" in LOG except the
 # labels in WANT, which must be "FAIL"; the card holds exactly the ok ones
@@ -207,21 +244,30 @@ else
 fi
 
 # ---- 3. the key store ----
-# store_refused NAME MESSAGE: QEMU refused to start on the damaged store
-store_refused() {
-	local name=$1 want="hsmcard: key store $ks: $2" sum_ks sum_au sum_mk
+# sum_or_missing FILE: its SHA-256, or "missing"
+sum_or_missing() {
+	if [ -e "$1" ]; then sha256sum <"$1"; else echo missing; fi
+}
 
+# store_refused NAME MESSAGE [FILE]: QEMU refused to start on the damaged
+# store (or the damaged FILE of the card: the message names it)
+store_refused() {
+	local name=$1 path=${3:-$ks} want sum_ks sum_au sum_mk sum_gen
+
+	want="hsmcard: key store $path: $2"
 	sum_ks=$(sha256sum <"$ks")
 	sum_mk=$(sha256sum <"$ks.mk")
+	sum_gen=$(sum_or_missing "$ks.gen")
 	sum_au=$(sha256sum <"$ks.audit")
 	boot "$name" check
 	if [ $brc -ne 0 ] && grep -qF "$want" "$dir/$name.log" &&
 	   ! grep -q '^SA-' "$dir/$name.log" &&
 	   [ "$(sha256sum <"$ks")" = "$sum_ks" ] &&
 	   [ "$(sha256sum <"$ks.mk")" = "$sum_mk" ] &&
+	   [ "$(sum_or_missing "$ks.gen")" = "$sum_gen" ] &&
 	   [ "$(sha256sum <"$ks.audit")" = "$sum_au" ] &&
 	   ! ls "$ks.audit".damaged.* >/dev/null 2>&1; then
-		result ok "key store $name: QEMU refuses to start: \"$(grep -oF "key store $ks: $2" "$dir/$name.log" | head -n1 | sed "s|$dir/||")\"; guest never ran, files untouched (${bsecs})"
+		result ok "key store $name: QEMU refuses to start: \"$(grep -oF "key store $path: $2" "$dir/$name.log" | head -n1 | sed "s|$dir/||")\"; guest never ran, files untouched (${bsecs})"
 	else
 		grep -i 'hsmcard\|qemu' "$dir/$name.log" | head -n 5
 		result fail "key store $name: wanted QEMU to refuse with \"$want\" and leave the files alone (run-vm $brc; see $dir/$name.log)"
@@ -252,19 +298,32 @@ else
 	store_refused swap-blocks "authentication failed (edited, torn or wrong master key)"
 fi
 
-# Rollback: the store from before sa-3 with today's .mk and log.  The
-# store's generation (le64 at byte 44) is below the counter of the .mk file
-# (le64 at byte 48): QEMU must refuse to start and say so.
+# Rollback: the store from before sa-3 with today's .mk, .gen and log.
+# The store's generation (le64 at byte 44) is below the counter of the .gen
+# file (le64 at byte 16, its MAC verified): QEMU must refuse to start and
+# say so.
 restore
 cp "$dir/keystore.before-sa-3" "$ks"
 old_gen=$(u64 "$ks" 44)
-mk_gen=$(u64 "$ks.mk" 48)
-if [ "$(stat -c %s "$ks.mk")" -ne 88 ] || [ -z "$old_gen" ] ||
-   [ "$old_gen" -ge "$mk_gen" ]; then
-	result fail "key store rollback: the older store's generation ${old_gen:-?} is not below the .mk counter ${mk_gen:-?}"
+mk_gen=$(gen_counter "$ks")
+if [ -z "$mk_gen" ] || [ -z "$old_gen" ] || [ "$old_gen" -ge "$mk_gen" ]; then
+	result fail "key store rollback: the older store's generation ${old_gen:-?} is not below the .gen counter ${mk_gen:-? (missing, malformed or its MAC fails)}"
 else
 	store_refused rollback "rolled back: generation $old_gen, expected $mk_gen (an older copy of the store)"
 fi
+
+# The counter file: a bit of the counter flipped (its MAC no longer
+# verifies), and the file deleted next to the store.
+restore
+flip "$ks.gen" 16
+if gen_counter "$ks" >/dev/null; then
+	result fail "counter file flip: OpenSSL still verifies the edited .gen file"
+else
+	store_refused gen-flip "store generation counter malformed or its MAC fails (edited, torn or another master key's)" "$ks.gen"
+fi
+restore
+rm -f "$ks.gen"
+store_refused gen-missing "store generation counter missing (the key store needs it)" "$ks.gen"
 
 # ---- 4. the audit log ----
 # middle: the first record from the middle on that is not a checkpoint
