@@ -139,6 +139,7 @@ _Static_assert(HSM_KS_ATTRS_V4 == 128, "version 4 key record");
 #define HSM_MK_FILE		80
 #define HSM_GEN_MAGIC		"HSMKGEN1"
 #define HSM_GEN_VERSION		1
+#define HSM_GEN_F_REINIT	0x1	/* CARD_INIT is replacing the store */
 #define HSM_GEN_BODY		24	/* the bytes the MAC covers */
 #define HSM_GEN_FILE		56
 
@@ -346,8 +347,12 @@ static void hsm_gen_mac(struct hsm_fw *fw, const uint8_t *rec, uint8_t *mac)
 	OPENSSL_cleanse(gk, sizeof(gk));
 }
 
-/* Write counter @gen, MACed under fw->mk, atomically; fw->gen_ctr follows. */
-static int hsm_gen_write(struct hsm_fw *fw, uint64_t gen)
+/*
+ * Write counter @gen with @flags (HSM_GEN_F_*), MACed under fw->mk,
+ * atomically; fw->gen_ctr follows.
+ */
+static int hsm_gen_write_flags(struct hsm_fw *fw, uint64_t gen,
+			       uint32_t flags)
 {
 	uint8_t file[HSM_GEN_FILE] = { 0 };
 	uint64_t le64 = htole64(gen);
@@ -355,6 +360,8 @@ static int hsm_gen_write(struct hsm_fw *fw, uint64_t gen)
 
 	memcpy(file, HSM_GEN_MAGIC, 8);
 	memcpy(file + 8, &le, 4);
+	le = htole32(flags);
+	memcpy(file + 12, &le, 4);
 	memcpy(file + 16, &le64, 8);
 	hsm_gen_mac(fw, file, file + HSM_GEN_BODY);
 	if (hsm_write_file(fw->gen_path, file, sizeof(file)))
@@ -363,8 +370,17 @@ static int hsm_gen_write(struct hsm_fw *fw, uint64_t gen)
 	return 0;
 }
 
-/* Parse a counter file into fw->gen_ctr; -1 unless its MAC verifies. */
-static int hsm_gen_parse(struct hsm_fw *fw, const uint8_t *file, size_t len)
+static int hsm_gen_write(struct hsm_fw *fw, uint64_t gen)
+{
+	return hsm_gen_write_flags(fw, gen, 0);
+}
+
+/*
+ * Parse a counter file into fw->gen_ctr and *@flags; -1 unless its MAC
+ * verifies.
+ */
+static int hsm_gen_parse(struct hsm_fw *fw, const uint8_t *file, size_t len,
+			 uint32_t *flags)
 {
 	uint8_t mac[32];
 	uint32_t ver, rsvd;
@@ -377,10 +393,12 @@ static int hsm_gen_parse(struct hsm_fw *fw, const uint8_t *file, size_t len)
 	bad = CRYPTO_memcmp(mac, file + HSM_GEN_BODY, sizeof(mac));
 	memcpy(&ver, file + 8, 4);
 	memcpy(&rsvd, file + 12, 4);
-	if (bad || rsvd || le32toh(ver) != HSM_GEN_VERSION)
+	if (bad || (le32toh(rsvd) & ~HSM_GEN_F_REINIT) ||
+	    le32toh(ver) != HSM_GEN_VERSION)
 		return -1;
 	memcpy(&le64, file + 16, 8);
 	fw->gen_ctr = le64toh(le64);
+	*flags = le32toh(rsvd);
 	return 0;
 }
 
@@ -794,6 +812,7 @@ int hsm_store_open(struct hsm_fw *fw, const char *path, char **errp)
 	size_t flen = 0, mklen = 0, gflen = 0;
 	bool old = false, need_gen = false;
 	int ret, fret, gret;
+	uint32_t gflags = 0;
 	uint64_t ctr = 0;
 
 	pthread_mutex_init(&fw->store_lock, NULL);
@@ -834,10 +853,24 @@ int hsm_store_open(struct hsm_fw *fw, const char *path, char **errp)
 			goto fail;
 		}
 		if (!gret) {
-			if (hsm_gen_parse(fw, gf, gflen)) {
+			if (hsm_gen_parse(fw, gf, gflen, &gflags)) {
 				hsm_store_err(errp,
 					      "store generation counter malformed or its MAC fails (edited, torn or another master key's)",
 					      fw->gen_path);
+				goto fail;
+			}
+			/*
+			 * A counter past 0 says a store was written; only a
+			 * re-initialization removes it before the next one.
+			 */
+			if (fret == -ENOENT && fw->gen_ctr &&
+			    !(gflags & HSM_GEN_F_REINIT)) {
+				char what[160];
+
+				snprintf(what, sizeof(what),
+					 "missing, but its counter file says generation %llu was written (deleted or moved?)",
+					 (unsigned long long)fw->gen_ctr);
+				hsm_store_err(errp, what, path);
 				goto fail;
 			}
 		} else if (old || fret == -ENOENT) {
@@ -917,11 +950,14 @@ void hsm_store_zeroize(struct hsm_fw *fw)
 }
 
 /*
- * CARD_INIT: the old store and the counter file (MACed under the old key)
- * are shredded, a new master key written, then the counter where it was
- * (0 after a tamper) under the new key; the caller seals the new state
- * with hsm_store_save().  A crash in between leaves a master key without
- * a store, which starts as a factory card.
+ * CARD_INIT: the counter file is marked HSM_GEN_F_REINIT (under the old
+ * key), the old store and the counter file are shredded, a new master key
+ * written, then the counter where it was (0 after a tamper), still marked,
+ * under the new key; the caller seals the new state with hsm_store_save(),
+ * whose counter write drops the mark.  A crash in between leaves no store
+ * and either no counter file or a marked one: the card starts as a
+ * factory card, where a store missing next to an unmarked counter past 0
+ * is refused (deleted, not re-initialized).
  */
 int hsm_store_rekey(struct hsm_fw *fw)
 {
@@ -930,11 +966,17 @@ int hsm_store_rekey(struct hsm_fw *fw)
 	if (!fw->ks_path)
 		return 0;
 	pthread_mutex_lock(&fw->store_lock);
+	if (hsm_gen_write_flags(fw, fw->ks_gen, HSM_GEN_F_REINIT)) {
+		ret = -1;
+		goto out;
+	}
 	hsm_shred(fw->ks_path);
 	hsm_shred(fw->gen_path);
 	if (RAND_priv_bytes(fw->mk, sizeof(fw->mk)) != 1 ||
-	    hsm_mk_write(fw) || hsm_gen_write(fw, fw->ks_gen))
+	    hsm_mk_write(fw) ||
+	    hsm_gen_write_flags(fw, fw->ks_gen, HSM_GEN_F_REINIT))
 		ret = -1;
+out:
 	pthread_mutex_unlock(&fw->store_lock);
 	return ret;
 }

@@ -142,12 +142,16 @@ static bool rb_gen_mac(const uint8_t *mk, const uint8_t *rec, uint8_t *mac)
 	       HMAC(EVP_sha256(), gk, 32, rec, 24, mac, &n) && n == 32;
 }
 
-/* A 56-byte counter record for @gen under master key @mk, at @path. */
-static bool rb_gen_forge(const char *path, const uint8_t *mk, uint64_t gen)
+/*
+ * A 56-byte counter record for @gen with @flags (bit 0: a CARD_INIT is
+ * replacing the store) under master key @mk, at @path.
+ */
+static bool rb_gen_forge_flags(const char *path, const uint8_t *mk,
+			       uint64_t gen, uint32_t flags)
 {
 	struct rb_file f = { 0 };
 	uint64_t le64 = htole64(gen);
-	uint32_t le = htole32(1);
+	uint32_t le = htole32(1), lef = htole32(flags);
 	bool ok;
 
 	f.len = 56;
@@ -156,11 +160,17 @@ static bool rb_gen_forge(const char *path, const uint8_t *mk, uint64_t gen)
 	if (ok) {
 		memcpy(f.b, "HSMKGEN1", 8);
 		memcpy(f.b + 8, &le, 4);
+		memcpy(f.b + 12, &lef, 4);
 		memcpy(f.b + 16, &le64, 8);
 		ok = rb_gen_mac(mk, f.b, f.b + 24) && rb_put(&f, path);
 	}
 	rb_drop(&f);
 	return ok;
+}
+
+static bool rb_gen_forge(const char *path, const uint8_t *mk, uint64_t gen)
+{
+	return rb_gen_forge_flags(path, mk, gen, 0);
 }
 
 /*
@@ -817,6 +827,82 @@ void test_store(const struct hsm_fw_config *base)
 	     g >= 1 && rb_mk_key(nkey) && !memcmp(nkey, okey, 32);
 	check(ok, "master key file alone: starts as a factory card on that master key (%s), counter file written, store and counter at %llu",
 	      err ? err : "ok", (unsigned long long)c);
+	free(err);
+	rb_free(f);
+
+	/*
+	 * The store deleted (or moved) next to a counter past 0: its keys
+	 * would be gone without a word.  Refused, nothing written.
+	 */
+	f = rb_card(&err);
+	ok = f && rb_gen(f, "rb-10", &h1) == HSM_SC_SUCCESS;
+	free(err);
+	rb_free(f);
+	ok = ok && rb_counter(&c) && c >= 1;
+	rb_take(&s_last, rb_ks);
+	rb_take(&m_last, rb_mk);
+	rb_take(&g_last, rb_gf);
+	unlink(rb_ks);
+	snprintf(what, sizeof(what),
+		 "key store %s: missing, but its counter file says generation %llu was written",
+		 rb_ks, (unsigned long long)c);
+	f = rb_card(&err);
+	check(ok && !f && err && strstr(err, what) && access(rb_ks, F_OK) &&
+	      rb_same(&m_last, rb_mk) && rb_same(&g_last, rb_gf),
+	      "store deleted next to counter %llu: refused (%s), nothing written",
+	      (unsigned long long)c, err ? err : "started");
+	free(err);
+	rb_free(f);
+
+	/* an unknown flag in the counter file, with a good MAC: refused */
+	ok = rb_mk_key(okey) && rb_put(&s_last, rb_ks) &&
+	     rb_gen_forge_flags(rb_gf, okey, c, 0x2);
+	f = rb_card(&err);
+	check(ok && !f && err && strstr(err, "malformed") &&
+	      rb_same(&s_last, rb_ks),
+	      "counter file with an unknown flag: refused (%s)",
+	      err ? err : "started");
+	free(err);
+	rb_free(f);
+
+	/*
+	 * A crash in CARD_INIT before the store's shred: the counter marked
+	 * (re-initialization), the store in place.  The old keys load.
+	 */
+	ok = rb_gen_forge_flags(rb_gf, okey, c, 0x1);
+	f = rb_card(&err);
+	check(ok && f && rb_has(f, h1, "rb-10"),
+	      "marked counter, store in place: the keys load (%s)",
+	      err ? err : "ok");
+	free(err);
+	rb_free(f);
+
+	/*
+	 * A crash in CARD_INIT after the store's shred: no store next to a
+	 * marked counter.  A factory card on that master key; the first
+	 * store write drops the mark.
+	 */
+	unlink(rb_ks);
+	ok = rb_gen_forge_flags(rb_gf, okey, c, 0x1);
+	f = rb_card(&err);
+	ok = ok && f && !rb_has(f, h1, "rb-10") && rb_counter(&g) &&
+	     g > c && rb_ks_gen(&ver, &c) && c == g && rb_mk_key(nkey) &&
+	     !memcmp(nkey, okey, 32);
+	check(ok, "marked counter, no store: a factory card on that master key (%s), counter %llu unmarked",
+	      err ? err : "ok", (unsigned long long)g);
+	free(err);
+	rb_free(f);
+
+	/* a real CARD_INIT leaves the counter unmarked and its keys load */
+	f = rb_card(&err);
+	ok = f && rb_card_init(f, NULL, "rb-admin-pin3") == HSM_SC_SUCCESS &&
+	     rb_gen(f, "rb-11", &h2) == HSM_SC_SUCCESS;
+	free(err);
+	rb_free(f);
+	f = rb_card(&err);
+	check(ok && f && rb_counter(&c) && rb_has(f, h2, "rb-11"),
+	      "CARD_INIT, a key, a restart: the counter unmarked, the key there (%s)",
+	      err ? err : "ok");
 	free(err);
 	rb_free(f);
 
