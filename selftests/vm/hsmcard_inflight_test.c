@@ -96,6 +96,32 @@ static void *worker_fn(void *arg)
 	return NULL;
 }
 
+/* A count a running worker may be updating. */
+static unsigned long peek(const unsigned long *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static unsigned long total_ok(const struct worker *w)
+{
+	unsigned long sum = 0;
+	int i;
+
+	for (i = 0; i < NR_WORKERS; i++)
+		sum += peek(&w[i].ok);
+	return sum;
+}
+
+/* Workers that have not seen ENODEV yet. */
+static int without_nodev(const struct worker *w)
+{
+	int i, n = 0;
+
+	for (i = 0; i < NR_WORKERS; i++)
+		n += !peek(&w[i].nodev);
+	return n;
+}
+
 static int wait_for_path(const char *path, bool present, long ms)
 {
 	long end = now_ms() + ms;
@@ -332,7 +358,8 @@ static void reset_under_load(struct __test_metadata *_metadata,
 {
 	char before[32], after[32], state[32];
 	struct hsmcard_info info = { 0 };
-	unsigned long ok_before = 0, ok_after = 0;
+	unsigned long ok_before, ok_after;
+	long end;
 	int i, r;
 
 	ASSERT_EQ(0, read_str(SYSFS_DEV "/resets", before, sizeof(before)));
@@ -345,14 +372,20 @@ static void reset_under_load(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, read_str(SYSFS_DEV "/state", state, sizeof(state)));
 	ASSERT_STREQ("live", state);
 
-	/* the workers keep succeeding after the resets */
-	for (i = 0; i < NR_WORKERS; i++)
-		ok_before += self->w[i].ok;
-	usleep(500000);
-	for (i = 0; i < NR_WORKERS; i++)
-		ok_after += self->w[i].ok;
-	ASSERT_LT(ok_before, ok_after);
+	/*
+	 * The workers keep succeeding after the resets.  A loaded host may
+	 * not schedule them for a while: wait for a success with a deadline.
+	 */
+	ok_before = total_ok(self->w);
+	end = now_ms() + 20000;
+	do {
+		ok_after = total_ok(self->w);
+		if (ok_after > ok_before)
+			break;
+		usleep(20000);
+	} while (now_ms() < end);
 	stop_workers(_metadata, self->w);
+	ASSERT_LT(ok_before, ok_after);
 	for (i = 0; i < NR_WORKERS; i++)
 		ASSERT_EQ(0UL, self->w[i].nodev);
 	ASSERT_EQ(0, ioctl(self->fd, HSMCARD_IOC_INFO, &info));
@@ -390,10 +423,16 @@ TEST_F_TIMEOUT(busy, unbind_under_load, 120)
 	ASSERT_GT(20000, took);
 	ASSERT_EQ(0, wait_for_path(DEV_PATH, false, 5000));
 
-	/* every open file now fails cleanly */
-	usleep(200000);
+	/*
+	 * Every open file now fails cleanly.  Each worker must meet ENODEV:
+	 * wait for all of them with a deadline, as a loaded host may not
+	 * run a worker for a while.
+	 */
 	ASSERT_EQ(-1, ioctl(self->fd, HSMCARD_IOC_INFO, &info));
 	ASSERT_EQ(ENODEV, errno);
+	t0 = now_ms();
+	while (without_nodev(self->w) && now_ms() - t0 < 20000)
+		usleep(20000);
 	stop_workers(_metadata, self->w);
 	for (i = 0; i < NR_WORKERS; i++) {
 		ASSERT_LT(0UL, self->w[i].nodev);

@@ -417,6 +417,17 @@ static void stop_workers(struct __test_metadata *_metadata,
 	}
 }
 
+/* ENODEV answers so far; the workers may be updating the counts. */
+static unsigned long total_nodev(struct worker *w, int n)
+{
+	unsigned long sum = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+		sum += __atomic_load_n(&w[i].nodev, __ATOMIC_RELAXED);
+	return sum;
+}
+
 /* Wait until the workers complete @more further requests. */
 static bool progress(struct worker *w, int n, unsigned long more, long ms)
 {
@@ -602,8 +613,14 @@ TEST_F_TIMEOUT(stress, unbind_open_tfms, 900)
 	TH_LOG("unbind under %d busy sockets: %ld ms", self->nw,
 	       now_ms() - t0);
 	EXPECT_GT(60000, now_ms() - t0);
-	/* the open transforms now fail cleanly, and only with ENODEV */
-	usleep(500000);
+	/*
+	 * The open transforms now fail cleanly, and only with ENODEV.  Wait
+	 * for the first ENODEV with a deadline rather than a fixed sleep: a
+	 * loaded host may not run the workers for a while.
+	 */
+	t0 = now_ms();
+	while (!total_nodev(self->w, self->nw) && now_ms() - t0 < 20000)
+		usleep(20000);
 	stop_workers(_metadata, self->w, self->nw);
 	for (i = 0; i < self->nw; i++)
 		nodev += self->w[i].nodev;
