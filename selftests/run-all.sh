@@ -156,7 +156,7 @@ if [ $qemu_ok -eq 0 ]; then
 	# The guest suites and the tamper test, whose subject is the driver
 	# under concurrency, boot 2-vCPU guests one at a time: two
 	# multi-threaded TCG guests sharing two cores run several times slower
-	# than one after the other (measured 3-4x per guest).
+	# than one after the other (measured 3 to 6 times per guest).
 	stage "VM tests on $KERNELS"
 	run_counted "vm" "$BUILD/check-vm.log" \
 		"$TOP/selftests/vm/run-vm.sh" --kernels "$KERNELS"

@@ -22,7 +22,8 @@
 #   expects (both read from the files here, the counter's MAC verified
 #   with OpenSSL under the master key);
 # counter file (.gen): flip a bit of its counter; delete it: QEMU must
-#   refuse to start, naming the .gen file, files untouched;
+#   refuse to start, naming the .gen file, files untouched; the store
+#   deleted next to its .gen: refused the same way, naming the store;
 # master key file: the second boot (which saves the store again) leaves
 #   the .mk file as the first boot wrote it (same bytes and modification
 #   time);
@@ -60,7 +61,7 @@ export TOP BUILD
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) KERNEL=$2; shift ;;
-	-h|--help) sed -n '3,53p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,54p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "store-attack: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -240,14 +241,14 @@ store_refused() {
 	local name=$1 path=${3:-$ks} want sum_ks sum_au sum_mk sum_gen
 
 	want="hsmcard: key store $path: $2"
-	sum_ks=$(sha256sum <"$ks")
+	sum_ks=$(sum_or_missing "$ks")
 	sum_mk=$(sha256sum <"$ks.mk")
 	sum_gen=$(sum_or_missing "$ks.gen")
 	sum_au=$(sha256sum <"$ks.audit")
 	boot "$name" check
 	if [ $brc -ne 0 ] && grep -qF "$want" "$dir/$name.log" &&
 	   ! grep -q '^SA-' "$dir/$name.log" &&
-	   [ "$(sha256sum <"$ks")" = "$sum_ks" ] &&
+	   [ "$(sum_or_missing "$ks")" = "$sum_ks" ] &&
 	   [ "$(sha256sum <"$ks.mk")" = "$sum_mk" ] &&
 	   [ "$(sum_or_missing "$ks.gen")" = "$sum_gen" ] &&
 	   [ "$(sha256sum <"$ks.audit")" = "$sum_au" ] &&
@@ -309,6 +310,12 @@ fi
 restore
 rm -f "$ks.gen"
 store_refused gen-missing "store generation counter missing (the key store needs it)" "$ks.gen"
+
+# The store deleted next to its counter: the card must not start as an
+# empty card in its place (its keys would be gone without a word).
+restore
+rm -f "$ks"
+store_refused store-deleted "missing, but its counter file says generation $(gen_counter "$ks") was written (deleted or moved?)"
 
 # ---- 4. the audit log ----
 # middle: the first record from the middle on that is not a checkpoint
