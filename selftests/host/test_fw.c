@@ -121,13 +121,8 @@ static struct hsm_key_attrs attrs(uint16_t type, uint16_t bits, uint32_t uses,
 				  uint32_t flags, uint32_t part)
 {
 	static unsigned int serial;	/* a label names one key */
-	struct hsm_key_attrs a;
+	struct hsm_key_attrs a = key_attrs(type, bits, uses, flags, 0, NULL);
 
-	memset(&a, 0, sizeof(a));
-	a.type = htole16(type);
-	a.bits = htole16(bits);
-	a.uses = htole32(uses);
-	a.flags = htole32(flags);
 	a.partition = htole32(part);
 	snprintf(a.label, sizeof(a.label), "test-%u-%u-%u", type, bits,
 		 __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED));

@@ -40,15 +40,9 @@ static struct hsm_key_attrs au_attrs(uint16_t type, uint16_t bits,
 				     uint32_t uses, uint32_t flags,
 				     uint32_t part, const char *label)
 {
-	struct hsm_key_attrs a;
+	struct hsm_key_attrs a = key_attrs(type, bits, uses, flags, 0, label);
 
-	memset(&a, 0, sizeof(a));
-	a.type = htole16(type);
-	a.bits = htole16(bits);
-	a.uses = htole32(uses);
-	a.flags = htole32(flags);
 	a.partition = htole32(part);
-	snprintf(a.label, sizeof(a.label), "%s", label);
 	return a;
 }
 
